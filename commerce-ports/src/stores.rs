@@ -1,0 +1,782 @@
+//! Store ports: where domain state lives (idempotency records, payment intents and their events, processed
+//! webhook ids, domain claims and mappings, replication outbox/inbox/checkpoints, print jobs, pairings).
+//!
+//! Implementations: in-memory (testkit), SQLite (embedded default), PostgreSQL (shared by several service
+//! instances). Concurrency safety is part of each contract (conditional writes, unique keys), so a
+//! database implementation gets it from constraints and transactions, not from in-process locks.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::forward::forward_port;
+use crate::ids::{ChannelId, DeviceId, IdempotencyKey, IntentId, RegisterId, TenantId};
+use crate::money::Money;
+use crate::payment::TenderKind;
+use crate::peripherals::ReceiptDocument;
+use crate::replication::{Change, Stream};
+
+// ---------------------------------------------------------------------------------------------------------
+// Idempotency
+
+/// What [`IdempotencyStore::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum IdempotencyBegin {
+    /// No record existed (or an expired lease was taken over): the caller owns the key until `lease_until`
+    /// and must `complete` or `release` it.
+    Started {
+        /// True when an earlier holder's lease expired and this caller took over; the earlier call's outcome
+        /// is unknown, so the caller must reuse the same provider key.
+        recovered: bool,
+    },
+    /// The operation finished before; here is its stored response (success or failure).
+    Completed(Vec<u8>),
+    /// Another caller holds the key and its lease has not expired.
+    InProgress,
+    /// The key was used with other parameters or for another operation.
+    Conflict {
+        /// The operation the key was first used for.
+        operation: String,
+    },
+}
+
+/// What a caller asks of [`IdempotencyStore::begin`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IdempotencyClaim {
+    /// The operation (`authorize`, `capture`, ...).
+    pub operation: String,
+    /// A digest of the request parameters.
+    pub fingerprint: String,
+    /// The caller's current time; a holder whose lease ended at or before it has expired.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    /// Until when the caller will own the key if it gets it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub lease_until: OffsetDateTime,
+}
+
+impl IdempotencyClaim {
+    /// A claim.
+    pub fn new(operation: impl Into<String>, fingerprint: impl Into<String>, now: OffsetDateTime, lease_until: OffsetDateTime) -> IdempotencyClaim {
+        IdempotencyClaim { operation: operation.into(), fingerprint: fingerprint.into(), now, lease_until }
+    }
+}
+
+/// An idempotency record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IdempotencyRecord {
+    /// The operation (`authorize`, `capture`, ...).
+    pub operation: String,
+    /// A digest of the request parameters.
+    pub fingerprint: String,
+    /// The stored response, once completed.
+    pub response: Option<Vec<u8>>,
+    /// Until when the current holder owns the key (meaningful while `response` is `None`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub lease_until: OffsetDateTime,
+}
+
+impl IdempotencyRecord {
+    /// A record, uncompleted, for a claim.
+    pub fn started(claim: IdempotencyClaim) -> IdempotencyRecord {
+        IdempotencyRecord { operation: claim.operation, fingerprint: claim.fingerprint, response: None, lease_until: claim.lease_until }
+    }
+}
+
+/// Idempotency records, keyed by (tenant, key).
+///
+/// # Contract
+/// - `begin` is atomic: of many concurrent callers with one key, exactly one gets `Started`; the others get
+///   `InProgress` (or `Completed` once the first completes).
+/// - Same key, same operation and fingerprint after completion: `Completed` with the first response.
+///   Different operation or fingerprint: `Conflict`, whatever the state.
+/// - A lease that ended at or before the claim's `now` without completion is taken over
+///   (`Started { recovered: true }`) and gets the new caller's `lease_until`.
+/// - `complete` stores the response durably before returning; `release` deletes an uncompleted record (only
+///   when the operation certainly did not happen).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + Debug + 'static {
+    /// Claims a key for an operation.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn begin(&self, tenant: &TenantId, key: &IdempotencyKey, claim: IdempotencyClaim) -> Result<IdempotencyBegin, StoreError>;
+
+    /// Stores the response of a started operation.
+    ///
+    /// # Errors
+    /// `NotFound` when no record exists; `Unavailable`.
+    async fn complete(&self, tenant: &TenantId, key: &IdempotencyKey, response: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Deletes an uncompleted record.
+    ///
+    /// # Errors
+    /// `InvalidState` when the record is completed; `Unavailable`.
+    async fn release(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<(), StoreError>;
+
+    /// Reads a record.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError>;
+}
+
+forward_port!(IdempotencyStore {
+    async fn begin(&self, tenant: &TenantId, key: &IdempotencyKey, claim: IdempotencyClaim) -> Result<IdempotencyBegin, StoreError>;
+    async fn complete(&self, tenant: &TenantId, key: &IdempotencyKey, response: Vec<u8>) -> Result<(), StoreError>;
+    async fn release(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<(), StoreError>;
+    async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Payment intents
+
+/// Status of a payment intent. The state machine lives in the payments domain; this is its vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum IntentStatus {
+    /// Created, not yet authorized.
+    RequiresAuthorization,
+    /// Authorized, nothing captured.
+    Authorized,
+    /// Part of the authorization captured; more captures possible.
+    PartiallyCaptured,
+    /// Captured (fully, or finally).
+    Captured,
+    /// Part of the captured amount refunded.
+    PartiallyRefunded,
+    /// Everything captured was refunded.
+    Refunded,
+    /// Canceled before capture.
+    Voided,
+    /// Declined or failed.
+    Failed,
+    /// A call's outcome is unknown; a reconciler will settle it.
+    OutcomeUnknown,
+}
+
+impl IntentStatus {
+    /// True for states no operation leaves.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, IntentStatus::Refunded | IntentStatus::Voided | IntentStatus::Failed)
+    }
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IntentStatus::RequiresAuthorization => "requires_authorization",
+            IntentStatus::Authorized => "authorized",
+            IntentStatus::PartiallyCaptured => "partially_captured",
+            IntentStatus::Captured => "captured",
+            IntentStatus::PartiallyRefunded => "partially_refunded",
+            IntentStatus::Refunded => "refunded",
+            IntentStatus::Voided => "voided",
+            IntentStatus::Failed => "failed",
+            IntentStatus::OutcomeUnknown => "outcome_unknown",
+        }
+    }
+}
+
+/// A payment intent as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PaymentIntent {
+    /// The intent's id.
+    pub id: IntentId,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Sales channel.
+    pub channel: ChannelId,
+    /// Tender kind.
+    pub tender: TenderKind,
+    /// Status.
+    pub status: IntentStatus,
+    /// The amount asked for.
+    pub amount: Money,
+    /// Authorized so far.
+    pub authorized: Money,
+    /// Captured so far.
+    pub captured: Money,
+    /// Refunded so far.
+    pub refunded: Money,
+    /// The gateway binding's adapter name (`stripe`, `memory`).
+    pub provider: String,
+    /// The provider's reference, once known.
+    pub provider_reference: Option<String>,
+    /// The merchant's reference (order number).
+    pub reference: String,
+    /// Optimistic-concurrency version; starts at 1 and grows by one per update.
+    pub version: u64,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl PaymentIntent {
+    /// A new intent in `RequiresAuthorization`, version 1.
+    #[allow(clippy::too_many_arguments, reason = "every argument is a required field of the record")]
+    pub fn new(
+        id: IntentId,
+        tenant: TenantId,
+        channel: ChannelId,
+        tender: TenderKind,
+        amount: Money,
+        provider: impl Into<String>,
+        reference: impl Into<String>,
+        now: OffsetDateTime,
+    ) -> PaymentIntent {
+        let zero = Money::zero(amount.currency());
+        PaymentIntent {
+            id,
+            tenant,
+            channel,
+            tender,
+            status: IntentStatus::RequiresAuthorization,
+            amount,
+            authorized: zero,
+            captured: zero,
+            refunded: zero,
+            provider: provider.into(),
+            provider_reference: None,
+            reference: reference.into(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// One entry of an intent's append-only history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct IntentEvent {
+    /// 1-based position in the intent's history (equal to the intent version it produced).
+    pub sequence: u64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The operation (`create`, `authorize`, `capture`, `refund`, `void`, `webhook`, `reconcile`).
+    pub operation: String,
+    /// Status after the event.
+    pub status: IntentStatus,
+    /// The amount concerned, if any.
+    pub amount: Option<Money>,
+    /// The provider's reference of the payment or modification.
+    pub provider_reference: Option<String>,
+    /// Free text (decline reason, webhook id).
+    pub detail: Option<String>,
+}
+
+impl IntentEvent {
+    /// An event.
+    pub fn new(sequence: u64, at: OffsetDateTime, operation: impl Into<String>, status: IntentStatus) -> IntentEvent {
+        IntentEvent { sequence, at, operation: operation.into(), status, amount: None, provider_reference: None, detail: None }
+    }
+
+    /// Sets the amount.
+    pub fn with_amount(mut self, amount: Money) -> IntentEvent {
+        self.amount = Some(amount);
+        self
+    }
+
+    /// Sets the provider reference.
+    pub fn with_provider_reference(mut self, reference: impl Into<String>) -> IntentEvent {
+        self.provider_reference = Some(reference.into());
+        self
+    }
+
+    /// Sets the detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> IntentEvent {
+        self.detail = Some(detail.into());
+        self
+    }
+}
+
+/// Payment intents and their history.
+///
+/// # Contract
+/// - `create` stores an intent (version 1) and its first event atomically; an existing id is
+///   `AlreadyExists`.
+/// - `update` replaces the intent and appends an event atomically, only if the stored version equals
+///   `expected_version`; the new intent's version must be `expected_version + 1` and the event's sequence
+///   must equal it. A stale version is `Conflict` and changes nothing.
+/// - Events are never changed or deleted.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
+    /// Stores a new intent with its first event.
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `InvalidRequest` (version or sequence not 1), `Unavailable`.
+    async fn create(&self, intent: PaymentIntent, event: IntentEvent) -> Result<(), StoreError>;
+
+    /// Reads an intent.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    async fn get(&self, tenant: &TenantId, id: &IntentId) -> Result<PaymentIntent, StoreError>;
+
+    /// Replaces an intent if its version is `expected_version`, appending `event`.
+    ///
+    /// # Errors
+    /// `Conflict` (stale version), `NotFound`, `InvalidRequest` (versions or sequence inconsistent),
+    /// `Unavailable`.
+    async fn update(&self, intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> Result<(), StoreError>;
+
+    /// The intent's history, oldest first.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError>;
+
+    /// The intent a provider reference belongs to (for webhooks).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn find_by_provider_reference(&self, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
+
+    /// Intents of a tenant in `status`, oldest update first (for reconciliation), at most `limit`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
+}
+
+forward_port!(PaymentIntentStore {
+    async fn create(&self, intent: PaymentIntent, event: IntentEvent) -> Result<(), StoreError>;
+    async fn get(&self, tenant: &TenantId, id: &IntentId) -> Result<PaymentIntent, StoreError>;
+    async fn update(&self, intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> Result<(), StoreError>;
+    async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError>;
+    async fn find_by_provider_reference(&self, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
+    async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Processed webhooks
+
+/// Ids of processed webhook events.
+///
+/// # Contract
+/// - `record` is atomic and durable before it returns: of concurrent calls with one (provider, event id),
+///   exactly one gets `true`.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait WebhookEventStore: Send + Sync + Debug + 'static {
+    /// Records an event id; `true` when it was new.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn record(&self, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError>;
+
+    /// Whether an event id was recorded.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError>;
+}
+
+forward_port!(WebhookEventStore {
+    async fn record(&self, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Domain claims and mappings
+
+/// Status of a custom-domain claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClaimStatus {
+    /// Waiting for DNS to verify.
+    Pending,
+    /// Verified; the hostname is mapped.
+    Verified,
+    /// Gave up after the verification window.
+    Expired,
+    /// Released by the tenant (a transfer cooldown may apply).
+    Released,
+}
+
+/// A tenant's claim on a hostname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DomainClaim {
+    /// The hostname (lower case, IDNA A-label form).
+    pub hostname: String,
+    /// The claiming tenant.
+    pub tenant: TenantId,
+    /// The storefront channel.
+    pub channel: ChannelId,
+    /// The verification token expected in DNS.
+    pub token: String,
+    /// Status.
+    pub status: ClaimStatus,
+    /// Checks so far.
+    pub attempts: u32,
+    /// When to check next.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_check_at: OffsetDateTime,
+    /// Last failure reason, machine-readable.
+    pub last_failure: Option<String>,
+    /// Optimistic-concurrency version.
+    pub version: u64,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl DomainClaim {
+    /// A new pending claim, version 1, due for a check at `now`.
+    pub fn new(hostname: impl Into<String>, tenant: TenantId, channel: ChannelId, token: impl Into<String>, now: OffsetDateTime) -> DomainClaim {
+        DomainClaim {
+            hostname: hostname.into(),
+            tenant,
+            channel,
+            token: token.into(),
+            status: ClaimStatus::Pending,
+            attempts: 0,
+            next_check_at: now,
+            last_failure: None,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A verified hostname routed to a tenant's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DomainMapping {
+    /// The hostname.
+    pub hostname: String,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Channel.
+    pub channel: ChannelId,
+}
+
+impl DomainMapping {
+    /// A mapping.
+    pub fn new(hostname: impl Into<String>, tenant: TenantId, channel: ChannelId) -> DomainMapping {
+        DomainMapping { hostname: hostname.into(), tenant, channel }
+    }
+}
+
+/// Domain claims and hostname mappings.
+///
+/// # Contract
+/// - At most one live claim (pending or verified) per hostname: `create` fails with `AlreadyExists` when one
+///   exists, naming the hostname. A released or expired claim is replaced by a new one.
+/// - `update` is conditional on `expected_version` like [`PaymentIntentStore::update`].
+/// - `due` returns pending claims whose `next_check_at` is at or before `now`, earliest first.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait DomainClaimStore: Send + Sync + Debug + 'static {
+    /// Stores a new claim.
+    ///
+    /// # Errors
+    /// `AlreadyExists`, `Unavailable`.
+    async fn create(&self, claim: DomainClaim) -> Result<(), StoreError>;
+
+    /// Reads the current claim of a hostname.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn get(&self, hostname: &str) -> Result<Option<DomainClaim>, StoreError>;
+
+    /// Replaces a claim if its version matches.
+    ///
+    /// # Errors
+    /// `Conflict`, `NotFound`, `Unavailable`.
+    async fn update(&self, claim: DomainClaim, expected_version: u64) -> Result<(), StoreError>;
+
+    /// Pending claims due for a check.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<DomainClaim>, StoreError>;
+
+    /// Creates or replaces a mapping.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the hostname is mapped to another tenant; `Unavailable`.
+    async fn put_mapping(&self, mapping: DomainMapping) -> Result<(), StoreError>;
+
+    /// The mapping of a hostname.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn mapping(&self, hostname: &str) -> Result<Option<DomainMapping>, StoreError>;
+
+    /// Removes a mapping (absent is fine).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn remove_mapping(&self, hostname: &str) -> Result<(), StoreError>;
+}
+
+forward_port!(DomainClaimStore {
+    async fn create(&self, claim: DomainClaim) -> Result<(), StoreError>;
+    async fn get(&self, hostname: &str) -> Result<Option<DomainClaim>, StoreError>;
+    async fn update(&self, claim: DomainClaim, expected_version: u64) -> Result<(), StoreError>;
+    async fn due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<DomainClaim>, StoreError>;
+    async fn put_mapping(&self, mapping: DomainMapping) -> Result<(), StoreError>;
+    async fn mapping(&self, hostname: &str) -> Result<Option<DomainMapping>, StoreError>;
+    async fn remove_mapping(&self, hostname: &str) -> Result<(), StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Replication state
+
+/// Outbox, inbox and checkpoints of replication streams.
+///
+/// # Contract
+/// - `outbox_append` is durable before it returns and assigns nothing: changes keep their sequence.
+///   Appending a `change_id` already in the outbox is ignored.
+/// - `outbox_pending` returns unacknowledged changes in sequence order; `outbox_ack` drops those up to a
+///   sequence.
+/// - `inbox_commit` records the batch's change ids and advances the checkpoint in one atomic step, only if
+///   the stored checkpoint equals `expected_checkpoint` (otherwise `Conflict`, nothing applied); it returns
+///   the changes that were new (duplicates removed).
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait ReplicationStore: Send + Sync + Debug + 'static {
+    /// Appends to a stream's outbox.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn outbox_append(&self, stream: &Stream, changes: Vec<Change>) -> Result<(), StoreError>;
+
+    /// Unacknowledged changes, in order, at most `limit`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn outbox_pending(&self, stream: &Stream, limit: u32) -> Result<Vec<Change>, StoreError>;
+
+    /// Drops outbox entries up to and including `sequence`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn outbox_ack(&self, stream: &Stream, sequence: u64) -> Result<(), StoreError>;
+
+    /// The stream's checkpoint (0 when none).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn checkpoint(&self, stream: &Stream) -> Result<u64, StoreError>;
+
+    /// Records received changes and advances the checkpoint atomically.
+    ///
+    /// # Errors
+    /// `Conflict` (checkpoint moved), `InvalidRequest` (new checkpoint behind the expected one),
+    /// `Unavailable`.
+    async fn inbox_commit(
+        &self,
+        stream: &Stream,
+        expected_checkpoint: u64,
+        new_checkpoint: u64,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>, StoreError>;
+}
+
+forward_port!(ReplicationStore {
+    async fn outbox_append(&self, stream: &Stream, changes: Vec<Change>) -> Result<(), StoreError>;
+    async fn outbox_pending(&self, stream: &Stream, limit: u32) -> Result<Vec<Change>, StoreError>;
+    async fn outbox_ack(&self, stream: &Stream, sequence: u64) -> Result<(), StoreError>;
+    async fn checkpoint(&self, stream: &Stream) -> Result<u64, StoreError>;
+    async fn inbox_commit(&self, stream: &Stream, expected_checkpoint: u64, new_checkpoint: u64, changes: Vec<Change>) -> Result<Vec<Change>, StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Print jobs
+
+/// Status of a print job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PrintJobStatus {
+    /// Waiting.
+    Queued,
+    /// Sent to the printer.
+    Printing,
+    /// Printed.
+    Printed,
+    /// Failed; the reason is kept.
+    Failed(String),
+}
+
+/// A durable print job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PrintJob {
+    /// The job's idempotency key (one job per key).
+    pub key: IdempotencyKey,
+    /// The register that asked.
+    pub register: RegisterId,
+    /// The printer.
+    pub printer: DeviceId,
+    /// What to print.
+    pub document: ReceiptDocument,
+    /// Status.
+    pub status: PrintJobStatus,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Queued at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl PrintJob {
+    /// A queued job.
+    pub fn new(key: IdempotencyKey, register: RegisterId, printer: DeviceId, document: ReceiptDocument, now: OffsetDateTime) -> PrintJob {
+        PrintJob { key, register, printer, document, status: PrintJobStatus::Queued, attempts: 0, created_at: now }
+    }
+}
+
+/// Durable print jobs.
+///
+/// # Contract
+/// - `enqueue` is durable before it returns; enqueueing an existing key returns the existing job unchanged.
+/// - `next` returns the oldest queued job of a printer.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PrintJobStore: Send + Sync + Debug + 'static {
+    /// Queues a job (or returns the existing one with the same key).
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn enqueue(&self, job: PrintJob) -> Result<PrintJob, StoreError>;
+
+    /// The oldest queued job of a printer.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn next(&self, printer: &DeviceId) -> Result<Option<PrintJob>, StoreError>;
+
+    /// Sets a job's status (and counts an attempt when it becomes `Printing`).
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    async fn set_status(&self, key: &IdempotencyKey, status: PrintJobStatus) -> Result<PrintJob, StoreError>;
+}
+
+forward_port!(PrintJobStore {
+    async fn enqueue(&self, job: PrintJob) -> Result<PrintJob, StoreError>;
+    async fn next(&self, printer: &DeviceId) -> Result<Option<PrintJob>, StoreError>;
+    async fn set_status(&self, key: &IdempotencyKey, status: PrintJobStatus) -> Result<PrintJob, StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Pairings
+
+/// A paired client of the hardware gateway (a register app).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Pairing {
+    /// The paired client (a register).
+    pub client: RegisterId,
+    /// SHA-256 of the client's bearer token, hex; the token itself is never stored.
+    pub token_hash: String,
+    /// Devices the client may use.
+    pub devices: Vec<DeviceId>,
+    /// Paired at.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Revoked at, if revoked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+impl Pairing {
+    /// An active pairing.
+    pub fn new(client: RegisterId, token_hash: impl Into<String>, devices: Vec<DeviceId>, now: OffsetDateTime) -> Pairing {
+        Pairing { client, token_hash: token_hash.into(), devices, created_at: now, revoked_at: None }
+    }
+}
+
+/// Pairings of the hardware gateway.
+///
+/// # Contract
+/// - `put` replaces the client's pairing (re-pairing rotates the token); the token hash is unique.
+/// - `by_token_hash` never returns a revoked pairing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PairingStore: Send + Sync + Debug + 'static {
+    /// Creates or replaces a client's pairing.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the token hash belongs to another client; `Unavailable`.
+    async fn put(&self, pairing: Pairing) -> Result<(), StoreError>;
+
+    /// The active pairing with this token hash.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn by_token_hash(&self, token_hash: &str) -> Result<Option<Pairing>, StoreError>;
+
+    /// Revokes a client's pairing.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    async fn revoke(&self, client: &RegisterId, at: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+forward_port!(PairingStore {
+    async fn put(&self, pairing: Pairing) -> Result<(), StoreError>;
+    async fn by_token_hash(&self, token_hash: &str) -> Result<Option<Pairing>, StoreError>;
+    async fn revoke(&self, client: &RegisterId, at: OffsetDateTime) -> Result<(), StoreError>;
+});
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// Every store port of one backend, as a store factory builds it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreSet {
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Payment intents and events.
+    pub intents: Arc<dyn PaymentIntentStore>,
+    /// Processed webhook ids.
+    pub webhooks: Arc<dyn WebhookEventStore>,
+    /// Domain claims and mappings.
+    pub domains: Arc<dyn DomainClaimStore>,
+    /// Replication outbox/inbox/checkpoints.
+    pub replication: Arc<dyn ReplicationStore>,
+    /// Print jobs.
+    pub print_jobs: Arc<dyn PrintJobStore>,
+    /// Pairings.
+    pub pairings: Arc<dyn PairingStore>,
+}
+
+impl StoreSet {
+    /// A set from its parts.
+    pub fn new(
+        idempotency: Arc<dyn IdempotencyStore>,
+        intents: Arc<dyn PaymentIntentStore>,
+        webhooks: Arc<dyn WebhookEventStore>,
+        domains: Arc<dyn DomainClaimStore>,
+        replication: Arc<dyn ReplicationStore>,
+        print_jobs: Arc<dyn PrintJobStore>,
+        pairings: Arc<dyn PairingStore>,
+    ) -> StoreSet {
+        StoreSet { idempotency, intents, webhooks, domains, replication, print_jobs, pairings }
+    }
+}

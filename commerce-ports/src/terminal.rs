@@ -1,0 +1,193 @@
+//! The payment terminal port: card-present (EFT) payments, with an explicit description of what the
+//! terminal may accept offline.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TerminalError;
+use crate::forward::forward_port;
+use crate::ids::{IdempotencyKey, RegisterId};
+use crate::money::Money;
+
+/// How a card was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EntryMode {
+    /// Chip (EMV contact).
+    Chip,
+    /// Contactless (EMV contactless, NFC wallets).
+    Contactless,
+    /// Magnetic stripe.
+    Magstripe,
+    /// Keyed by hand.
+    Keyed,
+    /// A QR-code wallet.
+    QrWallet,
+}
+
+/// What a terminal may accept while it cannot reach its provider (store-and-forward).
+///
+/// Providers allow little offline: chip and contactless on major schemes, no magstripe or QR wallets, no
+/// refunds, with per-payment and count limits. The merchant carries the risk of declines found on forwarding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OfflineCapability {
+    /// Card schemes accepted offline (e.g. `visa`, `mastercard`).
+    pub schemes: Vec<String>,
+    /// Entry modes accepted offline.
+    pub entry_modes: Vec<EntryMode>,
+    /// Largest single offline payment.
+    pub max_amount: Money,
+    /// Most offline payments held before the terminal refuses more.
+    pub max_count: u32,
+    /// Payments above this need online authorization even when online is impossible (chip floor limit).
+    pub floor_limit: Option<Money>,
+    /// Whether refunds may be taken offline (providers say no).
+    pub refunds: bool,
+}
+
+impl OfflineCapability {
+    /// An offline policy; refunds are never allowed offline.
+    pub fn new(schemes: Vec<String>, entry_modes: Vec<EntryMode>, max_amount: Money, max_count: u32) -> OfflineCapability {
+        OfflineCapability { schemes, entry_modes, max_amount, max_count, floor_limit: None, refunds: false }
+    }
+}
+
+/// What a terminal supports.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TerminalCapabilities {
+    /// Card-present refunds (referenced or unreferenced).
+    pub refunds: bool,
+    /// Cancel a payment in progress on the terminal.
+    pub abort: bool,
+    /// Offline acceptance, if any. `None` means the terminal never accepts offline.
+    pub offline: Option<OfflineCapability>,
+}
+
+/// Request for a card-present payment on a terminal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TerminalPaymentRequest {
+    /// The terminal's id at the provider (Adyen POIID, Stripe reader id).
+    pub terminal_id: String,
+    /// The register taking the payment.
+    pub register: RegisterId,
+    /// Amount; positive.
+    pub amount: Money,
+    /// The sale's transaction reference.
+    pub reference: String,
+    /// Makes the call safe to retry.
+    pub idempotency_key: IdempotencyKey,
+}
+
+impl TerminalPaymentRequest {
+    /// A request.
+    pub fn new(
+        terminal_id: impl Into<String>,
+        register: RegisterId,
+        amount: Money,
+        reference: impl Into<String>,
+        idempotency_key: IdempotencyKey,
+    ) -> TerminalPaymentRequest {
+        TerminalPaymentRequest { terminal_id: terminal_id.into(), register, amount, reference: reference.into(), idempotency_key }
+    }
+}
+
+/// Outcome of a card-present payment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TerminalPaymentResult {
+    /// The provider's reference (Adyen pspReference).
+    pub provider_reference: String,
+    /// Amount approved.
+    pub amount: Money,
+    /// Card scheme, when known.
+    pub scheme: Option<String>,
+    /// How the card was read.
+    pub entry_mode: Option<EntryMode>,
+    /// Last four digits of the card, for the receipt.
+    pub masked_pan: Option<String>,
+    /// True when it was approved offline and still has to be forwarded.
+    pub offline: bool,
+}
+
+impl TerminalPaymentResult {
+    /// An online approval with no card details.
+    pub fn new(provider_reference: impl Into<String>, amount: Money) -> TerminalPaymentResult {
+        TerminalPaymentResult { provider_reference: provider_reference.into(), amount, scheme: None, entry_mode: None, masked_pan: None, offline: false }
+    }
+}
+
+/// Request for a card-present refund.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TerminalRefundRequest {
+    /// The terminal.
+    pub terminal_id: String,
+    /// The original payment's provider reference.
+    pub provider_reference: String,
+    /// Amount; positive.
+    pub amount: Money,
+    /// Makes the call safe to retry.
+    pub idempotency_key: IdempotencyKey,
+}
+
+impl TerminalRefundRequest {
+    /// A request.
+    pub fn new(terminal_id: impl Into<String>, provider_reference: impl Into<String>, amount: Money, idempotency_key: IdempotencyKey) -> TerminalRefundRequest {
+        TerminalRefundRequest { terminal_id: terminal_id.into(), provider_reference: provider_reference.into(), amount, idempotency_key }
+    }
+}
+
+/// A card-present payment terminal.
+///
+/// # Contract
+/// - A payment either completes, is declined (`Declined`), or its outcome is unknown (`OutcomeUnknown`, for
+///   example when the terminal stopped answering after the card was presented); unknown outcomes are
+///   resolved with [`status`](PaymentTerminal::status) using the same reference, never by charging again.
+/// - [`capabilities`](PaymentTerminal::capabilities)`.offline` describes offline acceptance exactly; a
+///   terminal without it never approves offline.
+/// - Refunds are never taken offline.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PaymentTerminal: Send + Sync + Debug + 'static {
+    /// What this terminal supports.
+    fn capabilities(&self) -> TerminalCapabilities;
+
+    /// Takes a card-present payment.
+    ///
+    /// # Errors
+    /// `Declined`, `OutcomeUnknown`, `Timeout` (nothing was sent), `Unavailable`, `InProgress` (the terminal
+    /// is busy), `InvalidRequest`.
+    async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError>;
+
+    /// Refunds a card-present payment.
+    ///
+    /// # Errors
+    /// `Unsupported` unless `refunds`; `Declined`; `OutcomeUnknown`; transport kinds.
+    async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError>;
+
+    /// Aborts the transaction in progress on a terminal.
+    ///
+    /// # Errors
+    /// `Unsupported` unless `abort`; `NotFound` when nothing is in progress.
+    async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError>;
+
+    /// The outcome of an earlier payment, by its sale reference.
+    ///
+    /// # Errors
+    /// `NotFound` when the terminal never saw it (it is then safe to pay again with the same key).
+    async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError>;
+}
+
+forward_port!(PaymentTerminal {
+    fn capabilities(&self) -> TerminalCapabilities;
+    async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError>;
+    async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError>;
+    async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError>;
+    async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError>;
+});

@@ -1,0 +1,482 @@
+//! Conformance suites of the store ports. Each behaviour uses fresh, unique keys (a run id), so the suites
+//! can run against a shared database repeatedly.
+
+use futures_util::future::join_all;
+use time::{Duration, OffsetDateTime};
+
+use commerce_ports::peripherals::ReceiptDocument;
+use commerce_ports::replication::{Change, Direction, Stream};
+use commerce_ports::stores::{
+    ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyStore,
+    IntentEvent, IntentStatus, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PrintJob, PrintJobStatus,
+    PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
+};
+use commerce_ports::{
+    ChannelId, Currency, DatasetId, DeviceId, ErrorKind, IdempotencyKey, IntentId, Money, RegisterId, StoreError,
+    StoreId, TenantId, TenderKind,
+};
+
+use super::{Failure, Outcome, Report, ensure, step};
+
+/// Fixture of the store suites: a run id that makes every key unique, and a base time.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreFixture {
+    /// Prefix of every key, unique per run.
+    pub run_id: String,
+    /// The time the suites use as "now" (whole seconds, so databases with second or microsecond precision
+    /// give back the same value).
+    pub now: OffsetDateTime,
+}
+
+impl StoreFixture {
+    /// A fixture with a run id and "now" from the current time.
+    pub fn new() -> StoreFixture {
+        let now = OffsetDateTime::now_utc();
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        StoreFixture { run_id: format!("r{}", now.unix_timestamp_nanos() ^ i128::from(std::process::id())), now }
+    }
+
+    fn id(&self, behaviour: &'static str, what: &str) -> String {
+        // Identifiers allow 64 characters; keep the behaviour's initials, not its whole name.
+        let initials: String = behaviour.split('_').filter_map(|w| w.chars().next()).collect();
+        format!("{}-{initials}-{what}", self.run_id)
+    }
+
+    fn tenant(&self, b: &'static str) -> Result<TenantId, Failure> {
+        step(b, "tenant id", TenantId::new(self.id(b, "t")))
+    }
+
+    fn key(&self, b: &'static str, what: &str) -> Result<IdempotencyKey, Failure> {
+        step(b, "idempotency key", IdempotencyKey::new(self.id(b, what)))
+    }
+}
+
+impl Default for StoreFixture {
+    fn default() -> Self {
+        StoreFixture::new()
+    }
+}
+
+fn expect_store_kind<T: std::fmt::Debug>(b: &'static str, what: &str, result: Result<T, StoreError>, kind: ErrorKind) -> Outcome {
+    match result {
+        Ok(v) => Err(Failure { behaviour: b, message: format!("{what} succeeded ({v:?}); expected {kind}") }),
+        Err(e) if e.kind() == kind => Ok(()),
+        Err(e) => Err(Failure { behaviour: b, message: format!("{what} failed with {} ({e}); expected {kind}", e.kind()) }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Idempotency
+
+fn claim(fx: &StoreFixture, operation: &str, fingerprint: &str, lease: Duration) -> IdempotencyClaim {
+    IdempotencyClaim::new(operation, fingerprint, fx.now, fx.now + lease)
+}
+
+/// Begin, complete, then replay: the stored response comes back.
+pub async fn idempotency_completes_and_replays(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_completes_and_replays";
+    let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
+    let first = step(B, "begin", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
+    ensure!(B, first == IdempotencyBegin::Started { recovered: false }, "first begin gave {first:?}");
+    let second = step(B, "second begin", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
+    ensure!(B, second == IdempotencyBegin::InProgress, "begin while held gave {second:?}");
+    step(B, "complete", store.complete(&tenant, &key, b"{\"ok\":1}".to_vec()).await)?;
+    let replay = step(B, "replay", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
+    ensure!(B, replay == IdempotencyBegin::Completed(b"{\"ok\":1}".to_vec()), "replay gave {replay:?}");
+    let record = step(B, "get", store.get(&tenant, &key).await)?;
+    ensure!(B, record.and_then(|r| r.response).as_deref() == Some(&b"{\"ok\":1}"[..]), "get does not show the response");
+    Ok(())
+}
+
+/// Another fingerprint or operation with the same key is a conflict, before and after completion.
+pub async fn idempotency_conflicts_on_other_parameters(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_conflicts_on_other_parameters";
+    let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
+    step(B, "begin", store.begin(&tenant, &key, claim(fx, "refund", "f1", Duration::minutes(1))).await)?;
+    let other_fp = step(B, "begin other fingerprint", store.begin(&tenant, &key, claim(fx, "refund", "f2", Duration::minutes(1))).await)?;
+    ensure!(B, matches!(other_fp, IdempotencyBegin::Conflict { .. }), "other fingerprint gave {other_fp:?}");
+    step(B, "complete", store.complete(&tenant, &key, b"r".to_vec()).await)?;
+    let other_op = step(B, "begin other operation", store.begin(&tenant, &key, claim(fx, "void", "f1", Duration::minutes(1))).await)?;
+    ensure!(
+        B,
+        other_op == IdempotencyBegin::Conflict { operation: "refund".to_owned() },
+        "other operation gave {other_op:?}"
+    );
+    Ok(())
+}
+
+/// Keys are scoped per tenant.
+pub async fn idempotency_keys_are_per_tenant(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_keys_are_per_tenant";
+    let key = fx.key(B, "k")?;
+    let a = step(B, "tenant id", TenantId::new(fx.id(B, "a")))?;
+    let b = step(B, "tenant id", TenantId::new(fx.id(B, "b")))?;
+    step(B, "begin a", store.begin(&a, &key, claim(fx, "capture", "f", Duration::minutes(1))).await)?;
+    let other = step(B, "begin b", store.begin(&b, &key, claim(fx, "capture", "g", Duration::minutes(1))).await)?;
+    ensure!(B, other == IdempotencyBegin::Started { recovered: false }, "another tenant's key interfered: {other:?}");
+    Ok(())
+}
+
+/// An expired lease is taken over and reported as recovered.
+pub async fn idempotency_expired_lease_is_recovered(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_expired_lease_is_recovered";
+    let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
+    step(B, "begin", store.begin(&tenant, &key, claim(fx, "capture", "f", Duration::seconds(30))).await)?;
+    let later = IdempotencyClaim::new("capture", "f", fx.now + Duration::seconds(31), fx.now + Duration::seconds(91));
+    let taken = step(B, "begin after expiry", store.begin(&tenant, &key, later).await)?;
+    ensure!(B, taken == IdempotencyBegin::Started { recovered: true }, "begin after the lease expired gave {taken:?}");
+    let again = IdempotencyClaim::new("capture", "f", fx.now + Duration::seconds(32), fx.now + Duration::seconds(92));
+    let held = step(B, "begin during the new lease", store.begin(&tenant, &key, again).await)?;
+    ensure!(B, held == IdempotencyBegin::InProgress, "the recovered lease was not kept: {held:?}");
+    Ok(())
+}
+
+/// Releasing an uncompleted key lets the next caller start; a completed key cannot be released.
+pub async fn idempotency_release(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_release";
+    let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
+    step(B, "begin", store.begin(&tenant, &key, claim(fx, "void", "f", Duration::minutes(1))).await)?;
+    step(B, "release", store.release(&tenant, &key).await)?;
+    let again = step(B, "begin after release", store.begin(&tenant, &key, claim(fx, "void", "f", Duration::minutes(1))).await)?;
+    ensure!(B, again == IdempotencyBegin::Started { recovered: false }, "begin after release gave {again:?}");
+    step(B, "complete", store.complete(&tenant, &key, b"done".to_vec()).await)?;
+    expect_store_kind(B, "release of a completed key", store.release(&tenant, &key).await, ErrorKind::InvalidState)?;
+    let missing = fx.key(B, "missing")?;
+    expect_store_kind(B, "complete of an unknown key", store.complete(&tenant, &missing, Vec::new()).await, ErrorKind::NotFound)
+}
+
+/// Of many concurrent callers with one key exactly one starts.
+pub async fn idempotency_concurrent_begin_starts_once(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_concurrent_begin_starts_once";
+    let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
+    let attempts = (0..32).map(|_| store.begin(&tenant, &key, claim(fx, "authorize", "f", Duration::minutes(1))));
+    let results = join_all(attempts).await;
+    let mut started = 0;
+    for r in results {
+        match step(B, "concurrent begin", r)? {
+            IdempotencyBegin::Started { .. } => started += 1,
+            IdempotencyBegin::InProgress => {}
+            other => return Err(Failure { behaviour: B, message: format!("concurrent begin gave {other:?}") }),
+        }
+    }
+    ensure!(B, started == 1, "{started} of 32 concurrent callers started the operation");
+    Ok(())
+}
+
+/// Runs the idempotency store behaviours.
+pub async fn run_idempotency(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Report {
+    let mut r = Report::default();
+    r.record("idempotency_completes_and_replays", idempotency_completes_and_replays(store, fx).await);
+    r.record("idempotency_conflicts_on_other_parameters", idempotency_conflicts_on_other_parameters(store, fx).await);
+    r.record("idempotency_keys_are_per_tenant", idempotency_keys_are_per_tenant(store, fx).await);
+    r.record("idempotency_expired_lease_is_recovered", idempotency_expired_lease_is_recovered(store, fx).await);
+    r.record("idempotency_release", idempotency_release(store, fx).await);
+    r.record("idempotency_concurrent_begin_starts_once", idempotency_concurrent_begin_starts_once(store, fx).await);
+    r
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Payment intents
+
+fn intent(fx: &StoreFixture, b: &'static str, name: &str) -> Result<PaymentIntent, Failure> {
+    Ok(PaymentIntent::new(
+        step(b, "intent id", IntentId::new(fx.id(b, name)))?,
+        fx.tenant(b)?,
+        step(b, "channel id", ChannelId::new("web"))?,
+        TenderKind::Card,
+        Money::from_minor(10_000, Currency::EUR),
+        "memory",
+        format!("order-{name}"),
+        fx.now,
+    ))
+}
+
+fn next(mut i: PaymentIntent, status: IntentStatus, fx: &StoreFixture) -> (PaymentIntent, IntentEvent) {
+    i.version += 1;
+    i.status = status;
+    i.updated_at = fx.now + Duration::seconds(i64::try_from(i.version).unwrap_or(0));
+    let event = IntentEvent::new(i.version, i.updated_at, status.as_str(), status);
+    (i, event)
+}
+
+/// Create, read back, update with the right version; the history grows in order.
+pub async fn intents_round_trip_and_history(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "intents_round_trip_and_history";
+    let created = intent(fx, B, "i1")?;
+    let first = IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization);
+    step(B, "create", store.create(created.clone(), first).await)?;
+    let read = step(B, "get", store.get(&created.tenant, &created.id).await)?;
+    ensure!(B, read == created, "read back {read:?}, stored {created:?}");
+    let (mut authorized, event) = next(created.clone(), IntentStatus::Authorized, fx);
+    authorized.authorized = authorized.amount;
+    authorized.provider_reference = Some(fx.id(B, "psp"));
+    let event = event.with_amount(authorized.amount).with_provider_reference(fx.id(B, "psp"));
+    step(B, "update", store.update(authorized.clone(), 1, event.clone()).await)?;
+    let read = step(B, "get after update", store.get(&created.tenant, &created.id).await)?;
+    ensure!(B, read == authorized, "after update read {read:?}");
+    let history = step(B, "events", store.events(&created.tenant, &created.id).await)?;
+    ensure!(B, history.len() == 2, "history has {} events, expected 2", history.len());
+    ensure!(B, history.iter().map(|e| e.sequence).collect::<Vec<_>>() == vec![1, 2], "history out of order: {history:?}");
+    ensure!(B, history.get(1) == Some(&event), "second event differs: {:?}", history.get(1));
+    let found = step(B, "find by provider reference", store.find_by_provider_reference("memory", &fx.id(B, "psp")).await)?;
+    ensure!(B, found.as_ref().map(|i| &i.id) == Some(&created.id), "find by provider reference gave {found:?}");
+    let none = step(B, "find unknown reference", store.find_by_provider_reference("memory", &fx.id(B, "nope")).await)?;
+    ensure!(B, none.is_none(), "an unknown reference found {none:?}");
+    Ok(())
+}
+
+/// A stale version is a conflict and changes nothing; a duplicate id already exists; unknown ids are not found.
+pub async fn intents_refuse_stale_and_duplicate_writes(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "intents_refuse_stale_and_duplicate_writes";
+    let created = intent(fx, B, "i1")?;
+    let first = IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization);
+    step(B, "create", store.create(created.clone(), first.clone()).await)?;
+    expect_store_kind(B, "second create", store.create(created.clone(), first).await, ErrorKind::AlreadyExists)?;
+    let (v2, e2) = next(created.clone(), IntentStatus::Authorized, fx);
+    step(B, "update to v2", store.update(v2.clone(), 1, e2).await)?;
+    let (stale, stale_event) = next(created.clone(), IntentStatus::Voided, fx);
+    expect_store_kind(B, "update from a stale version", store.update(stale, 1, stale_event).await, ErrorKind::Conflict)?;
+    let read = step(B, "get", store.get(&created.tenant, &created.id).await)?;
+    ensure!(B, read == v2, "a refused update changed the intent: {read:?}");
+    let history = step(B, "events", store.events(&created.tenant, &created.id).await)?;
+    ensure!(B, history.len() == 2, "a refused update appended an event: {history:?}");
+    let unknown = step(B, "intent id", IntentId::new(fx.id(B, "missing")))?;
+    expect_store_kind(B, "get of an unknown intent", store.get(&created.tenant, &unknown).await, ErrorKind::NotFound)?;
+    Ok(())
+}
+
+/// Concurrent updates from one version: exactly one wins.
+pub async fn intents_concurrent_updates_one_wins(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "intents_concurrent_updates_one_wins";
+    let created = intent(fx, B, "i1")?;
+    step(B, "create", store.create(created.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization)).await)?;
+    let writes = (0..16).map(|n| {
+        let (mut i, e) = next(created.clone(), IntentStatus::Authorized, fx);
+        i.reference = format!("writer-{n}");
+        store.update(i, 1, e)
+    });
+    let results = join_all(writes).await;
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    ensure!(B, wins == 1, "{wins} of 16 concurrent updates from version 1 succeeded");
+    for r in results {
+        if let Err(e) = r {
+            ensure!(B, e.kind() == ErrorKind::Conflict, "a losing update failed with {} instead of conflict", e.kind());
+        }
+    }
+    let history = step(B, "events", store.events(&created.tenant, &created.id).await)?;
+    ensure!(B, history.len() == 2, "history has {} events after one winning update", history.len());
+    Ok(())
+}
+
+/// Intents in a status are listed oldest update first, within the limit and the tenant.
+pub async fn intents_list_by_status(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "intents_list_by_status";
+    let mut expected = Vec::new();
+    for (n, name) in ["a", "b", "c"].iter().enumerate() {
+        let mut i = intent(fx, B, name)?;
+        i.status = IntentStatus::OutcomeUnknown;
+        i.updated_at = fx.now + Duration::seconds(10 - i64::try_from(n).unwrap_or(0));
+        step(B, "create", store.create(i.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::OutcomeUnknown)).await)?;
+        expected.push(i.id.clone());
+    }
+    expected.reverse();
+    let tenant = fx.tenant(B)?;
+    let listed = step(B, "list", store.list_by_status(&tenant, IntentStatus::OutcomeUnknown, 2).await)?;
+    let ids: Vec<IntentId> = listed.into_iter().map(|i| i.id).collect();
+    ensure!(B, ids == expected[..2], "listed {ids:?}, expected the two oldest {:?}", &expected[..2]);
+    let none = step(B, "list other status", store.list_by_status(&tenant, IntentStatus::Captured, 10).await)?;
+    ensure!(B, none.is_empty(), "listing captured intents found {none:?}");
+    Ok(())
+}
+
+/// Runs the payment intent store behaviours.
+pub async fn run_intents(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Report {
+    let mut r = Report::default();
+    r.record("intents_round_trip_and_history", intents_round_trip_and_history(store, fx).await);
+    r.record("intents_refuse_stale_and_duplicate_writes", intents_refuse_stale_and_duplicate_writes(store, fx).await);
+    r.record("intents_concurrent_updates_one_wins", intents_concurrent_updates_one_wins(store, fx).await);
+    r.record("intents_list_by_status", intents_list_by_status(store, fx).await);
+    r
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Webhook ids
+
+/// A webhook id is new once; concurrent records of one id give exactly one `true`.
+pub async fn webhooks_deduplicate(store: &dyn WebhookEventStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "webhooks_deduplicate";
+    let id = fx.id(B, "evt");
+    ensure!(B, !step(B, "contains", store.contains("stripe", &id).await)?, "an unrecorded id is reported as seen");
+    let results = join_all((0..16).map(|_| store.record("stripe", &id, fx.now))).await;
+    let mut fresh = 0;
+    for r in results {
+        if step(B, "record", r)? {
+            fresh += 1;
+        }
+    }
+    ensure!(B, fresh == 1, "{fresh} of 16 concurrent records of one id were new");
+    ensure!(B, step(B, "contains", store.contains("stripe", &id).await)?, "a recorded id is not found");
+    ensure!(B, step(B, "record other provider", store.record("adyen", &id, fx.now).await)?, "ids are not scoped per provider");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Domain claims
+
+/// One live claim per hostname; versioned updates; released claims can be replaced; due claims in order.
+pub async fn domains_claims_and_mappings(store: &dyn DomainClaimStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "domains_claims_and_mappings";
+    let host = format!("{}.shop.example", fx.id(B, "h").to_lowercase());
+    let tenant = fx.tenant(B)?;
+    let channel = step(B, "channel id", ChannelId::new("web"))?;
+    let claim = DomainClaim::new(&host, tenant.clone(), channel.clone(), "tok", fx.now);
+    step(B, "create", store.create(claim.clone()).await)?;
+    let other_tenant = step(B, "tenant id", TenantId::new(fx.id(B, "other")))?;
+    let rival = DomainClaim::new(&host, other_tenant.clone(), channel.clone(), "tok2", fx.now);
+    expect_store_kind(B, "a second live claim", store.create(rival.clone()).await, ErrorKind::AlreadyExists)?;
+    let due = step(B, "due", store.due(fx.now, 1000).await)?;
+    ensure!(B, due.iter().any(|c| c.hostname == host), "a pending claim due now is not listed as due");
+    let not_yet = step(B, "due earlier", store.due(fx.now - Duration::seconds(1), 1000).await)?;
+    ensure!(B, !not_yet.iter().any(|c| c.hostname == host), "a claim is due before its time");
+    let mut released = claim.clone();
+    released.status = ClaimStatus::Released;
+    released.version = 2;
+    expect_store_kind(B, "stale update", store.update(released.clone(), 7).await, ErrorKind::Conflict)?;
+    step(B, "update", store.update(released, 1).await)?;
+    step(B, "claim after release", store.create(rival).await)?;
+    let current = step(B, "get", store.get(&host).await)?;
+    ensure!(B, current.map(|c| c.tenant) == Some(other_tenant.clone()), "the new claim did not replace the released one");
+    step(B, "put mapping", store.put_mapping(DomainMapping::new(&host, other_tenant.clone(), channel.clone())).await)?;
+    expect_store_kind(
+        B,
+        "mapping to another tenant",
+        store.put_mapping(DomainMapping::new(&host, tenant, channel)).await,
+        ErrorKind::AlreadyExists,
+    )?;
+    let mapping = step(B, "mapping", store.mapping(&host).await)?;
+    ensure!(B, mapping.map(|m| m.tenant) == Some(other_tenant), "mapping does not name its tenant");
+    step(B, "remove mapping", store.remove_mapping(&host).await)?;
+    step(B, "remove absent mapping", store.remove_mapping(&host).await)?;
+    ensure!(B, step(B, "mapping", store.mapping(&host).await)?.is_none(), "a removed mapping is still there");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Replication
+
+fn stream(fx: &StoreFixture, b: &'static str) -> Result<Stream, Failure> {
+    Ok(Stream::new(
+        step(b, "channel id", ChannelId::new("store"))?,
+        step(b, "store id", StoreId::new(fx.id(b, "s")))?,
+        step(b, "dataset id", DatasetId::new("orders"))?,
+        Direction::Up,
+    ))
+}
+
+fn change(fx: &StoreFixture, b: &'static str, sequence: u64) -> Result<Change, Failure> {
+    Ok(Change::new(
+        step(b, "dataset id", DatasetId::new("orders"))?,
+        sequence,
+        fx.id(b, &format!("c{sequence}")),
+        format!("order-{sequence}"),
+        Some(format!("{{\"n\":{sequence}}}").into_bytes()),
+        fx.now,
+    ))
+}
+
+/// The outbox keeps order, ignores duplicates and drops what was acknowledged.
+pub async fn replication_outbox(store: &dyn ReplicationStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "replication_outbox";
+    let s = stream(fx, B)?;
+    step(B, "append", store.outbox_append(&s, vec![change(fx, B, 2)?, change(fx, B, 1)?]).await)?;
+    step(B, "append duplicate", store.outbox_append(&s, vec![change(fx, B, 2)?, change(fx, B, 3)?]).await)?;
+    let pending = step(B, "pending", store.outbox_pending(&s, 10).await)?;
+    let seqs: Vec<u64> = pending.iter().map(|c| c.sequence).collect();
+    ensure!(B, seqs == vec![1, 2, 3], "pending sequences {seqs:?}, expected [1, 2, 3]");
+    ensure!(B, pending.first() == Some(&change(fx, B, 1)?), "a change came back altered");
+    step(B, "ack", store.outbox_ack(&s, 2).await)?;
+    let pending = step(B, "pending after ack", store.outbox_pending(&s, 10).await)?;
+    ensure!(B, pending.iter().map(|c| c.sequence).collect::<Vec<_>>() == vec![3], "after ack of 2: {pending:?}");
+    Ok(())
+}
+
+/// The inbox advances the checkpoint only from the expected one and filters duplicates.
+pub async fn replication_inbox_checkpoint(store: &dyn ReplicationStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "replication_inbox_checkpoint";
+    let s = stream(fx, B)?;
+    ensure!(B, step(B, "checkpoint", store.checkpoint(&s).await)? == 0, "a new stream's checkpoint is not 0");
+    let fresh = step(B, "commit", store.inbox_commit(&s, 0, 2, vec![change(fx, B, 1)?, change(fx, B, 2)?]).await)?;
+    ensure!(B, fresh.len() == 2, "first commit returned {} new changes", fresh.len());
+    expect_store_kind(B, "commit from a stale checkpoint", store.inbox_commit(&s, 0, 3, vec![change(fx, B, 3)?]).await, ErrorKind::Conflict)?;
+    ensure!(B, step(B, "checkpoint", store.checkpoint(&s).await)? == 2, "a refused commit moved the checkpoint");
+    let fresh = step(B, "commit with a duplicate", store.inbox_commit(&s, 2, 3, vec![change(fx, B, 2)?, change(fx, B, 3)?]).await)?;
+    ensure!(B, fresh.iter().map(|c| c.sequence).collect::<Vec<_>>() == vec![3], "duplicate not filtered: {fresh:?}");
+    expect_store_kind(B, "commit moving backwards", store.inbox_commit(&s, 3, 1, Vec::new()).await, ErrorKind::InvalidRequest)?;
+    ensure!(B, step(B, "checkpoint", store.checkpoint(&s).await)? == 3, "checkpoint is not 3");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Print jobs and pairings
+
+/// Jobs are queued once per key, served oldest first per printer, and count attempts.
+pub async fn print_jobs_queue(store: &dyn PrintJobStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "print_jobs_queue";
+    let printer = step(B, "device id", DeviceId::new(fx.id(B, "p")))?;
+    let register = step(B, "register id", RegisterId::new("till-1"))?;
+    let doc = ReceiptDocument::new().line("hello").cut();
+    let first = PrintJob::new(fx.key(B, "j1")?, register.clone(), printer.clone(), doc.clone(), fx.now);
+    let second = PrintJob::new(fx.key(B, "j2")?, register.clone(), printer.clone(), doc.clone(), fx.now + Duration::seconds(1));
+    step(B, "enqueue", store.enqueue(second.clone()).await)?;
+    step(B, "enqueue", store.enqueue(first.clone()).await)?;
+    let mut changed = first.clone();
+    changed.document = ReceiptDocument::new().line("other");
+    let again = step(B, "enqueue same key", store.enqueue(changed).await)?;
+    ensure!(B, again == first, "enqueueing an existing key changed the job: {again:?}");
+    let next = step(B, "next", store.next(&printer).await)?;
+    ensure!(B, next.as_ref().map(|j| &j.key) == Some(&first.key), "next is {next:?}, expected the oldest");
+    let printing = step(B, "set printing", store.set_status(&first.key, PrintJobStatus::Printing).await)?;
+    ensure!(B, printing.attempts == 1, "attempts after one Printing: {}", printing.attempts);
+    step(B, "set printed", store.set_status(&first.key, PrintJobStatus::Printed).await)?;
+    let next = step(B, "next", store.next(&printer).await)?;
+    ensure!(B, next.as_ref().map(|j| &j.key) == Some(&second.key), "next after printing is {next:?}");
+    expect_store_kind(
+        B,
+        "status of an unknown job",
+        store.set_status(&fx.key(B, "missing")?, PrintJobStatus::Printed).await,
+        ErrorKind::NotFound,
+    )
+}
+
+/// Pairings are found by token hash until revoked; a hash belongs to one client.
+pub async fn pairings_lifecycle(store: &dyn PairingStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "pairings_lifecycle";
+    let client = step(B, "register id", RegisterId::new(fx.id(B, "c")))?;
+    let hash = fx.id(B, "hash");
+    step(B, "put", store.put(Pairing::new(client.clone(), &hash, Vec::new(), fx.now)).await)?;
+    let found = step(B, "by hash", store.by_token_hash(&hash).await)?;
+    ensure!(B, found.map(|p| p.client) == Some(client.clone()), "pairing not found by its token hash");
+    let other = step(B, "register id", RegisterId::new(fx.id(B, "d")))?;
+    expect_store_kind(B, "another client with the same hash", store.put(Pairing::new(other, &hash, Vec::new(), fx.now)).await, ErrorKind::AlreadyExists)?;
+    let rotated = fx.id(B, "hash2");
+    step(B, "re-pair", store.put(Pairing::new(client.clone(), &rotated, Vec::new(), fx.now)).await)?;
+    ensure!(B, step(B, "old hash", store.by_token_hash(&hash).await)?.is_none(), "the old token still works after re-pairing");
+    step(B, "revoke", store.revoke(&client, fx.now).await)?;
+    ensure!(B, step(B, "by hash", store.by_token_hash(&rotated).await)?.is_none(), "a revoked pairing is still returned");
+    let unknown = step(B, "register id", RegisterId::new(fx.id(B, "x")))?;
+    expect_store_kind(B, "revoke of an unknown client", store.revoke(&unknown, fx.now).await, ErrorKind::NotFound)
+}
+
+/// Runs every store suite over a [`StoreSet`].
+pub async fn run_all(stores: &StoreSet, fx: &StoreFixture) -> Report {
+    let mut r = run_idempotency(stores.idempotency.as_ref(), fx).await;
+    r.merge(run_intents(stores.intents.as_ref(), fx).await);
+    r.record("webhooks_deduplicate", webhooks_deduplicate(stores.webhooks.as_ref(), fx).await);
+    r.record("domains_claims_and_mappings", domains_claims_and_mappings(stores.domains.as_ref(), fx).await);
+    r.record("replication_outbox", replication_outbox(stores.replication.as_ref(), fx).await);
+    r.record("replication_inbox_checkpoint", replication_inbox_checkpoint(stores.replication.as_ref(), fx).await);
+    r.record("print_jobs_queue", print_jobs_queue(stores.print_jobs.as_ref(), fx).await);
+    r.record("pairings_lifecycle", pairings_lifecycle(stores.pairings.as_ref(), fx).await);
+    r
+}

@@ -1,0 +1,5 @@
+#![doc = include_str!("../README.md")]
+
+pub mod conformance;
+pub mod factories;
+pub mod memory;

@@ -1,0 +1,591 @@
+//! Small in-memory fakes of the non-payment ports: a fixed-rate tax engine, a flat-rate carrier, a virtual
+//! receipt printer and cash drawer, a card-present terminal and a replication transport. Each keeps its
+//! port's contract (idempotency, precise errors), so they are fit for host applications' tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use commerce_ports::peripherals::{
+    Align, CashDrawer, PrinterCapabilities, PrinterStatus, ReceiptDocument, ReceiptElement, ReceiptPrinter, Symbology,
+};
+use commerce_ports::replication::{Change, PublishReceipt, ReplicationTransport, Stream};
+use commerce_ports::shipping::{
+    AddressVerification, BuyLabelRequest, CarrierCapabilities, Label, Rate, ShipmentRequest, ShippingCarrier,
+    TrackingInfo, TrackingStatus,
+};
+use commerce_ports::tax::{
+    JurisdictionTax, TaxCalculator, TaxCapabilities, TaxDocument, TaxDocumentStatus, TaxDocumentType, TaxLine,
+    TaxRefundRequest, TaxRefundScope, TaxRequest, VoidReason,
+};
+use commerce_ports::terminal::{
+    EntryMode, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest, TerminalPaymentResult,
+    TerminalRefundRequest,
+};
+use commerce_ports::{
+    Address, DeclineDetails, ErrorKind, IdempotencyKey, Money, PeripheralError, ReplicationError, ShippingError, TaxError,
+    TerminalError,
+};
+use rust_decimal::{Decimal, RoundingStrategy};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// A tax engine with one rate for every line, rounding each line half away from zero.
+#[derive(Debug)]
+pub struct FixedRateTax {
+    rate: Decimal,
+    jurisdiction: String,
+    documents: Mutex<HashMap<String, TaxDocument>>,
+}
+
+impl FixedRateTax {
+    /// An engine charging `rate` (e.g. `0.20`) in `jurisdiction`.
+    pub fn new(rate: Decimal, jurisdiction: impl Into<String>) -> FixedRateTax {
+        FixedRateTax { rate, jurisdiction: jurisdiction.into(), documents: Mutex::new(HashMap::new()) }
+    }
+
+    fn compute(&self, request: &TaxRequest) -> Result<TaxDocument, TaxError> {
+        const OP: &str = "quote";
+        let first = request.lines.first().ok_or_else(|| TaxError::invalid(OP, "a tax request needs at least one line"))?;
+        let currency = first.unit_price.currency();
+        let money = |e: commerce_ports::MoneyError| TaxError::invalid(OP, e.to_string());
+        let mut lines = Vec::with_capacity(request.lines.len());
+        for line in &request.lines {
+            if line.unit_price.currency() != currency {
+                return Err(TaxError::invalid(
+                    OP,
+                    format!("line {} is in {}, the document in {currency}", line.number, line.unit_price.currency()),
+                ));
+            }
+            let taxable = line.extended().map_err(money)?;
+            let tax_value = (taxable.to_decimal() * self.rate)
+                .round_dp_with_strategy(u32::from(currency.exponent()), RoundingStrategy::MidpointAwayFromZero);
+            let tax = Money::from_decimal(tax_value, currency).map_err(money)?;
+            let detail = JurisdictionTax::new(self.jurisdiction.clone(), "Country", self.rate, tax, taxable);
+            lines.push(TaxLine::new(line.number, taxable, tax, vec![detail]));
+        }
+        let total_amount = Money::sum(currency, lines.iter().map(|l| l.taxable)).map_err(money)?;
+        let total_tax = Money::sum(currency, lines.iter().map(|l| l.tax)).map_err(money)?;
+        let status = match request.document_type {
+            TaxDocumentType::Estimate => TaxDocumentStatus::Temporary,
+            _ => TaxDocumentStatus::Saved,
+        };
+        Ok(TaxDocument::new(request.code.clone(), status, total_amount, total_tax, lines))
+    }
+}
+
+#[async_trait]
+impl TaxCalculator for FixedRateTax {
+    fn capabilities(&self) -> TaxCapabilities {
+        let mut caps = TaxCapabilities::default();
+        caps.commit = true;
+        caps.void = true;
+        caps.refund = true;
+        caps.rounds_per_line = true;
+        caps
+    }
+
+    async fn quote(&self, request: TaxRequest) -> Result<TaxDocument, TaxError> {
+        let document = self.compute(&request)?;
+        if request.document_type == TaxDocumentType::Sale {
+            let mut docs = lock(&self.documents);
+            if let Some(existing) = docs.get(&request.code) {
+                if existing.status == TaxDocumentStatus::Committed {
+                    return Err(TaxError::new(
+                        ErrorKind::InvalidState,
+                        "quote",
+                        format!("document `{}` is committed; refund or void it instead of adjusting", request.code),
+                    ));
+                }
+            }
+            docs.insert(request.code.clone(), document.clone());
+        }
+        Ok(document)
+    }
+
+    async fn commit(&self, code: &str) -> Result<TaxDocument, TaxError> {
+        let mut docs = lock(&self.documents);
+        let doc = docs.get_mut(code).ok_or_else(|| TaxError::new(ErrorKind::NotFound, "commit", format!("no document `{code}`")))?;
+        if doc.status == TaxDocumentStatus::Cancelled {
+            return Err(TaxError::new(ErrorKind::InvalidState, "commit", format!("document `{code}` is voided")));
+        }
+        doc.status = TaxDocumentStatus::Committed;
+        Ok(doc.clone())
+    }
+
+    async fn void(&self, code: &str, _reason: VoidReason) -> Result<TaxDocument, TaxError> {
+        let mut docs = lock(&self.documents);
+        let doc = docs.get_mut(code).ok_or_else(|| TaxError::new(ErrorKind::NotFound, "void", format!("no document `{code}`")))?;
+        doc.status = TaxDocumentStatus::Cancelled;
+        Ok(doc.clone())
+    }
+
+    async fn refund(&self, request: TaxRefundRequest) -> Result<TaxDocument, TaxError> {
+        const OP: &str = "refund";
+        let mut docs = lock(&self.documents);
+        let original = docs
+            .get(&request.original_code)
+            .ok_or_else(|| TaxError::new(ErrorKind::NotFound, OP, format!("no document `{}`", request.original_code)))?;
+        if original.status != TaxDocumentStatus::Committed {
+            return Err(TaxError::new(ErrorKind::InvalidState, OP, format!("document `{}` is not committed", request.original_code)));
+        }
+        let currency = original.total_amount.currency();
+        let money = |e: commerce_ports::MoneyError| TaxError::invalid(OP, e.to_string());
+        let mut lines: Vec<TaxLine> = match &request.scope {
+            TaxRefundScope::Full => original.lines.clone(),
+            TaxRefundScope::Lines(numbers) => {
+                for n in numbers {
+                    if !original.lines.iter().any(|l| l.number == *n) {
+                        return Err(TaxError::invalid(OP, format!("line {n} is not on document `{}`", request.original_code)));
+                    }
+                }
+                original.lines.iter().filter(|l| numbers.contains(&l.number)).cloned().collect()
+            }
+            _ => return Err(TaxError::unsupported("percentage refund")),
+        };
+        for line in &mut lines {
+            line.taxable = line.taxable.checked_neg().map_err(money)?;
+            line.tax = line.tax.checked_neg().map_err(money)?;
+            for d in &mut line.details {
+                d.tax = d.tax.checked_neg().map_err(money)?;
+                d.taxable = d.taxable.checked_neg().map_err(money)?;
+            }
+        }
+        let total_amount = Money::sum(currency, lines.iter().map(|l| l.taxable)).map_err(money)?;
+        let total_tax = Money::sum(currency, lines.iter().map(|l| l.tax)).map_err(money)?;
+        let doc = TaxDocument::new(request.refund_code.clone(), TaxDocumentStatus::Committed, total_amount, total_tax, lines);
+        docs.insert(request.refund_code, doc.clone());
+        Ok(doc)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct CarrierState {
+    shipments: HashMap<String, Rate>,
+    labels: HashMap<String, Label>,
+    keys: HashMap<IdempotencyKey, String>,
+}
+
+/// A carrier with one flat rate per shipment; labels are bought at most once.
+#[derive(Debug)]
+pub struct FlatRateCarrier {
+    carrier: String,
+    service: String,
+    price: Money,
+    next: AtomicU64,
+    state: Mutex<CarrierState>,
+}
+
+impl FlatRateCarrier {
+    /// A carrier named `carrier` offering `service` at `price`.
+    pub fn new(carrier: impl Into<String>, service: impl Into<String>, price: Money) -> FlatRateCarrier {
+        FlatRateCarrier {
+            carrier: carrier.into(),
+            service: service.into(),
+            price,
+            next: AtomicU64::new(1),
+            state: Mutex::new(CarrierState::default()),
+        }
+    }
+}
+
+fn missing_address_fields(address: &Address) -> Vec<String> {
+    let mut missing = Vec::new();
+    for (field, value) in [
+        ("line1", &address.line1),
+        ("city", &address.city),
+        ("postal_code", &address.postal_code),
+        ("country", &address.country),
+    ] {
+        if value.trim().is_empty() {
+            missing.push(field.to_owned());
+        }
+    }
+    missing
+}
+
+#[async_trait]
+impl ShippingCarrier for FlatRateCarrier {
+    fn capabilities(&self) -> CarrierCapabilities {
+        let mut caps = CarrierCapabilities::default();
+        caps.void_label = true;
+        caps.tracking = true;
+        caps.address_verification = true;
+        caps
+    }
+
+    async fn rates(&self, request: ShipmentRequest) -> Result<Vec<Rate>, ShippingError> {
+        for (which, address) in [("to", &request.to), ("from", &request.from)] {
+            if let Some(field) = missing_address_fields(address).first() {
+                return Err(ShippingError::invalid("rates", format!("{which}.{field} must not be empty")));
+            }
+        }
+        if request.parcel.weight_grams == 0 {
+            return Err(ShippingError::invalid("rates", "parcel.weight_grams must be positive"));
+        }
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let mut rate = Rate::new(format!("shp_{n}"), format!("rate_{n}"), self.carrier.clone(), self.service.clone(), self.price);
+        rate.delivery_days = Some(2);
+        lock(&self.state).shipments.insert(rate.shipment_id.clone(), rate.clone());
+        Ok(vec![rate])
+    }
+
+    async fn buy_label(&self, request: BuyLabelRequest) -> Result<Label, ShippingError> {
+        const OP: &str = "buy_label";
+        let mut state = lock(&self.state);
+        if let Some(shipment) = state.keys.get(&request.idempotency_key) {
+            if shipment != &request.shipment_id {
+                return Err(ShippingError::new(
+                    ErrorKind::IdempotencyConflict,
+                    OP,
+                    format!("key `{}` was used for shipment `{shipment}`", request.idempotency_key),
+                ));
+            }
+            if let Some(label) = state.labels.get(shipment) {
+                return Ok(label.clone());
+            }
+        }
+        let rate = state
+            .shipments
+            .get(&request.shipment_id)
+            .ok_or_else(|| ShippingError::new(ErrorKind::NotFound, OP, format!("no shipment `{}`", request.shipment_id)))?;
+        if rate.rate_id != request.rate_id {
+            return Err(ShippingError::new(ErrorKind::NotFound, OP, format!("no rate `{}` on this shipment", request.rate_id)));
+        }
+        if let Some(existing) = state.labels.get(&request.shipment_id) {
+            return Err(ShippingError::new(
+                ErrorKind::AlreadyExists,
+                OP,
+                format!("shipment `{}` already has label {}", request.shipment_id, existing.tracking_code),
+            )
+            .with_provider_code("SHIPMENT.POSTAGE.EXISTS"));
+        }
+        let label = Label::new(
+            request.shipment_id.clone(),
+            format!("FLAT{:010}", self.next.fetch_add(1, Ordering::SeqCst)),
+            format!("memory://labels/{}.pdf", request.shipment_id),
+            "PDF",
+            rate.price,
+        );
+        state.labels.insert(request.shipment_id.clone(), label.clone());
+        state.keys.insert(request.idempotency_key, request.shipment_id);
+        Ok(label)
+    }
+
+    async fn void_label(&self, shipment_id: &str) -> Result<(), ShippingError> {
+        lock(&self.state)
+            .labels
+            .remove(shipment_id)
+            .map(|_| ())
+            .ok_or_else(|| ShippingError::new(ErrorKind::NotFound, "void_label", format!("shipment `{shipment_id}` has no label")))
+    }
+
+    async fn track(&self, tracking_code: &str) -> Result<TrackingInfo, ShippingError> {
+        let state = lock(&self.state);
+        if state.labels.values().any(|l| l.tracking_code == tracking_code) {
+            Ok(TrackingInfo::new(tracking_code, TrackingStatus::PreTransit, Vec::new()))
+        } else {
+            Err(ShippingError::new(ErrorKind::NotFound, "track", format!("unknown tracking code `{tracking_code}`")))
+        }
+    }
+
+    async fn verify_address(&self, address: Address) -> Result<AddressVerification, ShippingError> {
+        let missing = missing_address_fields(&address);
+        if missing.is_empty() {
+            Ok(AddressVerification::Verified(address))
+        } else {
+            Ok(AddressVerification::Undeliverable(missing.into_iter().map(|f| format!("E.ADDRESS.MISSING.{f}")).collect()))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// A receipt printer that keeps what it printed, renders it as text, and can be put into error states.
+#[derive(Debug)]
+pub struct VirtualPrinter {
+    columns: u8,
+    status: Mutex<PrinterStatus>,
+    printed: Mutex<Vec<(IdempotencyKey, ReceiptDocument)>>,
+}
+
+impl VirtualPrinter {
+    /// A printer with `columns` characters per line.
+    pub fn new(columns: u8) -> VirtualPrinter {
+        VirtualPrinter { columns, status: Mutex::new(PrinterStatus::default()), printed: Mutex::new(Vec::new()) }
+    }
+
+    /// Sets the status (cover open, paper out, ...) the printer reports.
+    pub fn set_status(&self, status: PrinterStatus) {
+        *lock(&self.status) = status;
+    }
+
+    /// Documents printed so far, oldest first.
+    pub fn printed(&self) -> Vec<ReceiptDocument> {
+        lock(&self.printed).iter().map(|(_, d)| d.clone()).collect()
+    }
+
+    /// Renders a document as the printer would lay it out, one string per printed line.
+    pub fn render(&self, document: &ReceiptDocument) -> Vec<String> {
+        render_receipt(document, usize::from(self.columns))
+    }
+}
+
+/// Lays out a receipt document as text lines `columns` wide (bold and large are not shown; a cut is a
+/// dashed line).
+pub fn render_receipt(document: &ReceiptDocument, columns: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for element in &document.elements {
+        match element {
+            ReceiptElement::Text { text, align, .. } => {
+                let text: String = text.chars().take(columns).collect();
+                let pad = columns.saturating_sub(text.chars().count());
+                out.push(match align {
+                    Align::Left => text,
+                    Align::Center => format!("{}{text}", " ".repeat(pad / 2)),
+                    _ => format!("{}{text}", " ".repeat(pad)),
+                });
+            }
+            ReceiptElement::Columns { left, right } => {
+                let right_len = right.chars().count();
+                let left: String = left.chars().take(columns.saturating_sub(right_len + 1)).collect();
+                let pad = columns.saturating_sub(left.chars().count() + right_len);
+                out.push(format!("{left}{}{right}", " ".repeat(pad)));
+            }
+            ReceiptElement::Barcode { data, .. } => out.push(format!("[barcode {data}]")),
+            ReceiptElement::Feed { lines } => out.extend(std::iter::repeat_n(String::new(), usize::from(*lines))),
+            ReceiptElement::Cut => out.push("-".repeat(columns)),
+            _ => out.push("[unsupported element]".to_owned()),
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl ReceiptPrinter for VirtualPrinter {
+    fn capabilities(&self) -> PrinterCapabilities {
+        let mut caps = PrinterCapabilities::new(self.columns);
+        caps.barcodes = vec![Symbology::Ean13, Symbology::Code128, Symbology::Qr];
+        caps
+    }
+
+    async fn print(&self, document: ReceiptDocument, idempotency_key: IdempotencyKey) -> Result<(), PeripheralError> {
+        let status = *lock(&self.status);
+        let reason = if status.offline {
+            Some("printer is offline")
+        } else if status.cover_open {
+            Some("cover is open")
+        } else if status.paper_out {
+            Some("paper is out")
+        } else if status.error {
+            Some("printer reports an error")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(PeripheralError::new(ErrorKind::Unavailable, "print", reason));
+        }
+        let mut printed = lock(&self.printed);
+        if printed.iter().any(|(k, _)| k == &idempotency_key) {
+            return Ok(());
+        }
+        printed.push((idempotency_key, document));
+        Ok(())
+    }
+
+    async fn status(&self) -> Result<PrinterStatus, PeripheralError> {
+        Ok(*lock(&self.status))
+    }
+}
+
+/// A cash drawer that opens when pulsed and closes when told.
+#[derive(Debug, Default)]
+pub struct VirtualDrawer {
+    open: AtomicBool,
+    opened: AtomicU64,
+}
+
+impl VirtualDrawer {
+    /// A closed drawer.
+    pub fn new() -> VirtualDrawer {
+        VirtualDrawer::default()
+    }
+
+    /// Closes the drawer (the cashier pushed it shut).
+    pub fn close(&self) {
+        self.open.store(false, Ordering::SeqCst);
+    }
+
+    /// How many times it was opened.
+    pub fn times_opened(&self) -> u64 {
+        self.opened.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl CashDrawer for VirtualDrawer {
+    async fn open(&self) -> Result<(), PeripheralError> {
+        self.open.store(true, Ordering::SeqCst);
+        self.opened.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn is_open(&self) -> Result<bool, PeripheralError> {
+        Ok(self.open.load(Ordering::SeqCst))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct TerminalState {
+    by_reference: HashMap<String, (IdempotencyKey, TerminalPaymentResult)>,
+    refunds: HashMap<IdempotencyKey, TerminalPaymentResult>,
+    decline_next: bool,
+}
+
+/// A card-present terminal that approves chip payments (or declines the next one when told).
+#[derive(Debug, Default)]
+pub struct MemoryTerminal {
+    next: AtomicU64,
+    state: Mutex<TerminalState>,
+}
+
+impl MemoryTerminal {
+    /// A terminal.
+    pub fn new() -> MemoryTerminal {
+        MemoryTerminal::default()
+    }
+
+    /// Makes the next payment decline.
+    pub fn decline_next(&self) {
+        lock(&self.state).decline_next = true;
+    }
+}
+
+#[async_trait]
+impl PaymentTerminal for MemoryTerminal {
+    fn capabilities(&self) -> TerminalCapabilities {
+        let mut caps = TerminalCapabilities::default();
+        caps.refunds = true;
+        caps
+    }
+
+    async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        const OP: &str = "pay";
+        if !request.amount.is_positive() {
+            return Err(TerminalError::invalid(OP, format!("amount must be positive, got {}", request.amount)));
+        }
+        let mut state = lock(&self.state);
+        if let Some((key, result)) = state.by_reference.get(&request.reference) {
+            if key == &request.idempotency_key && result.amount == request.amount {
+                return Ok(result.clone());
+            }
+            return Err(TerminalError::new(
+                ErrorKind::IdempotencyConflict,
+                OP,
+                format!("sale reference `{}` was already used for another payment", request.reference),
+            ));
+        }
+        if std::mem::take(&mut state.decline_next) {
+            return Err(TerminalError::new(ErrorKind::Declined, OP, "card declined at the terminal")
+                .with_decline(DeclineDetails::with_code("05")));
+        }
+        let mut result = TerminalPaymentResult::new(format!("term_{}", self.next.fetch_add(1, Ordering::SeqCst)), request.amount);
+        result.scheme = Some("visa".to_owned());
+        result.entry_mode = Some(EntryMode::Chip);
+        result.masked_pan = Some("**** 0119".to_owned());
+        state.by_reference.insert(request.reference, (request.idempotency_key, result.clone()));
+        Ok(result)
+    }
+
+    async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        const OP: &str = "refund";
+        let mut state = lock(&self.state);
+        if let Some(done) = state.refunds.get(&request.idempotency_key) {
+            return Ok(done.clone());
+        }
+        let original = state
+            .by_reference
+            .values()
+            .find(|(_, r)| r.provider_reference == request.provider_reference)
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| TerminalError::new(ErrorKind::NotFound, OP, format!("no payment `{}`", request.provider_reference)))?;
+        if request.amount.currency() != original.amount.currency() || request.amount.minor() > original.amount.minor() {
+            return Err(TerminalError::invalid(OP, format!("refund {} exceeds the payment {}", request.amount, original.amount)));
+        }
+        let mut result = original;
+        result.provider_reference = format!("term_{}", self.next.fetch_add(1, Ordering::SeqCst));
+        result.amount = request.amount;
+        state.refunds.insert(request.idempotency_key, result.clone());
+        Ok(result)
+    }
+
+    async fn abort(&self, _terminal_id: &str, _reference: &str) -> Result<(), TerminalError> {
+        Err(TerminalError::unsupported("abort"))
+    }
+
+    async fn status(&self, _terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
+        lock(&self.state)
+            .by_reference
+            .get(reference)
+            .map(|(_, r)| r.clone())
+            .ok_or_else(|| TerminalError::new(ErrorKind::NotFound, "status", format!("the terminal never saw `{reference}`")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// A replication transport that stores batches in memory, per stream, deduplicating by change id.
+#[derive(Debug, Default)]
+pub struct MemoryTransport {
+    streams: Mutex<HashMap<Stream, BTreeMap<u64, Change>>>,
+}
+
+impl MemoryTransport {
+    /// An empty transport.
+    pub fn new() -> MemoryTransport {
+        MemoryTransport::default()
+    }
+}
+
+#[async_trait]
+impl ReplicationTransport for MemoryTransport {
+    async fn publish(&self, stream: Stream, changes: Vec<Change>) -> Result<PublishReceipt, ReplicationError> {
+        let mut streams = lock(&self.streams);
+        let log = streams.entry(stream).or_default();
+        let mut duplicates = 0u32;
+        for change in changes {
+            if log.values().any(|c| c.change_id == change.change_id) {
+                duplicates = duplicates.saturating_add(1);
+                continue;
+            }
+            if log.contains_key(&change.sequence) {
+                return Err(ReplicationError::invalid(
+                    "publish",
+                    format!("sequence {} already holds another change", change.sequence),
+                ));
+            }
+            log.insert(change.sequence, change);
+        }
+        let durable_up_to = log.keys().next_back().copied().unwrap_or(0);
+        Ok(PublishReceipt::new(durable_up_to, duplicates))
+    }
+
+    async fn fetch(&self, stream: Stream, after: u64, limit: u32) -> Result<Vec<Change>, ReplicationError> {
+        let streams = lock(&self.streams);
+        Ok(streams
+            .get(&stream)
+            .map(|log| {
+                log.range(after.saturating_add(1)..).take(usize::try_from(limit).unwrap_or(usize::MAX)).map(|(_, c)| c.clone()).collect()
+            })
+            .unwrap_or_default())
+    }
+}

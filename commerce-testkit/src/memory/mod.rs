@@ -1,0 +1,12 @@
+//! In-memory fakes of the ports: fit for host applications' tests and for the embedded demo wiring.
+
+mod fakes;
+mod gateway;
+mod stores;
+
+pub use fakes::{FixedRateTax, FlatRateCarrier, MemoryTerminal, MemoryTransport, VirtualDrawer, VirtualPrinter, render_receipt};
+pub use gateway::{GatewayFault, MemoryGateway};
+pub use stores::{
+    MemoryDomainClaimStore, MemoryIdempotencyStore, MemoryPairingStore, MemoryPaymentIntentStore, MemoryPrintJobStore,
+    MemoryReplicationStore, MemoryWebhookEventStore, memory_store_set,
+};

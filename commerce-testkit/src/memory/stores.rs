@@ -1,0 +1,473 @@
+//! In-memory implementations of every store port. Each operation runs under one lock, which gives the
+//! atomicity the contracts ask for; a database implementation gets it from transactions instead.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use commerce_ports::replication::{Change, Stream};
+use commerce_ports::stores::{
+    ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore,
+    IntentEvent, IntentStatus, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PrintJob, PrintJobStatus,
+    PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
+};
+use commerce_ports::{DeviceId, ErrorKind, IdempotencyKey, IntentId, RegisterId, StoreError, TenantId};
+use time::OffsetDateTime;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn err(kind: ErrorKind, operation: &'static str, message: impl Into<String>) -> StoreError {
+    StoreError::new(kind, operation, message)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// In-memory [`IdempotencyStore`].
+#[derive(Debug, Default)]
+pub struct MemoryIdempotencyStore {
+    records: Mutex<HashMap<(TenantId, IdempotencyKey), IdempotencyRecord>>,
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryIdempotencyStore {
+    async fn begin(&self, tenant: &TenantId, key: &IdempotencyKey, claim: IdempotencyClaim) -> Result<IdempotencyBegin, StoreError> {
+        let mut records = lock(&self.records);
+        let id = (tenant.clone(), key.clone());
+        match records.get_mut(&id) {
+            None => {
+                records.insert(id, IdempotencyRecord::started(claim));
+                Ok(IdempotencyBegin::Started { recovered: false })
+            }
+            Some(existing) => {
+                if existing.operation != claim.operation || existing.fingerprint != claim.fingerprint {
+                    return Ok(IdempotencyBegin::Conflict { operation: existing.operation.clone() });
+                }
+                if let Some(response) = &existing.response {
+                    return Ok(IdempotencyBegin::Completed(response.clone()));
+                }
+                if existing.lease_until <= claim.now {
+                    existing.lease_until = claim.lease_until;
+                    return Ok(IdempotencyBegin::Started { recovered: true });
+                }
+                Ok(IdempotencyBegin::InProgress)
+            }
+        }
+    }
+
+    async fn complete(&self, tenant: &TenantId, key: &IdempotencyKey, response: Vec<u8>) -> Result<(), StoreError> {
+        let mut records = lock(&self.records);
+        let record = records
+            .get_mut(&(tenant.clone(), key.clone()))
+            .ok_or_else(|| err(ErrorKind::NotFound, "complete", format!("no idempotency record for key `{key}`")))?;
+        record.response = Some(response);
+        Ok(())
+    }
+
+    async fn release(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<(), StoreError> {
+        let mut records = lock(&self.records);
+        let id = (tenant.clone(), key.clone());
+        match records.get(&id) {
+            Some(r) if r.response.is_some() => {
+                Err(err(ErrorKind::InvalidState, "release", format!("key `{key}` is completed and cannot be released")))
+            }
+            _ => {
+                records.remove(&id);
+                Ok(())
+            }
+        }
+    }
+
+    async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(lock(&self.records).get(&(tenant.clone(), key.clone())).cloned())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Intents {
+    intents: HashMap<(TenantId, IntentId), PaymentIntent>,
+    events: HashMap<(TenantId, IntentId), Vec<IntentEvent>>,
+}
+
+/// In-memory [`PaymentIntentStore`].
+#[derive(Debug, Default)]
+pub struct MemoryPaymentIntentStore {
+    inner: Mutex<Intents>,
+}
+
+#[async_trait]
+impl PaymentIntentStore for MemoryPaymentIntentStore {
+    async fn create(&self, intent: PaymentIntent, event: IntentEvent) -> Result<(), StoreError> {
+        if intent.version != 1 || event.sequence != 1 {
+            return Err(StoreError::invalid(
+                "create",
+                format!("a new intent has version 1 and event sequence 1, got {} and {}", intent.version, event.sequence),
+            ));
+        }
+        let mut inner = lock(&self.inner);
+        let id = (intent.tenant.clone(), intent.id.clone());
+        if inner.intents.contains_key(&id) {
+            return Err(err(ErrorKind::AlreadyExists, "create", format!("intent `{}` already exists", intent.id)));
+        }
+        inner.events.insert(id.clone(), vec![event]);
+        inner.intents.insert(id, intent);
+        Ok(())
+    }
+
+    async fn get(&self, tenant: &TenantId, id: &IntentId) -> Result<PaymentIntent, StoreError> {
+        lock(&self.inner)
+            .intents
+            .get(&(tenant.clone(), id.clone()))
+            .cloned()
+            .ok_or_else(|| err(ErrorKind::NotFound, "get", format!("no intent `{id}` for tenant `{tenant}`")))
+    }
+
+    async fn update(&self, intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> Result<(), StoreError> {
+        let next = expected_version.checked_add(1).ok_or_else(|| StoreError::invalid("update", "version overflow"))?;
+        if intent.version != next || event.sequence != next {
+            return Err(StoreError::invalid(
+                "update",
+                format!(
+                    "updating from version {expected_version} needs intent version and event sequence {next}, got {} and {}",
+                    intent.version, event.sequence
+                ),
+            ));
+        }
+        let mut inner = lock(&self.inner);
+        let id = (intent.tenant.clone(), intent.id.clone());
+        let stored = inner
+            .intents
+            .get(&id)
+            .ok_or_else(|| err(ErrorKind::NotFound, "update", format!("no intent `{}`", intent.id)))?;
+        if stored.version != expected_version {
+            return Err(err(
+                ErrorKind::Conflict,
+                "update",
+                format!("intent `{}` is at version {}, not {expected_version}", intent.id, stored.version),
+            ));
+        }
+        inner.events.entry(id.clone()).or_default().push(event);
+        inner.intents.insert(id, intent);
+        Ok(())
+    }
+
+    async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError> {
+        lock(&self.inner)
+            .events
+            .get(&(tenant.clone(), id.clone()))
+            .cloned()
+            .ok_or_else(|| err(ErrorKind::NotFound, "events", format!("no intent `{id}` for tenant `{tenant}`")))
+    }
+
+    async fn find_by_provider_reference(&self, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError> {
+        Ok(lock(&self.inner)
+            .intents
+            .values()
+            .find(|i| i.provider == provider && i.provider_reference.as_deref() == Some(reference))
+            .cloned())
+    }
+
+    async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut found: Vec<PaymentIntent> =
+            inner.intents.values().filter(|i| &i.tenant == tenant && i.status == status).cloned().collect();
+        found.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then_with(|| a.id.cmp(&b.id)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(found)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// In-memory [`WebhookEventStore`].
+#[derive(Debug, Default)]
+pub struct MemoryWebhookEventStore {
+    seen: Mutex<HashSet<(String, String)>>,
+}
+
+#[async_trait]
+impl WebhookEventStore for MemoryWebhookEventStore {
+    async fn record(&self, provider: &str, event_id: &str, _received_at: OffsetDateTime) -> Result<bool, StoreError> {
+        Ok(lock(&self.seen).insert((provider.to_owned(), event_id.to_owned())))
+    }
+
+    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.seen).contains(&(provider.to_owned(), event_id.to_owned())))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Domains {
+    claims: HashMap<String, DomainClaim>,
+    mappings: HashMap<String, DomainMapping>,
+}
+
+/// In-memory [`DomainClaimStore`].
+#[derive(Debug, Default)]
+pub struct MemoryDomainClaimStore {
+    inner: Mutex<Domains>,
+}
+
+fn is_live(status: ClaimStatus) -> bool {
+    matches!(status, ClaimStatus::Pending | ClaimStatus::Verified)
+}
+
+#[async_trait]
+impl DomainClaimStore for MemoryDomainClaimStore {
+    async fn create(&self, claim: DomainClaim) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(existing) = inner.claims.get(&claim.hostname) {
+            if is_live(existing.status) {
+                return Err(err(
+                    ErrorKind::AlreadyExists,
+                    "create",
+                    format!("hostname `{}` already has a live claim by tenant `{}`", claim.hostname, existing.tenant),
+                ));
+            }
+        }
+        inner.claims.insert(claim.hostname.clone(), claim);
+        Ok(())
+    }
+
+    async fn get(&self, hostname: &str) -> Result<Option<DomainClaim>, StoreError> {
+        Ok(lock(&self.inner).claims.get(hostname).cloned())
+    }
+
+    async fn update(&self, claim: DomainClaim, expected_version: u64) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        let stored = inner
+            .claims
+            .get(&claim.hostname)
+            .ok_or_else(|| err(ErrorKind::NotFound, "update", format!("no claim for `{}`", claim.hostname)))?;
+        if stored.version != expected_version {
+            return Err(err(
+                ErrorKind::Conflict,
+                "update",
+                format!("claim `{}` is at version {}, not {expected_version}", claim.hostname, stored.version),
+            ));
+        }
+        if claim.version != expected_version.saturating_add(1) {
+            return Err(StoreError::invalid("update", format!("new version must be {}", expected_version.saturating_add(1))));
+        }
+        inner.claims.insert(claim.hostname.clone(), claim);
+        Ok(())
+    }
+
+    async fn due(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<DomainClaim>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut due: Vec<DomainClaim> = inner
+            .claims
+            .values()
+            .filter(|c| c.status == ClaimStatus::Pending && c.next_check_at <= now)
+            .cloned()
+            .collect();
+        due.sort_by(|a, b| a.next_check_at.cmp(&b.next_check_at).then_with(|| a.hostname.cmp(&b.hostname)));
+        due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due)
+    }
+
+    async fn put_mapping(&self, mapping: DomainMapping) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(existing) = inner.mappings.get(&mapping.hostname) {
+            if existing.tenant != mapping.tenant {
+                return Err(err(
+                    ErrorKind::AlreadyExists,
+                    "put_mapping",
+                    format!("hostname `{}` is mapped to tenant `{}`", mapping.hostname, existing.tenant),
+                ));
+            }
+        }
+        inner.mappings.insert(mapping.hostname.clone(), mapping);
+        Ok(())
+    }
+
+    async fn mapping(&self, hostname: &str) -> Result<Option<DomainMapping>, StoreError> {
+        Ok(lock(&self.inner).mappings.get(hostname).cloned())
+    }
+
+    async fn remove_mapping(&self, hostname: &str) -> Result<(), StoreError> {
+        lock(&self.inner).mappings.remove(hostname);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+#[derive(Debug, Default)]
+struct Replication {
+    outbox: HashMap<Stream, BTreeMap<u64, Change>>,
+    outbox_ids: HashMap<Stream, HashSet<String>>,
+    inbox_ids: HashMap<Stream, HashSet<String>>,
+    checkpoints: HashMap<Stream, u64>,
+}
+
+/// In-memory [`ReplicationStore`].
+#[derive(Debug, Default)]
+pub struct MemoryReplicationStore {
+    inner: Mutex<Replication>,
+}
+
+#[async_trait]
+impl ReplicationStore for MemoryReplicationStore {
+    async fn outbox_append(&self, stream: &Stream, changes: Vec<Change>) -> Result<(), StoreError> {
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let ids = inner.outbox_ids.entry(stream.clone()).or_default();
+        let outbox = inner.outbox.entry(stream.clone()).or_default();
+        for change in changes {
+            if ids.insert(change.change_id.clone()) {
+                outbox.insert(change.sequence, change);
+            }
+        }
+        Ok(())
+    }
+
+    async fn outbox_pending(&self, stream: &Stream, limit: u32) -> Result<Vec<Change>, StoreError> {
+        let inner = lock(&self.inner);
+        Ok(inner
+            .outbox
+            .get(stream)
+            .map(|o| o.values().take(usize::try_from(limit).unwrap_or(usize::MAX)).cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn outbox_ack(&self, stream: &Stream, sequence: u64) -> Result<(), StoreError> {
+        let mut inner = lock(&self.inner);
+        if let Some(outbox) = inner.outbox.get_mut(stream) {
+            outbox.retain(|s, _| *s > sequence);
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, stream: &Stream) -> Result<u64, StoreError> {
+        Ok(lock(&self.inner).checkpoints.get(stream).copied().unwrap_or(0))
+    }
+
+    async fn inbox_commit(
+        &self,
+        stream: &Stream,
+        expected_checkpoint: u64,
+        new_checkpoint: u64,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Change>, StoreError> {
+        if new_checkpoint < expected_checkpoint {
+            return Err(StoreError::invalid(
+                "inbox_commit",
+                format!("new checkpoint {new_checkpoint} is behind the expected {expected_checkpoint}"),
+            ));
+        }
+        let mut guard = lock(&self.inner);
+        let inner = &mut *guard;
+        let current = inner.checkpoints.get(stream).copied().unwrap_or(0);
+        if current != expected_checkpoint {
+            return Err(err(
+                ErrorKind::Conflict,
+                "inbox_commit",
+                format!("checkpoint is {current}, not {expected_checkpoint}"),
+            ));
+        }
+        let ids = inner.inbox_ids.entry(stream.clone()).or_default();
+        let fresh: Vec<Change> = changes.into_iter().filter(|c| ids.insert(c.change_id.clone())).collect();
+        inner.checkpoints.insert(stream.clone(), new_checkpoint);
+        Ok(fresh)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// In-memory [`PrintJobStore`].
+#[derive(Debug, Default)]
+pub struct MemoryPrintJobStore {
+    jobs: Mutex<Vec<PrintJob>>,
+}
+
+#[async_trait]
+impl PrintJobStore for MemoryPrintJobStore {
+    async fn enqueue(&self, job: PrintJob) -> Result<PrintJob, StoreError> {
+        let mut jobs = lock(&self.jobs);
+        if let Some(existing) = jobs.iter().find(|j| j.key == job.key) {
+            return Ok(existing.clone());
+        }
+        jobs.push(job.clone());
+        Ok(job)
+    }
+
+    async fn next(&self, printer: &DeviceId) -> Result<Option<PrintJob>, StoreError> {
+        let jobs = lock(&self.jobs);
+        Ok(jobs
+            .iter()
+            .filter(|j| &j.printer == printer && j.status == PrintJobStatus::Queued)
+            .min_by(|a, b| a.created_at.cmp(&b.created_at))
+            .cloned())
+    }
+
+    async fn set_status(&self, key: &IdempotencyKey, status: PrintJobStatus) -> Result<PrintJob, StoreError> {
+        let mut jobs = lock(&self.jobs);
+        let job = jobs
+            .iter_mut()
+            .find(|j| &j.key == key)
+            .ok_or_else(|| err(ErrorKind::NotFound, "set_status", format!("no print job `{key}`")))?;
+        if status == PrintJobStatus::Printing {
+            job.attempts = job.attempts.saturating_add(1);
+        }
+        job.status = status;
+        Ok(job.clone())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// In-memory [`PairingStore`].
+#[derive(Debug, Default)]
+pub struct MemoryPairingStore {
+    pairings: Mutex<HashMap<RegisterId, Pairing>>,
+}
+
+#[async_trait]
+impl PairingStore for MemoryPairingStore {
+    async fn put(&self, pairing: Pairing) -> Result<(), StoreError> {
+        let mut pairings = lock(&self.pairings);
+        if let Some(other) = pairings.values().find(|p| p.token_hash == pairing.token_hash && p.client != pairing.client) {
+            return Err(err(
+                ErrorKind::AlreadyExists,
+                "put",
+                format!("token hash already belongs to client `{}`", other.client),
+            ));
+        }
+        pairings.insert(pairing.client.clone(), pairing);
+        Ok(())
+    }
+
+    async fn by_token_hash(&self, token_hash: &str) -> Result<Option<Pairing>, StoreError> {
+        Ok(lock(&self.pairings).values().find(|p| p.token_hash == token_hash && p.revoked_at.is_none()).cloned())
+    }
+
+    async fn revoke(&self, client: &RegisterId, at: OffsetDateTime) -> Result<(), StoreError> {
+        let mut pairings = lock(&self.pairings);
+        let pairing = pairings
+            .get_mut(client)
+            .ok_or_else(|| err(ErrorKind::NotFound, "revoke", format!("client `{client}` is not paired")))?;
+        pairing.revoked_at = Some(at);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// Every in-memory store, as a [`StoreSet`].
+pub fn memory_store_set() -> StoreSet {
+    StoreSet::new(
+        Arc::new(MemoryIdempotencyStore::default()),
+        Arc::new(MemoryPaymentIntentStore::default()),
+        Arc::new(MemoryWebhookEventStore::default()),
+        Arc::new(MemoryDomainClaimStore::default()),
+        Arc::new(MemoryReplicationStore::default()),
+        Arc::new(MemoryPrintJobStore::default()),
+        Arc::new(MemoryPairingStore::default()),
+    )
+}

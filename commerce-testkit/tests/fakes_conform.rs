@@ -1,0 +1,125 @@
+//! The in-memory fakes pass the conformance suites, directly and through `Arc<dyn>` / `Box<dyn>`.
+
+use std::sync::Arc;
+
+use commerce_ports::payment::{GatewayCapabilities, PaymentGateway};
+use commerce_ports::stores::{IdempotencyStore, PaymentIntentStore};
+use commerce_ports::{Currency, TenderKind};
+use commerce_testkit::conformance::gateway::{self, GatewayFixture};
+use commerce_testkit::conformance::stores::{self, StoreFixture};
+use commerce_testkit::conformance::{Failure, Report};
+use commerce_testkit::memory::{MemoryGateway, MemoryIdempotencyStore, MemoryPaymentIntentStore, memory_store_set};
+
+fn fixture() -> GatewayFixture {
+    GatewayFixture::new(Currency::EUR, TenderKind::Card)
+}
+
+#[tokio::test]
+async fn memory_gateway_passes_directly() {
+    let report = gateway::run_all(&MemoryGateway::new(), &fixture()).await;
+    report.assert_passed();
+    assert!(report.skipped.is_empty(), "a full gateway skips nothing: {report}");
+    assert!(report.passed.len() >= 17, "{report}");
+}
+
+#[tokio::test]
+async fn memory_gateway_passes_through_arc_and_box() {
+    let arc: Arc<dyn PaymentGateway> = Arc::new(MemoryGateway::new());
+    gateway::run_all(&arc, &fixture()).await.assert_passed();
+    gateway::run_all(arc.as_ref(), &fixture()).await.assert_passed();
+    let boxed: Box<dyn PaymentGateway> = Box::new(MemoryGateway::new());
+    gateway::run_all(&boxed, &fixture()).await.assert_passed();
+    gateway::run_all(boxed.as_ref(), &fixture()).await.assert_passed();
+}
+
+#[tokio::test]
+async fn a_minimal_gateway_passes_what_it_declares_and_skips_the_rest() {
+    let mut caps = GatewayCapabilities::none();
+    caps.manual_capture = true;
+    caps.tenders = vec![TenderKind::Card];
+    let report = gateway::run_all(&MemoryGateway::with_capabilities(caps), &fixture()).await;
+    report.assert_passed();
+    let skipped: Vec<&str> = report.skipped.iter().map(|(b, _)| *b).collect();
+    assert!(skipped.contains(&"capture_in_parts"), "{report}");
+    assert!(skipped.contains(&"void_before_capture"), "{report}");
+}
+
+#[tokio::test]
+async fn a_gateway_without_the_tender_fails_the_fixture() {
+    let report = gateway::run_all(&MemoryGateway::new(), &GatewayFixture::new(Currency::EUR, TenderKind::Cash)).await;
+    assert!(!report.is_success());
+    assert_eq!(report.failed.first().map(|f| f.behaviour), Some("fixture"));
+}
+
+/// A gateway that lies (claims success for an over-capture) must be caught: the suite is not vacuous.
+#[derive(Debug)]
+struct Lenient(MemoryGateway);
+
+#[async_trait::async_trait]
+impl PaymentGateway for Lenient {
+    fn capabilities(&self) -> GatewayCapabilities {
+        self.0.capabilities()
+    }
+    async fn authorize(&self, r: commerce_ports::payment::AuthorizeRequest) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+        self.0.authorize(r).await
+    }
+    async fn capture(&self, r: commerce_ports::payment::CaptureRequest) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+        let amount = r.amount;
+        match self.0.capture(r).await {
+            Err(e) if e.kind() == commerce_ports::ErrorKind::InvalidRequest => Ok(commerce_ports::payment::ModificationResult::new(
+                "fake",
+                commerce_ports::payment::ModificationStatus::Succeeded,
+                amount,
+            )),
+            other => other,
+        }
+    }
+    async fn refund(&self, r: commerce_ports::payment::RefundRequest) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+        self.0.refund(r).await
+    }
+    async fn void(&self, r: commerce_ports::payment::VoidRequest) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+        self.0.void(r).await
+    }
+    async fn increment_authorization(&self, r: commerce_ports::payment::IncrementRequest) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+        self.0.increment_authorization(r).await
+    }
+    async fn retrieve(&self, r: &str) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+        self.0.retrieve(r).await
+    }
+    async fn tokenize(&self, r: commerce_ports::payment::TokenizeRequest) -> Result<commerce_ports::payment::PaymentMethodRef, commerce_ports::PaymentError> {
+        self.0.tokenize(r).await
+    }
+}
+
+#[tokio::test]
+async fn a_lying_gateway_fails_the_suite() {
+    let report = gateway::run_all(&Lenient(MemoryGateway::new()), &fixture()).await;
+    let failed: Vec<&str> = report.failed.iter().map(|f: &Failure| f.behaviour).collect();
+    assert!(failed.contains(&"over_capture_is_refused"), "{report}");
+    assert!(failed.contains(&"currency_mismatch_is_refused"), "{report}");
+}
+
+#[tokio::test]
+async fn memory_stores_pass() {
+    let report = stores::run_all(&memory_store_set(), &StoreFixture::new()).await;
+    report.assert_passed();
+    assert!(report.passed.len() >= 16, "{report}");
+}
+
+#[tokio::test]
+async fn memory_stores_pass_through_arc_and_box() {
+    let fx = StoreFixture::new();
+    let arc: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::default());
+    stores::run_idempotency(&arc, &fx).await.assert_passed();
+    let boxed: Box<dyn PaymentIntentStore> = Box::new(MemoryPaymentIntentStore::default());
+    stores::run_intents(&boxed, &fx).await.assert_passed();
+    let arc_intents: Arc<dyn PaymentIntentStore> = Arc::new(MemoryPaymentIntentStore::default());
+    stores::run_intents(&arc_intents, &fx).await.assert_passed();
+    let boxed_idem: Box<dyn IdempotencyStore> = Box::new(MemoryIdempotencyStore::default());
+    stores::run_idempotency(&boxed_idem, &fx).await.assert_passed();
+}
+
+#[test]
+fn an_empty_report_is_not_a_success() {
+    assert!(!Report::default().is_success());
+}
