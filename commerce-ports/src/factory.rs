@@ -190,6 +190,13 @@ impl ParamSpec {
         ParamSpec { name, description, kind, sensitive: false, requirement: Requirement::Default(default) }
     }
 
+    /// Marks the parameter sensitive: it must then reference a secret (`{ secret = "name" }`), whether it is
+    /// required, defaulted or optional.
+    pub fn sensitive(mut self) -> ParamSpec {
+        self.sensitive = true;
+        self
+    }
+
     /// An optional parameter.
     pub fn optional(name: &'static str, kind: ParamType, description: &'static str) -> ParamSpec {
         ParamSpec { name, description, kind, sensitive: false, requirement: Requirement::Optional }

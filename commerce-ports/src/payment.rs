@@ -14,7 +14,7 @@ use crate::money::Money;
 use crate::secret::Secret;
 
 /// A kind of tender a channel can accept. A channel binds each tender kind to at most one gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum TenderKind {
@@ -44,7 +44,7 @@ impl TenderKind {
     ];
 
     /// The kebab-case name used in configuration (`card`, `card-present`, ...).
-    pub fn as_str(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             TenderKind::Card => "card",
             TenderKind::CardPresent => "card-present",

@@ -58,7 +58,7 @@ impl GatewayFixture {
     fn authorize_request(&self, behaviour: &'static str, minor: i64, method: &str) -> Result<AuthorizeRequest, Failure> {
         Ok(AuthorizeRequest::new(
             self.money(minor),
-            self.tender.clone(),
+            self.tender,
             method,
             format!("{}-{behaviour}", self.run_id),
             self.key(behaviour, "authorize")?,

@@ -104,6 +104,11 @@ impl MemoryGateway {
         self
     }
 
+    /// The prefix of the provider references this gateway hands out.
+    pub fn reference_prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Queues a fault for a coming provider call (replays of stored outcomes are not provider calls).
     pub fn inject(&self, fault: GatewayFault) {
         self.lock().faults.push_back(fault);
