@@ -1,0 +1,894 @@
+//! [`Payments`]: the payment intent service. It runs every mutating operation under an idempotency key,
+//! calls the gateway it is given, and records the answer through the [state machine](crate::state).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use commerce_ports::payment::{
+    AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, PaymentGateway, PaymentMethodRef,
+    PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
+};
+use commerce_ports::stores::{
+    IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, PaymentIntent, PaymentIntentStore, StoreSet,
+};
+use commerce_ports::{
+    ChannelId, Clock, ErrorKind, IdempotencyKey, IntentId, Money, PaymentError, RetryClass, TenantId,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::error::{PaymentsError, StoredError};
+use crate::state::{self, Admission, AuthorizeParams, Command, Modification, Operation, ProviderCall, Transition};
+
+/// The shortest provider idempotency key this crate derives; a gateway accepting fewer characters is
+/// misconfigured.
+pub const MIN_DERIVED_KEY_LEN: usize = 16;
+
+/// A payment to authorize.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewPayment {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The sales channel.
+    pub channel: ChannelId,
+    /// The tender kind.
+    pub tender: TenderKind,
+    /// The amount; positive.
+    pub amount: Money,
+    /// The payment method (a token, a saved method, a test name such as `pm_card_visa`).
+    pub payment_method: PaymentMethodRef,
+    /// The merchant's reference (order number).
+    pub reference: String,
+    /// Manual (the default: capture later) or automatic capture.
+    pub capture_method: CaptureMethod,
+}
+
+impl NewPayment {
+    /// A manual-capture payment.
+    pub fn new(
+        tenant: TenantId,
+        channel: ChannelId,
+        tender: TenderKind,
+        amount: Money,
+        payment_method: impl Into<String>,
+        reference: impl Into<String>,
+    ) -> NewPayment {
+        NewPayment {
+            tenant,
+            channel,
+            tender,
+            amount,
+            payment_method: PaymentMethodRef(payment_method.into()),
+            reference: reference.into(),
+            capture_method: CaptureMethod::Manual,
+        }
+    }
+
+    /// Sets the capture method.
+    pub fn with_capture_method(mut self, capture_method: CaptureMethod) -> NewPayment {
+        self.capture_method = capture_method;
+        self
+    }
+}
+
+/// The payment intent service. Cheap to clone (one `Arc` inside); clones share the stores.
+///
+/// Every mutating operation takes the gateway explicitly (`&dyn PaymentGateway`), so one service serves every
+/// binding of every tenant and channel, and an [`IdempotencyKey`] chosen by the caller, one per operation.
+///
+/// # Idempotency
+/// The key is claimed in the [`IdempotencyStore`] with a fingerprint of the operation and its parameters
+/// (SHA-256 of canonical JSON). A completed key returns its stored outcome, success or failure (validation
+/// failures included), without calling the provider; a running one gives `InProgress`; the same key with
+/// another operation or other parameters gives `IdempotencyConflict` naming the first operation. Outcomes are
+/// stored as `{"ok": <intent>}` or `{"err": {"kind": ..., "message": ..., ...}}`.
+///
+/// The provider receives the caller's key when it fits the gateway's `max_idempotency_key_len`, otherwise a
+/// stable key derived from tenant and key ([`provider_key`]); every retry sends the same one.
+///
+/// # Unknown outcomes
+/// When the gateway answers `OutcomeUnknown`, the intent is stored as `OutcomeUnknown` with its amounts
+/// unchanged and the pending call recorded in its event; the key is *released* (not completed), and the caller
+/// gets an error of kind `OutcomeUnknown` (retry class `SameKeyOnly`). A retry with the same key sends the same
+/// request with the same provider key; the provider replays its first answer, which is then applied, once.
+/// [`reconcile`](Payments::reconcile) settles the intent from the provider's view instead; a later retry
+/// of the settled call is recognised from the history and returns the intent without a provider call.
+/// While an outcome is unknown, other operations on the intent are refused (`InvalidState`, retryable).
+///
+/// Answers that say nothing happened (`Unavailable`, `Timeout`, `RateLimited`, `InProgress`, `Conflict`)
+/// release the key and return the error with its retry class. Certain answers (declined, invalid request,
+/// invalid state, ...) are stored as the key's outcome; a refused authorization fails the intent, a refused
+/// capture, refund or void leaves it unchanged.
+#[derive(Clone)]
+pub struct Payments {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    intents: Arc<dyn PaymentIntentStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
+    clock: Arc<dyn Clock>,
+    lease: Duration,
+}
+
+impl fmt::Debug for Payments {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payments")
+            .field("intents", &self.inner.intents)
+            .field("idempotency", &self.inner.idempotency)
+            .field("clock", &self.inner.clock)
+            .field("lease", &self.inner.lease)
+            .finish()
+    }
+}
+
+/// What claiming the idempotency key gave.
+#[expect(clippy::large_enum_variant, reason = "a short-lived local; boxing buys nothing")]
+enum Claim {
+    Proceed,
+    Replay(Result<PaymentIntent, PaymentsError>),
+}
+
+/// How an operation ends for its idempotency key.
+#[expect(clippy::large_enum_variant, reason = "a short-lived local; boxing buys nothing")]
+enum Outcome {
+    /// Certain: store it as the key's outcome.
+    Done(Result<PaymentIntent, PaymentsError>),
+    /// Nothing certain happened, or the answer is unknown: release the key so a retry runs again.
+    Release(PaymentsError),
+}
+
+impl Outcome {
+    /// Admission errors that can change by themselves (another call pending) or that concern another use of
+    /// the key are not stored: storing them would poison the key for its rightful retry.
+    fn rejected(error: PaymentsError) -> Outcome {
+        if error.kind() == ErrorKind::IdempotencyConflict
+            || matches!(error.retry(), RetryClass::Retryable | RetryClass::SameKeyOnly)
+        {
+            Outcome::Release(error)
+        } else {
+            Outcome::Done(Err(error))
+        }
+    }
+}
+
+/// What became of a provider's answer.
+enum Settlement {
+    /// Recorded (the intent may still be `OutcomeUnknown` when the provider reports it pending).
+    Applied(PaymentIntent),
+    /// A certain refusal, recorded.
+    Refused { intent: PaymentIntent, error: PaymentsError },
+    /// Unknown, transient, or not recorded: a retry with the same key must run again.
+    Unsettled(PaymentsError),
+}
+
+impl Settlement {
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Settlement::Applied(intent) => Outcome::Done(Ok(intent)),
+            Settlement::Refused { error, .. } => Outcome::Done(Err(error)),
+            Settlement::Unsettled(error) => Outcome::Release(error),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredOutcome {
+    Ok(PaymentIntent),
+    Err(StoredError),
+}
+
+#[derive(Serialize)]
+struct Fingerprinted<'a, T: Serialize> {
+    operation: Operation,
+    params: &'a T,
+}
+
+#[derive(Serialize)]
+struct AuthorizeParamsFingerprint<'a> {
+    provider: &'a str,
+    channel: &'a ChannelId,
+    tender: &'a TenderKind,
+    amount: Money,
+    payment_method: &'a PaymentMethodRef,
+    reference: &'a str,
+    capture_method: CaptureMethod,
+}
+
+#[derive(Serialize)]
+struct ModificationParamsFingerprint<'a> {
+    intent: &'a IntentId,
+    command: Command,
+}
+
+/// How certain a gateway error is.
+enum Certainty {
+    Unknown,
+    NothingHappened,
+    Certain,
+}
+
+fn certainty(kind: ErrorKind) -> Certainty {
+    match kind {
+        ErrorKind::OutcomeUnknown => Certainty::Unknown,
+        ErrorKind::RateLimited
+        | ErrorKind::Unavailable
+        | ErrorKind::Timeout
+        | ErrorKind::InProgress
+        | ErrorKind::Conflict => Certainty::NothingHappened,
+        _ => Certainty::Certain,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn fingerprint<T: Serialize>(operation: Operation, params: &T) -> Result<String, PaymentsError> {
+    let json = serde_json::to_vec(&Fingerprinted { operation, params }).map_err(|e| {
+        PaymentsError::new(ErrorKind::Unexpected, operation, format!("cannot fingerprint the request: {e}"))
+    })?;
+    Ok(sha256_hex(&json))
+}
+
+/// The intent id of the authorization made with `key` for `tenant`: `pi_` and the first 24 hex digits of a
+/// SHA-256 over both, so a retry with the same key lands on the same intent.
+///
+/// # Errors
+/// None in practice (the id is always valid); `Unexpected` otherwise.
+pub fn intent_id_for(tenant: &TenantId, key: &IdempotencyKey) -> Result<IntentId, PaymentsError> {
+    let digest = sha256_hex(format!("commerce-payments/intent\n{tenant}\n{key}").as_bytes());
+    let short = digest.get(..24).unwrap_or(&digest);
+    IntentId::new(format!("pi_{short}"))
+        .map_err(|e| PaymentsError::new(ErrorKind::Unexpected, Operation::Authorize, format!("derived intent id: {e}")))
+}
+
+/// The idempotency key sent to the provider for the caller's `key`: the key itself when it has at most
+/// `max_len` characters, otherwise the hex SHA-256 of tenant and key, truncated to `max_len` (stable, so every
+/// retry sends the same one). Keys are per operation already, so so is the derived key.
+///
+/// # Errors
+/// `Configuration` when `max_len` is below [`MIN_DERIVED_KEY_LEN`] and the key does not fit.
+pub fn provider_key(tenant: &TenantId, key: &IdempotencyKey, max_len: usize) -> Result<IdempotencyKey, PaymentsError> {
+    if key.as_str().len() <= max_len {
+        return Ok(key.clone());
+    }
+    if max_len < MIN_DERIVED_KEY_LEN {
+        return Err(PaymentsError::new(
+            ErrorKind::Configuration,
+            Operation::Authorize,
+            format!(
+                "the gateway accepts idempotency keys of at most {max_len} characters; key `{key}` does not fit and a \
+                 derived key needs at least {MIN_DERIVED_KEY_LEN}"
+            ),
+        ));
+    }
+    let digest = sha256_hex(format!("commerce-payments/provider-key\n{tenant}\n{key}").as_bytes());
+    let short = digest.get(..max_len).unwrap_or(&digest);
+    IdempotencyKey::new(short).map_err(|e| {
+        PaymentsError::new(ErrorKind::Unexpected, Operation::Authorize, format!("derived provider key: {e}"))
+    })
+}
+
+fn key_of(call: &ProviderCall, intent: &IntentId) -> Result<IdempotencyKey, PaymentsError> {
+    IdempotencyKey::new(call.provider_key.clone()).map_err(|e| {
+        PaymentsError::new(ErrorKind::Unexpected, call.operation, format!("recorded provider key: {e}"))
+            .with_intent(intent.clone())
+    })
+}
+
+fn recording_failed(operation: Operation, intent: &IntentId, error: PaymentsError) -> PaymentsError {
+    PaymentsError::new(
+        error.kind(),
+        operation,
+        format!(
+            "the provider answered but recording its answer failed: {}; retry with the same idempotency key",
+            error.message()
+        ),
+    )
+    .with_intent(intent.clone())
+    .with_retry(RetryClass::SameKeyOnly)
+    .with_source(error)
+}
+
+fn validate_new_payment(provider: &str, payment: &NewPayment, caps: &GatewayCapabilities) -> Result<(), PaymentsError> {
+    const OP: Operation = Operation::Authorize;
+    let invalid = |message: String| Err(PaymentsError::new(ErrorKind::InvalidRequest, OP, message));
+    if !payment.amount.is_positive() {
+        return invalid(format!("authorize amount must be positive, got {}", payment.amount));
+    }
+    if provider.is_empty() {
+        return invalid("the provider name must not be empty".to_owned());
+    }
+    if payment.payment_method.0.is_empty() {
+        return invalid("payment_method must not be empty".to_owned());
+    }
+    if !caps.tenders.contains(&payment.tender) {
+        return Err(PaymentsError::new(
+            ErrorKind::Unsupported,
+            OP,
+            format!("the gateway `{provider}` does not accept tender `{}`", payment.tender),
+        ));
+    }
+    if payment.capture_method == CaptureMethod::Manual && !caps.manual_capture {
+        return Err(PaymentsError::new(
+            ErrorKind::Unsupported,
+            OP,
+            format!("the gateway `{provider}` does not support manual capture"),
+        ));
+    }
+    Ok(())
+}
+
+impl Payments {
+    /// How long a caller owns an idempotency key before another may take it over: 30 s.
+    pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+    /// A service over these stores and clock, with the default lease.
+    pub fn new(
+        intents: Arc<dyn PaymentIntentStore>,
+        idempotency: Arc<dyn IdempotencyStore>,
+        clock: Arc<dyn Clock>,
+    ) -> Payments {
+        Payments { inner: Arc::new(Inner { intents, idempotency, clock, lease: Payments::DEFAULT_LEASE }) }
+    }
+
+    /// A service over the intent and idempotency stores of a [`StoreSet`].
+    pub fn from_stores(stores: &StoreSet, clock: Arc<dyn Clock>) -> Payments {
+        Payments::new(stores.intents.clone(), stores.idempotency.clone(), clock)
+    }
+
+    /// Sets the idempotency lease: how long a caller owns a key; after it, a caller with the same key takes
+    /// over (and sends the same provider key). Make it longer than the slowest provider call.
+    pub fn with_lease(self, lease: Duration) -> Payments {
+        let i = &self.inner;
+        Payments {
+            inner: Arc::new(Inner {
+                intents: i.intents.clone(),
+                idempotency: i.idempotency.clone(),
+                clock: i.clock.clone(),
+                lease,
+            }),
+        }
+    }
+
+    /// The lease.
+    pub fn lease(&self) -> Duration {
+        self.inner.lease
+    }
+
+    /// Authorizes a payment (capturing it too with [`CaptureMethod::Automatic`]) and returns the intent.
+    ///
+    /// The intent's id is [`intent_id_for`]`(tenant, key)`; `provider` (the binding's adapter name) is stored
+    /// on it. The intent is created in `RequiresAuthorization` before the provider is called.
+    ///
+    /// # Errors
+    /// `InvalidRequest` (non-positive amount, empty payment method), `Unsupported` (tender or manual capture
+    /// not supported by the gateway), `Declined` (the intent is `Failed`), `OutcomeUnknown` (the intent is
+    /// `OutcomeUnknown`; retry with the same key or reconcile), `InProgress`, `IdempotencyConflict`, and the
+    /// gateway's transient kinds (`Unavailable`, `Timeout`, `RateLimited`) after which a retry runs again.
+    pub async fn authorize(
+        &self,
+        gateway: &dyn PaymentGateway,
+        provider: &str,
+        payment: NewPayment,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        const OP: Operation = Operation::Authorize;
+        let params = AuthorizeParamsFingerprint {
+            provider,
+            channel: &payment.channel,
+            tender: &payment.tender,
+            amount: payment.amount,
+            payment_method: &payment.payment_method,
+            reference: &payment.reference,
+            capture_method: payment.capture_method,
+        };
+        let fingerprint = fingerprint(OP, &params)?;
+        let tenant = payment.tenant.clone();
+        if let Claim::Replay(result) = self.claim(&tenant, key, OP, &fingerprint).await? {
+            return result;
+        }
+        let outcome = self.authorize_claimed(gateway, provider, &payment, key, fingerprint).await;
+        self.finish(&tenant, key, outcome).await
+    }
+
+    /// Captures `amount` (`None`: all that remains capturable) of an authorized intent. With `final_capture`
+    /// no capture may follow and the intent becomes `Captured` even below the authorized amount.
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidState` (not authorized, after a final capture or a void, another outcome unknown);
+    /// `InvalidRequest` ("capture of 30.00 EUR exceeds the capturable 20.00 EUR", other currency, not
+    /// positive); `Unsupported`; `OutcomeUnknown`; `InProgress`; `IdempotencyConflict`; the provider's refusals
+    /// and transient kinds.
+    pub async fn capture(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        intent: &IntentId,
+        amount: Option<Money>,
+        final_capture: bool,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        self.modify(gateway, tenant, intent, Command::Capture { amount, final_capture }, key).await
+    }
+
+    /// Refunds `amount` of a captured intent (after its final capture).
+    ///
+    /// # Errors
+    /// As [`capture`](Payments::capture), with "refund of 30.00 EUR exceeds the refundable 20.00 EUR" and
+    /// `InvalidState` before a capture ("void it instead").
+    pub async fn refund(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        intent: &IntentId,
+        amount: Money,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        self.modify(gateway, tenant, intent, Command::Refund { amount }, key).await
+    }
+
+    /// Cancels an authorization before any capture.
+    ///
+    /// # Errors
+    /// As [`capture`](Payments::capture); `InvalidState` once anything is captured ("refund instead").
+    pub async fn void(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        intent: &IntentId,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        self.modify(gateway, tenant, intent, Command::Void, key).await
+    }
+
+    /// Reads an intent.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    pub async fn get(&self, tenant: &TenantId, intent: &IntentId) -> Result<PaymentIntent, PaymentsError> {
+        self.inner
+            .intents
+            .get(tenant, intent)
+            .await
+            .map_err(|e| PaymentsError::from_store(Operation::Get, Some(intent), e))
+    }
+
+    /// An intent's history, oldest first; event `n` produced version `n`. See [`state::event_text`] for the
+    /// human-readable part of an event's detail.
+    ///
+    /// # Errors
+    /// `NotFound`, `Unavailable`.
+    pub async fn history(&self, tenant: &TenantId, intent: &IntentId) -> Result<Vec<IntentEvent>, PaymentsError> {
+        self.inner
+            .intents
+            .events(tenant, intent)
+            .await
+            .map_err(|e| PaymentsError::from_store(Operation::History, Some(intent), e))
+    }
+
+    /// Settles an intent from the provider's view, never moving an amount backwards
+    /// ([`state::apply_snapshot`]).
+    ///
+    /// - With a provider reference: `gateway.retrieve(reference)`; amounts become the larger of ours and the
+    ///   provider's; a pending call counts as applied when the provider shows its effect, and the history
+    ///   records it so a later retry with its key does not apply it again.
+    /// - An `OutcomeUnknown` authorization has no provider reference yet: reconcile re-sends the recorded
+    ///   authorization request with the same provider key, which the provider answers by replaying its first
+    ///   answer (or, if it never received the request, by processing it now, which is just as safe).
+    /// - Terminal intents and intents without anything at the provider are returned unchanged, with no call.
+    ///
+    /// Reconcile does not use an idempotency key; it is safe to run at any time and concurrently with a retry
+    /// (optimistic versions and the recorded calls keep amounts from being applied twice).
+    ///
+    /// # Errors
+    /// `NotFound`; the gateway's errors (`OutcomeUnknown` again, transient kinds; the intent stays as it was);
+    /// `Unexpected` when the provider's view contradicts the intent.
+    pub async fn reconcile(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        intent: &IntentId,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        const OP: Operation = Operation::Reconcile;
+        let (current, history) = self.load(OP, tenant, intent).await?;
+        if current.status.is_terminal() {
+            return Ok(current);
+        }
+        let Some(reference) = current.provider_reference.clone() else {
+            let pending =
+                state::pending_operation(&current, &history).filter(|p| p.call.operation == Operation::Authorize);
+            let (Some(pending), Some(params)) = (pending, state::authorize_params(&history)) else {
+                return Ok(current);
+            };
+            let request = AuthorizeRequest::new(
+                current.amount,
+                current.tender,
+                params.payment_method.0.clone(),
+                current.reference.clone(),
+                key_of(&pending.call, intent)?,
+            )
+            .with_capture_method(params.capture_method);
+            let answer = gateway.authorize(request).await;
+            return match self.settle_authorization(current, history, &pending.call, answer).await {
+                Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
+                Settlement::Unsettled(error) => Err(error),
+            };
+        };
+        let snapshot =
+            gateway.retrieve(&reference).await.map_err(|e| PaymentsError::from_gateway(OP, Some(intent), e))?;
+        self.persist(OP, current, history, |i, h, now| state::apply_snapshot(i, h, &snapshot, now)).await
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+
+    async fn authorize_claimed(
+        &self,
+        gateway: &dyn PaymentGateway,
+        provider: &str,
+        payment: &NewPayment,
+        key: &IdempotencyKey,
+        fingerprint: String,
+    ) -> Outcome {
+        const OP: Operation = Operation::Authorize;
+        let caps = gateway.capabilities();
+        let tenant = &payment.tenant;
+        let prepared = validate_new_payment(provider, payment, &caps)
+            .and_then(|()| provider_key(tenant, key, caps.max_idempotency_key_len))
+            .and_then(|pk| intent_id_for(tenant, key).map(|id| (pk, id)));
+        let (pk, id) = match prepared {
+            Ok(x) => x,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let call = ProviderCall::new(OP, pk.as_str(), fingerprint);
+        let (intent, history) = match self.load_or_create(provider, payment, &id, &call).await {
+            Ok(x) => x,
+            Err(e) => return Outcome::Release(e),
+        };
+        let call = match state::admit_authorize(&intent, &history, &call) {
+            Ok(Admission::Send(call)) => call,
+            Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
+            Err(e) => return Outcome::rejected(e),
+        };
+        let provider_key = match key_of(&call, &id) {
+            Ok(k) => k,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let request = AuthorizeRequest::new(
+            intent.amount,
+            intent.tender,
+            payment.payment_method.0.clone(),
+            intent.reference.clone(),
+            provider_key,
+        )
+        .with_capture_method(payment.capture_method);
+        let answer = gateway.authorize(request).await;
+        self.settle_authorization(intent, history, &call, answer).await.into_outcome()
+    }
+
+    async fn load_or_create(
+        &self,
+        provider: &str,
+        payment: &NewPayment,
+        id: &IntentId,
+        call: &ProviderCall,
+    ) -> Result<(PaymentIntent, Vec<IntentEvent>), PaymentsError> {
+        const OP: Operation = Operation::Authorize;
+        match self.load(OP, &payment.tenant, id).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            other => return other,
+        }
+        let intent = PaymentIntent::new(
+            id.clone(),
+            payment.tenant.clone(),
+            payment.channel.clone(),
+            payment.tender,
+            payment.amount,
+            provider,
+            payment.reference.clone(),
+            self.inner.clock.now(),
+        );
+        let params = AuthorizeParams::new(call.clone(), payment.payment_method.clone(), payment.capture_method);
+        let Transition { intent, event } = state::creation(intent, params);
+        match self.inner.intents.create(intent.clone(), event.clone()).await {
+            Ok(()) => Ok((intent, vec![event])),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.load(OP, &payment.tenant, id).await,
+            Err(e) => Err(PaymentsError::from_store(OP, Some(id), e)),
+        }
+    }
+
+    async fn settle_authorization(
+        &self,
+        intent: PaymentIntent,
+        history: Vec<IntentEvent>,
+        call: &ProviderCall,
+        answer: Result<PaymentSnapshot, PaymentError>,
+    ) -> Settlement {
+        const OP: Operation = Operation::Authorize;
+        let id = intent.id.clone();
+        let amount = intent.amount;
+        match answer {
+            Ok(snapshot) => {
+                match self
+                    .persist(OP, intent, history, |i, h, now| state::apply_authorization(i, h, call, &snapshot, now))
+                    .await
+                {
+                    Ok(intent) => Settlement::Applied(intent),
+                    Err(e) => Settlement::Unsettled(recording_failed(OP, &id, e)),
+                }
+            }
+            Err(answer) => {
+                let error = PaymentsError::from_gateway(OP, Some(&id), answer);
+                match certainty(error.kind()) {
+                    Certainty::Unknown => {
+                        let message = error.message().to_owned();
+                        // Whether or not this is recorded, the outcome is unknown to the caller.
+                        let _ = self
+                            .persist(OP, intent, history, |i, h, now| {
+                                state::apply_unknown(i, h, call, Some(amount), false, &message, now)
+                            })
+                            .await;
+                        Settlement::Unsettled(error.with_retry(RetryClass::SameKeyOnly))
+                    }
+                    Certainty::NothingHappened => Settlement::Unsettled(error),
+                    Certainty::Certain => {
+                        match self
+                            .persist(OP, intent, history, |i, h, now| {
+                                state::apply_authorization_refused(i, h, call, &error, now)
+                            })
+                            .await
+                        {
+                            Ok(intent) => Settlement::Refused { intent, error },
+                            Err(e) => Settlement::Unsettled(recording_failed(OP, &id, e)),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn modify(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        intent: &IntentId,
+        command: Command,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        let op = command.operation();
+        let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
+        if let Claim::Replay(result) = self.claim(tenant, key, op, &fingerprint).await? {
+            return result;
+        }
+        let outcome = self.modify_claimed(gateway, tenant, intent, command, key, fingerprint).await;
+        self.finish(tenant, key, outcome).await
+    }
+
+    async fn modify_claimed(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        id: &IntentId,
+        command: Command,
+        key: &IdempotencyKey,
+        fingerprint: String,
+    ) -> Outcome {
+        let op = command.operation();
+        let caps = gateway.capabilities();
+        let call = match provider_key(tenant, key, caps.max_idempotency_key_len) {
+            Ok(pk) => ProviderCall::new(op, pk.as_str(), fingerprint),
+            Err(e) => return Outcome::Done(Err(PaymentsError::new(e.kind(), op, e.message()).with_intent(id.clone()))),
+        };
+        let (intent, history) = match self.load(op, tenant, id).await {
+            Ok(x) => x,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Outcome::Done(Err(e)),
+            Err(e) => return Outcome::Release(e),
+        };
+        let modification = match state::admit_modification(&intent, &history, &call, command) {
+            Ok(Admission::Send(m)) => m,
+            Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
+            Err(e) => return Outcome::rejected(e),
+        };
+        if let Err(e) = state::check_supported(&intent, &modification, &caps) {
+            return Outcome::Done(Err(e));
+        }
+        let prepared = key_of(&call, id).and_then(|k| match &intent.provider_reference {
+            Some(reference) => Ok((k, reference.clone())),
+            None => {
+                Err(PaymentsError::new(ErrorKind::Unexpected, op, format!("intent `{id}` has no provider reference"))
+                    .with_intent(id.clone()))
+            }
+        });
+        let (provider_key, reference) = match prepared {
+            Ok(x) => x,
+            Err(e) => return Outcome::Done(Err(e)),
+        };
+        let answer = match modification {
+            Modification::Capture { amount, final_capture } => {
+                let request = CaptureRequest::new(reference, amount, provider_key);
+                gateway.capture(if final_capture { request } else { request.partial() }).await
+            }
+            Modification::Refund { amount } => {
+                gateway.refund(RefundRequest::new(reference, amount, provider_key)).await
+            }
+            Modification::Void => gateway.void(VoidRequest::new(reference, provider_key)).await,
+        };
+        let result = match answer {
+            Ok(result) => result,
+            Err(answer) => {
+                let error = PaymentsError::from_gateway(op, Some(id), answer);
+                return match certainty(error.kind()) {
+                    Certainty::Unknown => {
+                        let message = error.message().to_owned();
+                        let (amount, final_capture) = (modification.amount(), modification.final_capture());
+                        // Whether or not this is recorded, the outcome is unknown to the caller.
+                        let _ = self
+                            .persist(op, intent, history, |i, h, now| {
+                                state::apply_unknown(i, h, &call, amount, final_capture, &message, now)
+                            })
+                            .await;
+                        Outcome::Release(error.with_retry(RetryClass::SameKeyOnly))
+                    }
+                    Certainty::NothingHappened => Outcome::Release(error),
+                    Certainty::Certain => {
+                        match self
+                            .persist(op, intent, history, |i, h, now| state::apply_refusal(i, h, &call, &error, now))
+                            .await
+                        {
+                            Ok(_) => Outcome::Done(Err(error)),
+                            Err(e) => Outcome::Release(recording_failed(op, id, e)),
+                        }
+                    }
+                };
+            }
+        };
+        match self
+            .persist(op, intent, history, |i, h, now| {
+                state::apply_modification(i, h, &call, &modification, &result, now)
+            })
+            .await
+        {
+            Ok(intent) => Outcome::Done(Ok(intent)),
+            Err(e) => Outcome::Release(recording_failed(op, id, e)),
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------
+    // Stores
+
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        op: Operation,
+        fingerprint: &str,
+    ) -> Result<Claim, PaymentsError> {
+        let now = self.inner.clock.now();
+        let lease_until = time::Duration::try_from(self.inner.lease)
+            .ok()
+            .and_then(|lease| now.checked_add(lease))
+            .unwrap_or(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT));
+        let claim = IdempotencyClaim::new(op.as_str(), fingerprint, now, lease_until);
+        let begun = self
+            .inner
+            .idempotency
+            .begin(tenant, key, claim)
+            .await
+            .map_err(|e| PaymentsError::from_store(op, None, e))?;
+        match begun {
+            IdempotencyBegin::Started { .. } => Ok(Claim::Proceed),
+            IdempotencyBegin::Completed(bytes) => Ok(Claim::Replay(decode_outcome(op, &bytes))),
+            IdempotencyBegin::InProgress => Err(PaymentsError::new(
+                ErrorKind::InProgress,
+                op,
+                format!("another request with idempotency key `{key}` is still running; retry later with the same key"),
+            )),
+            IdempotencyBegin::Conflict { operation } => Err(PaymentsError::new(
+                ErrorKind::IdempotencyConflict,
+                op,
+                format!("idempotency key `{key}` was first used for `{operation}` with other parameters"),
+            )),
+            other => {
+                Err(PaymentsError::new(ErrorKind::Unexpected, op, format!("unknown idempotency answer {other:?}")))
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        outcome: Outcome,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        match outcome {
+            Outcome::Done(result) => {
+                let stored = match &result {
+                    Ok(intent) => serde_json::to_vec(&StoredOutcome::Ok(intent.clone())),
+                    Err(error) => serde_json::to_vec(&StoredOutcome::Err(error.to_stored())),
+                };
+                let completed = match stored {
+                    Ok(bytes) => self.inner.idempotency.complete(tenant, key, bytes).await.is_ok(),
+                    Err(_) => false,
+                };
+                if !completed {
+                    // The intent is durable; a retry after the lease recovers the outcome from its history.
+                    let _ = self.inner.idempotency.release(tenant, key).await;
+                }
+                result
+            }
+            Outcome::Release(error) => {
+                // If the release fails, the lease expires and a retry takes the key over.
+                let _ = self.inner.idempotency.release(tenant, key).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Reads an intent and its history, consistently (the last event is the intent's version).
+    async fn load(
+        &self,
+        op: Operation,
+        tenant: &TenantId,
+        id: &IntentId,
+    ) -> Result<(PaymentIntent, Vec<IntentEvent>), PaymentsError> {
+        let store = &self.inner.intents;
+        for _ in 0..3 {
+            let intent = store.get(tenant, id).await.map_err(|e| PaymentsError::from_store(op, Some(id), e))?;
+            let history = store.events(tenant, id).await.map_err(|e| PaymentsError::from_store(op, Some(id), e))?;
+            if history.last().map(|e| e.sequence) == Some(intent.version) {
+                return Ok((intent, history));
+            }
+        }
+        Err(PaymentsError::new(ErrorKind::Conflict, op, format!("intent `{id}` kept changing while it was read"))
+            .with_intent(id.clone()))
+    }
+
+    /// Applies a transition and stores it; on a version conflict reloads and re-applies once (the state
+    /// functions recognise an answer that is already reflected).
+    async fn persist<F>(
+        &self,
+        op: Operation,
+        intent: PaymentIntent,
+        history: Vec<IntentEvent>,
+        apply: F,
+    ) -> Result<PaymentIntent, PaymentsError>
+    where
+        F: Fn(&PaymentIntent, &[IntentEvent], OffsetDateTime) -> Result<Option<Transition>, PaymentsError>
+            + Send
+            + Sync,
+    {
+        let (tenant, id) = (intent.tenant.clone(), intent.id.clone());
+        let (mut intent, mut history) = (intent, history);
+        let mut reloaded = false;
+        loop {
+            let Some(Transition { intent: next, event }) = apply(&intent, &history, self.inner.clock.now())? else {
+                return Ok(intent);
+            };
+            match self.inner.intents.update(next.clone(), intent.version, event).await {
+                Ok(()) => return Ok(next),
+                Err(e) if e.kind() == ErrorKind::Conflict && !reloaded => {
+                    reloaded = true;
+                    (intent, history) = self.load(op, &tenant, &id).await?;
+                }
+                Err(e) => return Err(PaymentsError::from_store(op, Some(&id), e)),
+            }
+        }
+    }
+}
+
+fn decode_outcome(op: Operation, bytes: &[u8]) -> Result<PaymentIntent, PaymentsError> {
+    match serde_json::from_slice::<StoredOutcome>(bytes) {
+        Ok(StoredOutcome::Ok(intent)) => Ok(intent),
+        Ok(StoredOutcome::Err(stored)) => Err(PaymentsError::from(stored)),
+        Err(e) => Err(PaymentsError::new(
+            ErrorKind::Unexpected,
+            op,
+            format!("the stored outcome of this key is unreadable: {e}"),
+        )),
+    }
+}

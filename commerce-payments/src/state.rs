@@ -1,0 +1,1200 @@
+//! The payment intent state machine, as pure functions.
+//!
+//! ```text
+//! RequiresAuthorization ──authorize──▶ Authorized ──capture (partial)──▶ PartiallyCaptured ──capture──┐
+//!        │                              │  │                                   │                    ▼
+//!        │ declined / refused           │  └──capture (full or final)─────────────────────────▶ Captured
+//!        ▼                              ▼                                                          │ refund
+//!      Failed                         Voided                       Refunded ◀──refund── PartiallyRefunded
+//!
+//! any non-terminal state ──provider outcome unknown──▶ OutcomeUnknown ──answer / reconcile──▶ next state
+//! ```
+//!
+//! Two kinds of functions:
+//! - **admission** ([`admit_authorize`], [`admit_modification`], [`resolve`], [`check_supported`]) decides,
+//!   before any provider call, whether an operation fits the intent: amounts positive and in the intent's
+//!   currency, a capture at most authorized minus captured and never after a final capture or a void, a refund
+//!   at most captured minus refunded, a void only before any capture ("refund instead").
+//! - **application** ([`apply_authorization`], [`apply_modification`], [`apply_unknown`], [`apply_refusal`],
+//!   [`apply_snapshot`], ...) computes the next intent and its [`IntentEvent`] once the provider answered. They
+//!   return `Ok(None)` when the answer is already reflected, so they can be re-applied safely after an
+//!   optimistic-concurrency conflict. Every [`Transition`] bumps `version` by one, gives its event
+//!   `sequence == version`, never lowers an amount and never leaves a terminal state
+//!   ([`check_transition`] enforces it).
+//!
+//! # Unknown outcomes
+//! When the provider's answer is unknown the intent becomes `OutcomeUnknown` with its amounts unchanged, and
+//! the event records a [`PendingOperation`]: which call (operation, provider idempotency key, parameter
+//! fingerprint), the amount, and the status before it. While it is pending, only that same call (a retry with
+//! the same key, which the provider replays) or a reconciliation may move the intent on; amounts are applied
+//! once, when the answer is known. Every event that applies a provider's answer records the call it applied,
+//! so a late retry of an already applied call is recognised ([`Admission::AlreadyApplied`]) instead of being
+//! counted twice.
+//!
+//! The port's [`IntentEvent`] has no structured field for these records, so they travel in the event's
+//! `detail` after the human text, on a last line starting with `commerce-payments ` followed by JSON
+//! ([`event_text`] returns the human part).
+
+use std::fmt;
+
+use commerce_ports::payment::{
+    CaptureMethod, GatewayCapabilities, ModificationResult, ModificationStatus, PaymentMethodRef, PaymentSnapshot,
+    ProviderPaymentStatus,
+};
+use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent};
+use commerce_ports::{ErrorKind, Money, RetryClass};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::PaymentsError;
+
+/// An operation of the payments domain, as named in events, errors and idempotency records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Operation {
+    /// The intent was created (the first event).
+    Create,
+    /// Authorize (and, with automatic capture, capture).
+    Authorize,
+    /// Capture (part of) the authorization.
+    Capture,
+    /// Refund (part of) the captured amount.
+    Refund,
+    /// Cancel the authorization before any capture.
+    Void,
+    /// Settle the intent from the provider's view.
+    Reconcile,
+    /// Read an intent.
+    Get,
+    /// Read an intent's history.
+    History,
+}
+
+impl Operation {
+    /// The snake_case name (`"capture"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "create",
+            Operation::Authorize => "authorize",
+            Operation::Capture => "capture",
+            Operation::Refund => "refund",
+            Operation::Void => "void",
+            Operation::Reconcile => "reconcile",
+            Operation::Get => "get",
+            Operation::History => "history",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One provider call as the domain identifies it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProviderCall {
+    /// The operation.
+    pub operation: Operation,
+    /// The idempotency key sent to the provider; every retry of the call sends the same one.
+    pub provider_key: String,
+    /// SHA-256 (hex) of the caller's parameters, to tell a retry from another use of the key.
+    pub fingerprint: String,
+}
+
+impl ProviderCall {
+    /// A call.
+    pub fn new(operation: Operation, provider_key: impl Into<String>, fingerprint: impl Into<String>) -> ProviderCall {
+        ProviderCall { operation, provider_key: provider_key.into(), fingerprint: fingerprint.into() }
+    }
+
+    fn same_request(&self, other: &ProviderCall) -> bool {
+        self.operation == other.operation && self.fingerprint == other.fingerprint
+    }
+}
+
+/// A provider call whose outcome is not known yet, recorded in the event that made the intent
+/// `OutcomeUnknown`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PendingOperation {
+    /// The call; a retry must send the same provider key.
+    pub call: ProviderCall,
+    /// The amount sent (authorize, capture, refund).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Money>,
+    /// For a capture: whether it was final.
+    #[serde(default)]
+    pub final_capture: bool,
+    /// The intent's status before the call; a refusal returns the intent to it.
+    pub prior_status: IntentStatus,
+}
+
+/// The authorization request's parameters that the intent does not hold, recorded in the `create` event so a
+/// reconciliation can re-send the same request with the same provider key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AuthorizeParams {
+    /// The authorization call.
+    pub call: ProviderCall,
+    /// The payment method.
+    pub payment_method: PaymentMethodRef,
+    /// Manual or automatic capture.
+    pub capture_method: CaptureMethod,
+}
+
+impl AuthorizeParams {
+    /// Parameters.
+    pub fn new(call: ProviderCall, payment_method: PaymentMethodRef, capture_method: CaptureMethod) -> AuthorizeParams {
+        AuthorizeParams { call, payment_method, capture_method }
+    }
+}
+
+/// A capture, refund or void as the caller asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Command {
+    /// Capture `amount` (`None`: everything still capturable).
+    Capture {
+        /// The amount, or `None` for all that remains.
+        amount: Option<Money>,
+        /// No further capture will follow; the rest of the authorization is released.
+        final_capture: bool,
+    },
+    /// Refund `amount`.
+    Refund {
+        /// The amount.
+        amount: Money,
+    },
+    /// Cancel the authorization.
+    Void,
+}
+
+impl Command {
+    /// The operation.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Command::Capture { .. } => Operation::Capture,
+            Command::Refund { .. } => Operation::Refund,
+            Command::Void => Operation::Void,
+        }
+    }
+}
+
+/// A [`Command`] validated against an intent, with its amount resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Modification {
+    /// Capture `amount`.
+    Capture {
+        /// The amount, positive and at most what remains capturable.
+        amount: Money,
+        /// No further capture will follow.
+        final_capture: bool,
+    },
+    /// Refund `amount`.
+    Refund {
+        /// The amount, positive and at most what remains refundable.
+        amount: Money,
+    },
+    /// Cancel the authorization.
+    Void,
+}
+
+impl Modification {
+    /// The operation.
+    pub fn operation(&self) -> Operation {
+        match self {
+            Modification::Capture { .. } => Operation::Capture,
+            Modification::Refund { .. } => Operation::Refund,
+            Modification::Void => Operation::Void,
+        }
+    }
+
+    /// The amount concerned (none for a void).
+    pub fn amount(&self) -> Option<Money> {
+        match self {
+            Modification::Capture { amount, .. } | Modification::Refund { amount } => Some(*amount),
+            Modification::Void => None,
+        }
+    }
+
+    /// True for a final capture.
+    pub fn final_capture(&self) -> bool {
+        matches!(self, Modification::Capture { final_capture: true, .. })
+    }
+}
+
+/// What admission decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission<T> {
+    /// Send this to the provider.
+    Send(T),
+    /// The call was applied before (the history records its answer): return the intent as it is, without
+    /// calling the provider.
+    AlreadyApplied,
+}
+
+/// The next state of an intent and the event that records the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Transition {
+    /// The intent after the change (`version` one higher).
+    pub intent: PaymentIntent,
+    /// The event to append (`sequence == intent.version`).
+    pub event: IntentEvent,
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Event records
+
+const TAG_PREFIX: &str = "commerce-payments ";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct EventTag {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    applied: Option<ProviderCall>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending: Option<PendingOperation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    authorize: Option<AuthorizeParams>,
+}
+
+fn encode_detail(text: &str, tag: &EventTag) -> String {
+    if *tag == EventTag::default() {
+        return text.to_owned();
+    }
+    // Serializing plain data to a string cannot fail; fall back to the text alone rather than panic.
+    match serde_json::to_string(tag) {
+        Ok(json) => format!("{text}\n{TAG_PREFIX}{json}"),
+        Err(_) => text.to_owned(),
+    }
+}
+
+fn tag_of(event: &IntentEvent) -> Option<EventTag> {
+    let detail = event.detail.as_deref()?;
+    let (_, last) = detail.rsplit_once('\n')?;
+    serde_json::from_str(last.strip_prefix(TAG_PREFIX)?).ok()
+}
+
+/// The human-readable part of an event's detail (without the machine-readable record line).
+pub fn event_text(event: &IntentEvent) -> Option<&str> {
+    let detail = event.detail.as_deref()?;
+    match detail.rsplit_once('\n') {
+        Some((text, last)) if last.starts_with(TAG_PREFIX) => Some(text),
+        _ => Some(detail),
+    }
+}
+
+/// The pending call of an `OutcomeUnknown` intent: the record in the event that produced its current version.
+/// `None` for any other status.
+pub fn pending_operation(intent: &PaymentIntent, history: &[IntentEvent]) -> Option<PendingOperation> {
+    if intent.status != IntentStatus::OutcomeUnknown {
+        return None;
+    }
+    history.iter().rev().find(|e| e.sequence == intent.version).and_then(tag_of).and_then(|t| t.pending)
+}
+
+/// The authorization parameters recorded by the intent's `create` event.
+pub fn authorize_params(history: &[IntentEvent]) -> Option<AuthorizeParams> {
+    history.first().and_then(tag_of).and_then(|t| t.authorize)
+}
+
+/// The call with this provider key whose answer an event of the history applied, if any.
+pub fn applied_call(history: &[IntentEvent], provider_key: &str) -> Option<ProviderCall> {
+    history.iter().filter_map(tag_of).filter_map(|t| t.applied).find(|c| c.provider_key == provider_key)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+
+fn error(kind: ErrorKind, operation: Operation, intent: &PaymentIntent, message: impl Into<String>) -> PaymentsError {
+    PaymentsError::new(kind, operation, message).with_intent(intent.id.clone())
+}
+
+fn conflict(operation: Operation, first: Operation, intent: &PaymentIntent) -> PaymentsError {
+    error(
+        ErrorKind::IdempotencyConflict,
+        operation,
+        intent,
+        format!("the idempotency key was first used for `{first}` on intent `{}` with other parameters", intent.id),
+    )
+}
+
+fn pending_error(operation: Operation, intent: &PaymentIntent, pending: &PendingOperation) -> PaymentsError {
+    let what = match pending.amount {
+        Some(amount) => format!("{} of {amount}", pending.call.operation),
+        None => pending.call.operation.to_string(),
+    };
+    error(
+        ErrorKind::InvalidState,
+        operation,
+        intent,
+        format!(
+            "the outcome of the {what} on intent `{}` is unknown; retry that operation with its idempotency key or \
+             reconcile the intent first",
+            intent.id
+        ),
+    )
+    .with_retry(RetryClass::Retryable)
+}
+
+fn add(operation: Operation, intent: &PaymentIntent, a: Money, b: Money) -> Result<Money, PaymentsError> {
+    a.checked_add(b).map_err(|e| PaymentsError::from_money(operation, Some(&intent.id), e))
+}
+
+fn sub(operation: Operation, intent: &PaymentIntent, a: Money, b: Money) -> Result<Money, PaymentsError> {
+    a.checked_sub(b).map_err(|e| PaymentsError::from_money(operation, Some(&intent.id), e))
+}
+
+fn check_amount(operation: Operation, intent: &PaymentIntent, amount: Money) -> Result<(), PaymentsError> {
+    if amount.currency() != intent.amount.currency() {
+        return Err(error(
+            ErrorKind::InvalidRequest,
+            operation,
+            intent,
+            format!("{operation} amount {amount} is not in the intent's currency {}", intent.amount.currency()),
+        ));
+    }
+    if !amount.is_positive() {
+        return Err(error(
+            ErrorKind::InvalidRequest,
+            operation,
+            intent,
+            format!("{operation} amount must be positive, got {amount}"),
+        ));
+    }
+    Ok(())
+}
+
+fn with_status(intent: &PaymentIntent, status: IntentStatus) -> PaymentIntent {
+    let mut view = intent.clone();
+    view.status = status;
+    view
+}
+
+fn unknown_error(operation: Operation, intent: &PaymentIntent) -> PaymentsError {
+    error(
+        ErrorKind::InvalidState,
+        operation,
+        intent,
+        format!(
+            "the outcome of an earlier operation on intent `{}` is unknown; retry it with its idempotency key or \
+             reconcile the intent first",
+            intent.id
+        ),
+    )
+    .with_retry(RetryClass::Retryable)
+}
+
+fn no_pending_record(operation: Operation, intent: &PaymentIntent) -> PaymentsError {
+    error(
+        ErrorKind::Unexpected,
+        operation,
+        intent,
+        format!("intent `{}` is outcome_unknown but its latest event records no pending operation", intent.id),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Validation
+
+/// Validates a capture against the intent and resolves its amount (`None`: all that remains capturable).
+///
+/// # Errors
+/// - `InvalidState` unless the intent is `Authorized` or `PartiallyCaptured` (not yet authorized, after a final
+///   capture, after a void, failed, or with an unknown outcome pending).
+/// - `InvalidRequest` when the amount is not in the intent's currency, not positive, or exceeds
+///   authorized minus captured ("capture of 30.00 EUR exceeds the capturable 20.00 EUR").
+pub fn validate_capture(intent: &PaymentIntent, amount: Option<Money>) -> Result<Money, PaymentsError> {
+    const OP: Operation = Operation::Capture;
+    let id = &intent.id;
+    match intent.status {
+        IntentStatus::Authorized | IntentStatus::PartiallyCaptured => {}
+        IntentStatus::RequiresAuthorization => {
+            return Err(error(ErrorKind::InvalidState, OP, intent, format!("intent `{id}` is not authorized yet")));
+        }
+        IntentStatus::Captured | IntentStatus::PartiallyRefunded | IntentStatus::Refunded => {
+            return Err(error(
+                ErrorKind::InvalidState,
+                OP,
+                intent,
+                format!(
+                    "intent `{id}` is already captured (status {}); no capture may follow a final capture",
+                    intent.status.as_str()
+                ),
+            ));
+        }
+        IntentStatus::Voided => {
+            return Err(error(
+                ErrorKind::InvalidState,
+                OP,
+                intent,
+                format!("intent `{id}` was voided; it cannot be captured"),
+            ));
+        }
+        IntentStatus::Failed => {
+            return Err(error(
+                ErrorKind::InvalidState,
+                OP,
+                intent,
+                format!("intent `{id}` failed; it cannot be captured"),
+            ));
+        }
+        IntentStatus::OutcomeUnknown => return Err(unknown_error(OP, intent)),
+        other => {
+            return Err(error(
+                ErrorKind::InvalidState,
+                OP,
+                intent,
+                format!("intent `{id}` is {}; it cannot be captured", other.as_str()),
+            ));
+        }
+    }
+    let capturable = sub(OP, intent, intent.authorized, intent.captured)?;
+    let amount = match amount {
+        Some(amount) => amount,
+        None => capturable,
+    };
+    check_amount(OP, intent, amount)?;
+    if amount.minor() > capturable.minor() {
+        return Err(error(
+            ErrorKind::InvalidRequest,
+            OP,
+            intent,
+            format!("capture of {amount} exceeds the capturable {capturable}"),
+        ));
+    }
+    Ok(amount)
+}
+
+/// Validates a refund against the intent.
+///
+/// # Errors
+/// - `InvalidState` unless the intent is `Captured` or `PartiallyRefunded`: nothing captured ("void it
+///   instead"), partially captured and still capturable ("make a final capture before refunding"), fully
+///   refunded, voided, failed, or with an unknown outcome pending.
+/// - `InvalidRequest` when the amount is not in the intent's currency, not positive, or exceeds captured
+///   minus refunded ("refund of 30.00 EUR exceeds the refundable 20.00 EUR").
+pub fn validate_refund(intent: &PaymentIntent, amount: Money) -> Result<(), PaymentsError> {
+    const OP: Operation = Operation::Refund;
+    let id = &intent.id;
+    let state_error = |message: String| Err(error(ErrorKind::InvalidState, OP, intent, message));
+    match intent.status {
+        IntentStatus::Captured | IntentStatus::PartiallyRefunded => {}
+        IntentStatus::RequiresAuthorization | IntentStatus::Authorized => {
+            return state_error(format!("intent `{id}` has nothing captured; void it instead"));
+        }
+        IntentStatus::PartiallyCaptured => {
+            return state_error(format!(
+                "intent `{id}` is partially captured and may still be captured; make a final capture before refunding"
+            ));
+        }
+        IntentStatus::Refunded => return state_error(format!("intent `{id}` is already fully refunded")),
+        IntentStatus::Voided => return state_error(format!("intent `{id}` was voided; there is nothing to refund")),
+        IntentStatus::Failed => return state_error(format!("intent `{id}` failed; there is nothing to refund")),
+        IntentStatus::OutcomeUnknown => return Err(unknown_error(OP, intent)),
+        other => return state_error(format!("intent `{id}` is {}; it cannot be refunded", other.as_str())),
+    }
+    check_amount(OP, intent, amount)?;
+    let refundable = sub(OP, intent, intent.captured, intent.refunded)?;
+    if amount.minor() > refundable.minor() {
+        return Err(error(
+            ErrorKind::InvalidRequest,
+            OP,
+            intent,
+            format!("refund of {amount} exceeds the refundable {refundable}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a void against the intent.
+///
+/// # Errors
+/// `InvalidState` unless the intent is `Authorized`: once anything is captured the message says "refund
+/// instead"; also before authorization, when already voided, failed, or with an unknown outcome pending.
+pub fn validate_void(intent: &PaymentIntent) -> Result<(), PaymentsError> {
+    const OP: Operation = Operation::Void;
+    let id = &intent.id;
+    let state_error = |message: String| Err(error(ErrorKind::InvalidState, OP, intent, message));
+    match intent.status {
+        IntentStatus::Authorized => Ok(()),
+        IntentStatus::PartiallyCaptured
+        | IntentStatus::Captured
+        | IntentStatus::PartiallyRefunded
+        | IntentStatus::Refunded => state_error(format!(
+            "intent `{id}` has {} captured and can no longer be voided; refund instead",
+            intent.captured
+        )),
+        IntentStatus::RequiresAuthorization => {
+            state_error(format!("intent `{id}` is not authorized yet; there is nothing to void"))
+        }
+        IntentStatus::Voided => state_error(format!("intent `{id}` is already voided")),
+        IntentStatus::Failed => state_error(format!("intent `{id}` failed; there is nothing to void")),
+        IntentStatus::OutcomeUnknown => Err(unknown_error(OP, intent)),
+        other => state_error(format!("intent `{id}` is {}; it cannot be voided", other.as_str())),
+    }
+}
+
+/// Validates a command against the intent and resolves it.
+///
+/// # Errors
+/// Those of [`validate_capture`], [`validate_refund`] and [`validate_void`].
+pub fn resolve(intent: &PaymentIntent, command: Command) -> Result<Modification, PaymentsError> {
+    match command {
+        Command::Capture { amount, final_capture } => {
+            validate_capture(intent, amount).map(|amount| Modification::Capture { amount, final_capture })
+        }
+        Command::Refund { amount } => validate_refund(intent, amount).map(|()| Modification::Refund { amount }),
+        Command::Void => validate_void(intent).map(|()| Modification::Void),
+    }
+}
+
+/// Checks a modification against what the gateway supports, so an unsupported one never reaches it.
+///
+/// # Errors
+/// `Unsupported` naming the missing capability (partial or multiple captures or refunds, void).
+pub fn check_supported(
+    intent: &PaymentIntent,
+    modification: &Modification,
+    capabilities: &GatewayCapabilities,
+) -> Result<(), PaymentsError> {
+    let op = modification.operation();
+    let unsupported = |what: &str| {
+        Err(error(
+            ErrorKind::Unsupported,
+            op,
+            intent,
+            format!("the gateway of intent `{}` does not support {what}", intent.id),
+        ))
+    };
+    match *modification {
+        Modification::Capture { amount, .. } => {
+            if intent.captured.is_positive() && !capabilities.multiple_captures {
+                return unsupported("multiple captures");
+            }
+            let capturable = sub(op, intent, intent.authorized, intent.captured)?;
+            if amount.minor() < capturable.minor() && !capabilities.partial_capture {
+                return unsupported("partial capture");
+            }
+        }
+        Modification::Refund { amount } => {
+            if intent.refunded.is_positive() && !capabilities.multiple_refunds {
+                return unsupported("multiple refunds");
+            }
+            let refundable = sub(op, intent, intent.captured, intent.refunded)?;
+            if amount.minor() < refundable.minor() && !capabilities.partial_refund {
+                return unsupported("partial refund");
+            }
+        }
+        Modification::Void => {
+            if !capabilities.void {
+                return unsupported("void");
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Admission
+
+/// Decides what to do with an authorization retried on an existing intent (the intent id is derived from the
+/// idempotency key, so a retry lands here). Returns the call to send: the recorded one, so a retry always
+/// sends the provider key of the first attempt.
+///
+/// # Errors
+/// `IdempotencyConflict` when the key was first used with other parameters; `Unexpected` when the intent has
+/// no recorded authorization parameters.
+pub fn admit_authorize(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+) -> Result<Admission<ProviderCall>, PaymentsError> {
+    const OP: Operation = Operation::Authorize;
+    let Some(params) = authorize_params(history) else {
+        return Err(error(
+            ErrorKind::Unexpected,
+            OP,
+            intent,
+            format!("intent `{}` has no recorded authorization parameters", intent.id),
+        ));
+    };
+    let recorded = params.call;
+    if !recorded.same_request(call) {
+        return Err(conflict(OP, recorded.operation, intent));
+    }
+    if applied_call(history, &recorded.provider_key).is_some() {
+        return Ok(Admission::AlreadyApplied);
+    }
+    match intent.status {
+        IntentStatus::RequiresAuthorization => Ok(Admission::Send(recorded)),
+        IntentStatus::OutcomeUnknown => match pending_operation(intent, history) {
+            Some(p) if p.call == recorded => Ok(Admission::Send(recorded)),
+            Some(p) => Err(pending_error(OP, intent, &p)),
+            None => Err(no_pending_record(OP, intent)),
+        },
+        // The authorization's answer is reflected in the intent already.
+        _ => Ok(Admission::AlreadyApplied),
+    }
+}
+
+/// Decides what to do with a capture, refund or void before any provider call.
+///
+/// - The call was applied before (a retry after its answer was recorded, e.g. by a reconciliation):
+///   [`Admission::AlreadyApplied`].
+/// - The intent is `OutcomeUnknown` and this is the pending call (same provider key and parameters): validated
+///   against the intent as it was before the call (its amounts have not moved) and sent again.
+/// - Otherwise validated with [`resolve`].
+///
+/// # Errors
+/// Those of [`resolve`]; `IdempotencyConflict` when the provider key was used for another operation or other
+/// parameters; `InvalidState` (retryable) while another operation's outcome is unknown.
+pub fn admit_modification(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    command: Command,
+) -> Result<Admission<Modification>, PaymentsError> {
+    let op = call.operation;
+    if let Some(applied) = applied_call(history, &call.provider_key) {
+        return if applied.same_request(call) {
+            Ok(Admission::AlreadyApplied)
+        } else {
+            Err(conflict(op, applied.operation, intent))
+        };
+    }
+    if intent.status != IntentStatus::OutcomeUnknown {
+        return resolve(intent, command).map(Admission::Send);
+    }
+    let Some(pending) = pending_operation(intent, history) else {
+        return Err(no_pending_record(op, intent));
+    };
+    if pending.call.provider_key != call.provider_key {
+        return Err(pending_error(op, intent, &pending));
+    }
+    if !pending.call.same_request(call) {
+        return Err(conflict(op, pending.call.operation, intent));
+    }
+    let modification = resolve(&with_status(intent, pending.prior_status), command)?;
+    if modification.amount() != pending.amount || modification.final_capture() != pending.final_capture {
+        return Err(error(
+            ErrorKind::Unexpected,
+            op,
+            intent,
+            format!("the retried {op} on intent `{}` resolves differently from the pending one", intent.id),
+        ));
+    }
+    Ok(Admission::Send(modification))
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Application
+
+/// Checks the invariants of a transition from `prev` to `next`: same identity and currency, version one higher,
+/// amounts never decreasing, captured at most authorized, refunded at most captured, terminal states final.
+///
+/// # Errors
+/// `Unexpected` naming the broken invariant (a bug, or a provider answer that contradicts the intent).
+pub fn check_transition(prev: &PaymentIntent, next: &PaymentIntent, operation: Operation) -> Result<(), PaymentsError> {
+    let fail = |message: String| {
+        Err(error(ErrorKind::Unexpected, operation, prev, format!("{operation} would break an invariant: {message}")))
+    };
+    if prev.id != next.id || prev.tenant != next.tenant {
+        return fail("the intent's identity changed".to_owned());
+    }
+    if prev.version.checked_add(1) != Some(next.version) {
+        return fail(format!("version {} does not follow {}", next.version, prev.version));
+    }
+    if prev.status.is_terminal() {
+        return fail(format!("intent `{}` is {}, a terminal state", prev.id, prev.status.as_str()));
+    }
+    let currency = prev.amount.currency();
+    for (name, before, after) in [
+        ("authorized", prev.authorized, next.authorized),
+        ("captured", prev.captured, next.captured),
+        ("refunded", prev.refunded, next.refunded),
+    ] {
+        if after.currency() != currency {
+            return fail(format!("{name} {after} is not in the intent's currency {currency}"));
+        }
+        if after.minor() < before.minor() {
+            return fail(format!("{name} would decrease from {before} to {after}"));
+        }
+    }
+    if next.captured.minor() > next.authorized.minor() {
+        return fail(format!("captured {} exceeds authorized {}", next.captured, next.authorized));
+    }
+    if next.refunded.minor() > next.captured.minor() {
+        return fail(format!("refunded {} exceeds captured {}", next.refunded, next.captured));
+    }
+    Ok(())
+}
+
+struct EventParts {
+    operation: Operation,
+    amount: Option<Money>,
+    provider_reference: Option<String>,
+    text: String,
+    tag: EventTag,
+}
+
+fn transition(
+    prev: &PaymentIntent,
+    mut next: PaymentIntent,
+    now: OffsetDateTime,
+    parts: EventParts,
+) -> Result<Transition, PaymentsError> {
+    next.version = prev
+        .version
+        .checked_add(1)
+        .ok_or_else(|| error(ErrorKind::Unexpected, parts.operation, prev, "version overflow"))?;
+    next.updated_at = now;
+    check_transition(prev, &next, parts.operation)?;
+    let mut event = IntentEvent::new(next.version, now, parts.operation.as_str(), next.status)
+        .with_detail(encode_detail(&parts.text, &parts.tag));
+    if let Some(amount) = parts.amount {
+        event = event.with_amount(amount);
+    }
+    if let Some(reference) = parts.provider_reference {
+        event = event.with_provider_reference(reference);
+    }
+    Ok(Transition { intent: next, event })
+}
+
+/// The first event of a new intent (`create`, version 1), recording the authorization parameters.
+pub fn creation(intent: PaymentIntent, params: AuthorizeParams) -> Transition {
+    let text = format!("created for {} ({}, reference {})", intent.amount, intent.tender, intent.reference);
+    let tag = EventTag { authorize: Some(params), ..EventTag::default() };
+    let event = IntentEvent::new(intent.version, intent.created_at, Operation::Create.as_str(), intent.status)
+        .with_amount(intent.amount)
+        .with_detail(encode_detail(&text, &tag));
+    Transition { intent, event }
+}
+
+/// Whether the intent is waiting for the answer to this authorization call.
+fn awaits_authorization(intent: &PaymentIntent, history: &[IntentEvent], call: &ProviderCall) -> bool {
+    match intent.status {
+        IntentStatus::RequiresAuthorization => true,
+        IntentStatus::OutcomeUnknown => pending_operation(intent, history).is_some_and(|p| p.call == *call),
+        _ => false,
+    }
+}
+
+/// Applies the provider's answer to an authorization: `Authorized`, `Captured` (automatic capture), `Failed`
+/// (declined), or `OutcomeUnknown` while the provider reports it pending.
+///
+/// # Errors
+/// `Unexpected` when the snapshot contradicts the intent (other currency, more than asked, unknown status).
+pub fn apply_authorization(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    snapshot: &PaymentSnapshot,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    const OP: Operation = Operation::Authorize;
+    if applied_call(history, &call.provider_key).is_some() || !awaits_authorization(intent, history, call) {
+        return Ok(None);
+    }
+    let mut next = intent.clone();
+    next.provider_reference = Some(snapshot.provider_reference.clone());
+    let applied = EventTag { applied: Some(call.clone()), ..EventTag::default() };
+    let (text, tag) = match snapshot.status {
+        ProviderPaymentStatus::Authorized | ProviderPaymentStatus::Captured => {
+            if snapshot.authorized.currency() != intent.amount.currency()
+                || !snapshot.authorized.is_positive()
+                || snapshot.authorized.minor() > intent.amount.minor()
+            {
+                return Err(error(
+                    ErrorKind::Unexpected,
+                    OP,
+                    intent,
+                    format!("the provider authorized {} for an intent of {}", snapshot.authorized, intent.amount),
+                ));
+            }
+            next.authorized = snapshot.authorized;
+            next.captured = snapshot.captured;
+            next.refunded = snapshot.refunded;
+            next.status = if !next.captured.is_positive() {
+                IntentStatus::Authorized
+            } else if next.captured == next.authorized {
+                IntentStatus::Captured
+            } else {
+                IntentStatus::PartiallyCaptured
+            };
+            let text = if next.captured.is_positive() {
+                format!("authorized {} and captured {}", next.authorized, next.captured)
+            } else {
+                format!("authorized {}", next.authorized)
+            };
+            (text, applied)
+        }
+        ProviderPaymentStatus::Pending | ProviderPaymentStatus::RequiresAction => {
+            if intent.status == IntentStatus::OutcomeUnknown && intent.provider_reference.is_some() {
+                return Ok(None);
+            }
+            next.status = IntentStatus::OutcomeUnknown;
+            let pending = PendingOperation {
+                call: call.clone(),
+                amount: Some(intent.amount),
+                final_capture: false,
+                prior_status: IntentStatus::RequiresAuthorization,
+            };
+            (
+                format!("authorization pending at the provider ({:?}); awaiting its outcome", snapshot.status),
+                EventTag { pending: Some(pending), ..EventTag::default() },
+            )
+        }
+        ProviderPaymentStatus::Declined | ProviderPaymentStatus::Failed | ProviderPaymentStatus::Voided => {
+            next.status = IntentStatus::Failed;
+            (format!("the provider reports the authorization {:?}", snapshot.status), applied)
+        }
+        other => {
+            return Err(error(ErrorKind::Unexpected, OP, intent, format!("unknown provider status {other:?}")));
+        }
+    };
+    let parts = EventParts {
+        operation: OP,
+        amount: Some(intent.amount),
+        provider_reference: Some(snapshot.provider_reference.clone()),
+        text,
+        tag,
+    };
+    transition(intent, next, now, parts).map(Some)
+}
+
+/// Applies a certain refusal of an authorization (declined, invalid, unsupported, ...): the intent fails.
+///
+/// # Errors
+/// `Unexpected` only if the transition would break an invariant.
+pub fn apply_authorization_refused(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    refusal: &PaymentsError,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    if applied_call(history, &call.provider_key).is_some() || !awaits_authorization(intent, history, call) {
+        return Ok(None);
+    }
+    let mut next = intent.clone();
+    next.status = IntentStatus::Failed;
+    let mut text = format!("authorization refused ({}): {}", refusal.kind(), refusal.message());
+    if let Some(code) = refusal.decline().and_then(|d| d.decline_code.as_deref()) {
+        text.push_str(&format!(" (decline code {code})"));
+    }
+    let parts = EventParts {
+        operation: Operation::Authorize,
+        amount: Some(intent.amount),
+        provider_reference: None,
+        text,
+        tag: EventTag { applied: Some(call.clone()), ..EventTag::default() },
+    };
+    transition(intent, next, now, parts).map(Some)
+}
+
+/// Applies the provider's confirmation of a capture, refund or void.
+///
+/// A final capture of less than authorized leaves the intent `Captured` (the rest is released). A
+/// confirmation of a call that was pending takes the intent out of `OutcomeUnknown`; amounts are added here,
+/// once. An answer with [`ModificationStatus::Pending`] (asynchronous providers) leaves the intent
+/// `OutcomeUnknown` with the call pending, until a reconciliation (or, later, a webhook) settles it.
+///
+/// # Errors
+/// `InvalidState`/`InvalidRequest` when the intent moved concurrently so that the confirmed modification no
+/// longer fits; `InvalidState` (retryable) when another call's outcome is unknown; `Unexpected` for an
+/// unknown provider status.
+pub fn apply_modification(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    modification: &Modification,
+    result: &ModificationResult,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    let op = modification.operation();
+    if applied_call(history, &call.provider_key).is_some() {
+        return Ok(None);
+    }
+    let pending = pending_operation(intent, history);
+    let base = match &pending {
+        Some(p) if p.call == *call => with_status(intent, p.prior_status),
+        Some(p) => return Err(pending_error(op, intent, p)),
+        None if intent.status == IntentStatus::OutcomeUnknown => return Err(no_pending_record(op, intent)),
+        None => intent.clone(),
+    };
+    let command = match *modification {
+        Modification::Capture { amount, final_capture } => Command::Capture { amount: Some(amount), final_capture },
+        Modification::Refund { amount } => Command::Refund { amount },
+        Modification::Void => Command::Void,
+    };
+    resolve(&base, command)?;
+    let amount = modification.amount();
+    match result.status {
+        ModificationStatus::Succeeded => {}
+        ModificationStatus::Pending => {
+            if pending.is_some() {
+                return Ok(None);
+            }
+            let mut next = intent.clone();
+            next.status = IntentStatus::OutcomeUnknown;
+            let record = PendingOperation {
+                call: call.clone(),
+                amount,
+                final_capture: modification.final_capture(),
+                prior_status: intent.status,
+            };
+            let parts = EventParts {
+                operation: op,
+                amount,
+                provider_reference: Some(result.provider_reference.clone()),
+                text: format!("{op} accepted by the provider; awaiting its outcome"),
+                tag: EventTag { pending: Some(record), ..EventTag::default() },
+            };
+            return transition(intent, next, now, parts).map(Some);
+        }
+        other => {
+            return Err(error(ErrorKind::Unexpected, op, intent, format!("unknown modification status {other:?}")));
+        }
+    }
+    let mut next = base;
+    let text = match *modification {
+        Modification::Capture { amount, final_capture } => {
+            next.captured = add(op, intent, next.captured, amount)?;
+            let full = next.captured == next.authorized;
+            next.status = if final_capture || full { IntentStatus::Captured } else { IntentStatus::PartiallyCaptured };
+            if final_capture && !full {
+                let released = sub(op, intent, next.authorized, next.captured)?;
+                format!("captured {amount} (final; {released} released)")
+            } else {
+                format!("captured {amount}")
+            }
+        }
+        Modification::Refund { amount } => {
+            next.refunded = add(op, intent, next.refunded, amount)?;
+            next.status =
+                if next.refunded == next.captured { IntentStatus::Refunded } else { IntentStatus::PartiallyRefunded };
+            format!("refunded {amount}")
+        }
+        Modification::Void => {
+            next.status = IntentStatus::Voided;
+            format!("voided; {} released", next.authorized)
+        }
+    };
+    let parts = EventParts {
+        operation: op,
+        amount,
+        provider_reference: Some(result.provider_reference.clone()),
+        text,
+        tag: EventTag { applied: Some(call.clone()), ..EventTag::default() },
+    };
+    transition(intent, next, now, parts).map(Some)
+}
+
+/// Applies a certain refusal of a capture, refund or void. The intent is unchanged (`Ok(None)`), unless the
+/// refused call was pending: then the intent returns to its status before the call.
+///
+/// # Errors
+/// `Unexpected` only if the transition would break an invariant.
+pub fn apply_refusal(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    refusal: &PaymentsError,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    let Some(pending) = pending_operation(intent, history).filter(|p| p.call == *call) else {
+        return Ok(None);
+    };
+    let next = with_status(intent, pending.prior_status);
+    let parts = EventParts {
+        operation: call.operation,
+        amount: pending.amount,
+        provider_reference: None,
+        text: format!("{} refused by the provider ({}): {}", call.operation, refusal.kind(), refusal.message()),
+        tag: EventTag::default(),
+    };
+    transition(intent, next, now, parts).map(Some)
+}
+
+/// Records that the outcome of `call` is unknown: the intent becomes `OutcomeUnknown` with its amounts as they
+/// were, and the event records the pending call (operation, `amount`, detail "outcome unknown: ...").
+/// `Ok(None)` when that call is already pending or already applied.
+///
+/// # Errors
+/// `InvalidState` (retryable) when another call is pending; `Unexpected` on a terminal intent.
+pub fn apply_unknown(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    amount: Option<Money>,
+    final_capture: bool,
+    message: &str,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    let op = call.operation;
+    if applied_call(history, &call.provider_key).is_some() {
+        return Ok(None);
+    }
+    if intent.status == IntentStatus::OutcomeUnknown {
+        return match pending_operation(intent, history) {
+            Some(p) if p.call == *call => Ok(None),
+            Some(p) => Err(pending_error(op, intent, &p)),
+            None => Err(no_pending_record(op, intent)),
+        };
+    }
+    let mut next = intent.clone();
+    next.status = IntentStatus::OutcomeUnknown;
+    let record = PendingOperation { call: call.clone(), amount, final_capture, prior_status: intent.status };
+    let parts = EventParts {
+        operation: op,
+        amount,
+        provider_reference: None,
+        text: format!("outcome unknown: {message}"),
+        tag: EventTag { pending: Some(record), ..EventTag::default() },
+    };
+    transition(intent, next, now, parts).map(Some)
+}
+
+/// Settles the intent from the provider's view (reconciliation), never moving an amount backwards.
+///
+/// Amounts become the larger of the intent's and the provider's. A pending call counts as applied when the
+/// provider shows its effect (the captured or refunded amount grew by at least the pending amount, the payment
+/// is voided, the authorization exists); the event then records it as applied, so a later retry with its key
+/// is recognised. If the provider does not show it, the intent returns to its prior status and a retry with
+/// the same key sends the call again (the provider replays whatever it decided). While the provider itself
+/// reports the payment pending, an `OutcomeUnknown` intent stays as it is. `Ok(None)` when nothing changes.
+///
+/// # Errors
+/// `Unexpected` when the snapshot belongs to another payment, is in another currency, or would break an
+/// invariant (captured above authorized, ...).
+pub fn apply_snapshot(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    snapshot: &PaymentSnapshot,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    const OP: Operation = Operation::Reconcile;
+    if intent.status.is_terminal() {
+        return Ok(None);
+    }
+    if let Some(reference) = &intent.provider_reference {
+        if *reference != snapshot.provider_reference {
+            return Err(error(
+                ErrorKind::Unexpected,
+                OP,
+                intent,
+                format!(
+                    "snapshot of `{}` does not belong to intent `{}` (`{reference}`)",
+                    snapshot.provider_reference, intent.id
+                ),
+            ));
+        }
+    }
+    let pending = pending_operation(intent, history);
+    if intent.status == IntentStatus::OutcomeUnknown && pending.is_none() {
+        return Err(no_pending_record(OP, intent));
+    }
+    let provider_undecided =
+        matches!(snapshot.status, ProviderPaymentStatus::Pending | ProviderPaymentStatus::RequiresAction);
+    if provider_undecided && pending.is_some() {
+        return Ok(None);
+    }
+    let max = |ours: Money, theirs: Money| -> Result<Money, PaymentsError> {
+        if theirs.currency() != ours.currency() {
+            return Err(error(
+                ErrorKind::Unexpected,
+                OP,
+                intent,
+                format!("provider amount {theirs} is not in the intent's currency {}", ours.currency()),
+            ));
+        }
+        Ok(if theirs.minor() > ours.minor() { theirs } else { ours })
+    };
+    let mut next = intent.clone();
+    next.provider_reference = Some(snapshot.provider_reference.clone());
+    next.authorized = max(intent.authorized, snapshot.authorized)?;
+    next.captured = max(intent.captured, snapshot.captured)?;
+    next.refunded = max(intent.refunded, snapshot.refunded)?;
+
+    let grew_by = |ours: Money, now_: Money, by: Option<Money>| {
+        by.is_some_and(|b| now_.minor().saturating_sub(ours.minor()) >= b.minor())
+    };
+    let pending_applied = pending.as_ref().is_some_and(|p| match p.call.operation {
+        Operation::Authorize => matches!(
+            snapshot.status,
+            ProviderPaymentStatus::Authorized
+                | ProviderPaymentStatus::Captured
+                | ProviderPaymentStatus::Declined
+                | ProviderPaymentStatus::Failed
+        ),
+        Operation::Capture => grew_by(intent.captured, next.captured, p.amount),
+        Operation::Refund => grew_by(intent.refunded, next.refunded, p.amount),
+        Operation::Void => snapshot.status == ProviderPaymentStatus::Voided,
+        _ => false,
+    });
+    let base_status = pending.as_ref().map_or(intent.status, |p| p.prior_status);
+    let capture_closed = matches!(base_status, IntentStatus::Captured | IntentStatus::PartiallyRefunded)
+        || pending
+            .as_ref()
+            .is_some_and(|p| pending_applied && p.call.operation == Operation::Capture && p.final_capture);
+    next.status = if snapshot.status == ProviderPaymentStatus::Voided && !next.captured.is_positive() {
+        IntentStatus::Voided
+    } else if matches!(snapshot.status, ProviderPaymentStatus::Declined | ProviderPaymentStatus::Failed)
+        && !next.authorized.is_positive()
+    {
+        IntentStatus::Failed
+    } else if next.refunded.is_positive() {
+        if next.refunded == next.captured { IntentStatus::Refunded } else { IntentStatus::PartiallyRefunded }
+    } else if next.captured.is_positive() {
+        if capture_closed || next.captured == next.authorized {
+            IntentStatus::Captured
+        } else {
+            IntentStatus::PartiallyCaptured
+        }
+    } else if next.authorized.is_positive() {
+        IntentStatus::Authorized
+    } else if provider_undecided {
+        intent.status
+    } else {
+        base_status
+    };
+    if pending.is_none() && next == *intent {
+        return Ok(None);
+    }
+    let mut text = format!(
+        "reconciled with the provider ({:?}): authorized {}, captured {}, refunded {}",
+        snapshot.status, next.authorized, next.captured, next.refunded
+    );
+    let mut tag = EventTag::default();
+    if let Some(p) = &pending {
+        let what = match p.amount {
+            Some(amount) => format!("{} of {amount}", p.call.operation),
+            None => p.call.operation.to_string(),
+        };
+        if pending_applied {
+            text.push_str(&format!("; the pending {what} took effect"));
+            tag.applied = Some(p.call.clone());
+        } else {
+            text.push_str(&format!("; the pending {what} did not take effect"));
+        }
+    }
+    let parts = EventParts {
+        operation: OP,
+        amount: None,
+        provider_reference: Some(snapshot.provider_reference.clone()),
+        text,
+        tag,
+    };
+    transition(intent, next, now, parts).map(Some)
+}
+
+#[cfg(test)]
+mod tests;
