@@ -50,8 +50,8 @@ enum ConfigCommand {
         /// Resolve `{ secret = "name" }` from files in this directory (after the environment).
         #[arg(long)]
         secrets_dir: Option<PathBuf>,
-        /// Prefix of environment variables holding secrets (`name` -> `<PREFIX>NAME`).
-        #[arg(long, default_value = "COMMERCE_SECRET_")]
+        /// Prefix of environment variables holding secrets (`name` -> `<PREFIX>NAME`); must not be empty.
+        #[arg(long, default_value = EnvSecrets::DEFAULT_PREFIX, value_parser = secret_prefix)]
         secret_prefix: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -63,6 +63,17 @@ enum ConfigCommand {
 enum Format {
     Text,
     Json,
+}
+
+/// Parses `--secret-prefix`: an empty prefix would let a configuration read any environment variable of the
+/// process (`{ secret = "database_url" }` -> `DATABASE_URL`), so it is refused.
+fn secret_prefix(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("the prefix must not be empty: with an empty prefix, a configuration could read any \
+                    environment variable of this process as a secret (`{ secret = \"home\" }` would read HOME)"
+            .to_owned());
+    }
+    Ok(value.to_owned())
 }
 
 fn registry() -> Registry {
@@ -126,8 +137,14 @@ async fn check(file: PathBuf, secrets_dir: Option<PathBuf>, prefix: String, form
                                 ConditionStatus::False => "False",
                                 _ => "Unknown",
                             };
-                            let since = c.last_transition_time.format(&Rfc3339).unwrap_or_else(|_| c.last_transition_time.to_string());
-                            println!("    {:?}={status} reason={} since={since} message={:?}", c.kind, c.reason, c.message);
+                            let since = c
+                                .last_transition_time
+                                .format(&Rfc3339)
+                                .unwrap_or_else(|_| c.last_transition_time.to_string());
+                            println!(
+                                "    {:?}={status} reason={} since={since} message={:?}",
+                                c.kind, c.reason, c.message
+                            );
                         }
                     }
                 }
@@ -162,7 +179,8 @@ fn params(adapter: &str, port: Option<&str>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let factories: Vec<_> = registry.by_name(adapter).into_iter().filter(|f| port.is_none_or(|p| f.port() == p)).collect();
+    let factories: Vec<_> =
+        registry.by_name(adapter).into_iter().filter(|f| port.is_none_or(|p| f.port() == p)).collect();
     if factories.is_empty() {
         let mut known: Vec<String> = registry.factories().map(|f| format!("{} ({})", f.name(), f.port())).collect();
         known.sort();

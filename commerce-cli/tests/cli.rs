@@ -67,8 +67,24 @@ fn check_json_lists_conditions() {
     assert_eq!(value["valid"], true);
     let bindings = value["bindings"].as_array().expect("bindings");
     assert_eq!(bindings.len(), 5);
-    assert_eq!(bindings[1]["conditions"][0]["type"], "Ready");
-    assert_eq!(bindings[1]["conditions"][0]["status"], "True");
+    let ready = &bindings[1]["conditions"][0];
+    assert_eq!(ready["type"], "Ready");
+    assert_eq!(ready["status"], "True");
+    assert_eq!(ready["reason"], "AdapterBuilt");
+    // The Kubernetes field name; the snake-case Rust name is not part of the output.
+    assert!(ready["lastTransitionTime"].is_string(), "{ready}");
+    assert!(ready.get("last_transition_time").is_none(), "{ready}");
+}
+
+#[test]
+fn check_refuses_an_empty_secret_prefix() {
+    let path = write_config("prefix.toml", GOOD);
+    let out = commerce(&["config", "check", "--secret-prefix", "", path.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--secret-prefix") && stderr.contains("must not be empty"), "{stderr}");
+    assert!(stderr.contains("any environment variable"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing is checked: {}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -106,7 +122,7 @@ fn params_prints_a_template() {
     let out = commerce(&["params", "flat-rate"]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("adapter = \"flat-rate\""), "{stdout}");
+    assert!(stdout.contains("[[tenant.channel.carrier]]\nname = \"flat-rate\"\nadapter = \"flat-rate\"\n"), "{stdout}");
     assert!(stdout.contains("price"), "{stdout}");
     assert!(stdout.to_lowercase().contains("required"), "{stdout}");
 }

@@ -69,7 +69,11 @@ pub struct CertificateOrder {
 
 impl CertificateRequest {
     /// A request.
-    pub fn new(hostnames: Vec<String>, secret_name: impl Into<String>, idempotency_key: IdempotencyKey) -> CertificateRequest {
+    pub fn new(
+        hostnames: Vec<String>,
+        secret_name: impl Into<String>,
+        idempotency_key: IdempotencyKey,
+    ) -> CertificateRequest {
         CertificateRequest { hostnames, secret_name: secret_name.into(), idempotency_key }
     }
 }
@@ -77,7 +81,14 @@ impl CertificateRequest {
 impl CertificateOrder {
     /// An order.
     pub fn new(order_id: impl Into<String>, status: CertificateStatus, hostnames: Vec<String>) -> CertificateOrder {
-        CertificateOrder { order_id: order_id.into(), status, hostnames, not_after: None, retry_after: None, message: None }
+        CertificateOrder {
+            order_id: order_id.into(),
+            status,
+            hostnames,
+            not_after: None,
+            retry_after: None,
+            message: None,
+        }
     }
 }
 

@@ -33,10 +33,11 @@ impl ManualClock {
         ManualClock { now: Mutex::new(start) }
     }
 
-    /// Moves the clock forward (or backward, with a negative duration).
+    /// Moves the clock forward (or backward, with a negative duration), stopping at the limits of
+    /// `OffsetDateTime` rather than overflowing.
     pub fn advance(&self, by: Duration) {
         let mut now = self.now.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *now += by;
+        *now = now.saturating_add(by);
     }
 
     /// Sets the clock.

@@ -28,8 +28,10 @@ pub enum ConditionStatus {
     Unknown,
 }
 
-/// One condition of a binding.
+/// One condition of a binding. Serialized as Kubernetes writes conditions: `type`, `status`, `reason`,
+/// `message`, `lastTransitionTime` (RFC 3339).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub struct Condition {
     /// The aspect.
@@ -59,10 +61,21 @@ impl Condition {
     }
 }
 
-/// The conditions of one binding, at most one per type.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The conditions of one binding, at most one per type (deserializing a list with a type twice fails).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Conditions(Vec<Condition>);
+
+impl<'de> Deserialize<'de> for Conditions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut list = Vec::<Condition>::deserialize(d)?;
+        list.sort_by_key(|c| c.kind);
+        if let Some(pair) = list.windows(2).find(|w| w[0].kind == w[1].kind) {
+            return Err(serde::de::Error::custom(format!("condition type {:?} appears twice", pair[0].kind)));
+        }
+        Ok(Conditions(list))
+    }
+}
 
 impl Conditions {
     /// No conditions.
@@ -72,7 +85,14 @@ impl Conditions {
 
     /// Sets a condition. The transition time moves only when the status changes, so an operator sees how
     /// long a state has lasted; reason and message are always updated.
-    pub fn set(&mut self, kind: ConditionType, status: ConditionStatus, reason: &str, message: &str, now: OffsetDateTime) {
+    pub fn set(
+        &mut self,
+        kind: ConditionType,
+        status: ConditionStatus,
+        reason: &str,
+        message: &str,
+        now: OffsetDateTime,
+    ) {
         match self.0.iter_mut().find(|c| c.kind == kind) {
             Some(c) => {
                 if c.status != status {
@@ -123,5 +143,19 @@ mod tests {
         c.set(ConditionType::Ready, ConditionStatus::False, "ProviderUnavailable", "503", t2);
         assert_eq!(c.get(ConditionType::Ready).map(|c| c.last_transition_time), Some(t2));
         assert!(!c.is_ready());
+    }
+
+    #[test]
+    fn serializes_in_the_kubernetes_shape_and_refuses_duplicates() {
+        let mut c = Conditions::new();
+        c.set(ConditionType::Ready, ConditionStatus::True, "AdapterBuilt", "ok", datetime!(2026-01-01 0:00 UTC));
+        let json = serde_json::to_string(&c).unwrap_or_default();
+        assert_eq!(
+            json,
+            r#"[{"type":"Ready","status":"True","reason":"AdapterBuilt","message":"ok","lastTransitionTime":"2026-01-01T00:00:00Z"}]"#
+        );
+        assert_eq!(serde_json::from_str::<Conditions>(&json).ok(), Some(c));
+        let twice = format!("[{},{}]", &json[1..json.len() - 1], &json[1..json.len() - 1]);
+        assert!(serde_json::from_str::<Conditions>(&twice).is_err());
     }
 }

@@ -58,9 +58,7 @@ impl ErrorKind {
             | ErrorKind::Unavailable
             | ErrorKind::Timeout
             | ErrorKind::InProgress
-            | ErrorKind::Conflict => {
-                RetryClass::Retryable
-            }
+            | ErrorKind::Conflict => RetryClass::Retryable,
             ErrorKind::OutcomeUnknown => RetryClass::SameKeyOnly,
             ErrorKind::Declined => RetryClass::Declined,
             _ => RetryClass::Permanent,
@@ -172,6 +170,12 @@ macro_rules! port_error {
             /// Shorthand for [`ErrorKind::Unsupported`], naming the operation.
             pub fn unsupported(operation: &'static str) -> Self {
                 Self::new(ErrorKind::Unsupported, operation, format!("{} does not support `{operation}`", $port))
+            }
+
+            /// Shorthand for [`ErrorKind::Unsupported`] when the operation exists but a feature of it does not
+            /// (`capture` of a second part when multiple captures are not supported).
+            pub fn unsupported_feature(operation: &'static str, feature: &str) -> Self {
+                Self::new(ErrorKind::Unsupported, operation, format!("{} does not support {feature}", $port))
             }
 
             /// Shorthand for [`ErrorKind::InvalidRequest`].

@@ -186,7 +186,12 @@ impl ParamSpec {
     }
 
     /// A parameter with a default.
-    pub fn with_default(name: &'static str, kind: ParamType, default: ParamValue, description: &'static str) -> ParamSpec {
+    pub fn with_default(
+        name: &'static str,
+        kind: ParamType,
+        default: ParamValue,
+        description: &'static str,
+    ) -> ParamSpec {
         ParamSpec { name, description, kind, sensitive: false, requirement: Requirement::Default(default) }
     }
 

@@ -40,7 +40,13 @@ pub enum IdError {
     },
 }
 
-fn check(kind: &'static str, value: &str, max: usize, ok: fn(u8) -> bool, allowed: &'static str) -> Result<(), IdError> {
+fn check(
+    kind: &'static str,
+    value: &str,
+    max: usize,
+    ok: fn(u8) -> bool,
+    allowed: &'static str,
+) -> Result<(), IdError> {
     if value.is_empty() {
         return Err(IdError::Empty { kind });
     }
@@ -224,7 +230,12 @@ pub struct Address {
 
 impl Address {
     /// An address from its required parts.
-    pub fn new(line1: impl Into<String>, city: impl Into<String>, postal_code: impl Into<String>, country: impl Into<String>) -> Address {
+    pub fn new(
+        line1: impl Into<String>,
+        city: impl Into<String>,
+        postal_code: impl Into<String>,
+        country: impl Into<String>,
+    ) -> Address {
         Address {
             name: None,
             line1: line1.into(),
@@ -269,7 +280,13 @@ pub struct LineItem {
 
 impl LineItem {
     /// A line from its required parts.
-    pub fn new(number: u32, sku: impl Into<String>, description: impl Into<String>, quantity: u32, unit_price: Money) -> LineItem {
+    pub fn new(
+        number: u32,
+        sku: impl Into<String>,
+        description: impl Into<String>,
+        quantity: u32,
+        unit_price: Money,
+    ) -> LineItem {
         LineItem { number, sku: sku.into(), description: description.into(), quantity, unit_price, tax_code: None }
     }
 

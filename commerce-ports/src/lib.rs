@@ -15,7 +15,9 @@ pub use error::{
     BoxError, CertificateError, DeclineDetails, DnsError, ErrorKind, PaymentError, PeripheralError, ReplicationError,
     RetryClass, RouteError, ShippingError, StoreError, TaxError, TerminalError,
 };
-pub use ids::{Address, ChannelId, DatasetId, DeviceId, IdError, IdempotencyKey, IntentId, LineItem, RegisterId, StoreId, TenantId};
+pub use ids::{
+    Address, ChannelId, DatasetId, DeviceId, IdError, IdempotencyKey, IntentId, LineItem, RegisterId, StoreId, TenantId,
+};
 pub use money::{Currency, Money, MoneyError};
 pub use secret::{Secret, constant_time_eq};
 

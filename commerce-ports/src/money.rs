@@ -23,15 +23,72 @@ pub struct Currency {
 ///
 /// The list covers every active currency whose exponent is not 2 and the commonly traded 2-decimal ones.
 const CURRENCIES: &[(&str, u8)] = &[
-    ("AED", 2), ("ARS", 2), ("AUD", 2), ("BGN", 2), ("BHD", 3), ("BIF", 0), ("BRL", 2), ("CAD", 2),
-    ("CHF", 2), ("CLF", 4), ("CLP", 0), ("CNY", 2), ("COP", 2), ("CZK", 2), ("DJF", 0), ("DKK", 2),
-    ("EGP", 2), ("EUR", 2), ("GBP", 2), ("GNF", 0), ("HKD", 2), ("HUF", 2), ("IDR", 2), ("ILS", 2),
-    ("INR", 2), ("IQD", 3), ("ISK", 0), ("JOD", 3), ("JPY", 0), ("KMF", 0), ("KRW", 0), ("KWD", 3),
-    ("LYD", 3), ("MAD", 2), ("MXN", 2), ("MYR", 2), ("NGN", 2), ("NOK", 2), ("NZD", 2), ("OMR", 3),
-    ("PHP", 2), ("PKR", 2), ("PLN", 2), ("PYG", 0), ("QAR", 2), ("RON", 2), ("RSD", 2), ("RWF", 0),
-    ("SAR", 2), ("SEK", 2), ("SGD", 2), ("THB", 2), ("TND", 3), ("TRY", 2), ("TWD", 2), ("UAH", 2),
-    ("UGX", 0), ("USD", 2), ("UYI", 0), ("UYW", 4), ("VND", 0), ("VUV", 0), ("XAF", 0), ("XOF", 0),
-    ("XPF", 0), ("ZAR", 2),
+    ("AED", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("BGN", 2),
+    ("BHD", 3),
+    ("BIF", 0),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CLF", 4),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CZK", 2),
+    ("DJF", 0),
+    ("DKK", 2),
+    ("EGP", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("GNF", 0),
+    ("HKD", 2),
+    ("HUF", 2),
+    ("IDR", 2),
+    ("ILS", 2),
+    ("INR", 2),
+    ("IQD", 3),
+    ("ISK", 0),
+    ("JOD", 3),
+    ("JPY", 0),
+    ("KMF", 0),
+    ("KRW", 0),
+    ("KWD", 3),
+    ("LYD", 3),
+    ("MAD", 2),
+    ("MXN", 2),
+    ("MYR", 2),
+    ("NGN", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("OMR", 3),
+    ("PHP", 2),
+    ("PKR", 2),
+    ("PLN", 2),
+    ("PYG", 0),
+    ("QAR", 2),
+    ("RON", 2),
+    ("RSD", 2),
+    ("RWF", 0),
+    ("SAR", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("THB", 2),
+    ("TND", 3),
+    ("TRY", 2),
+    ("TWD", 2),
+    ("UAH", 2),
+    ("UGX", 0),
+    ("USD", 2),
+    ("UYI", 0),
+    ("UYW", 4),
+    ("VND", 0),
+    ("VUV", 0),
+    ("XAF", 0),
+    ("XOF", 0),
+    ("XPF", 0),
+    ("ZAR", 2),
 ];
 
 impl Currency {
@@ -364,16 +421,20 @@ impl Money {
             });
         }
         let overflow = || MoneyError::Overflow("parsing");
-        let mut minor: i64 = 0;
+        // Accumulate in i128 so that i64::MIN (whose magnitude exceeds i64::MAX) parses back.
+        let mut magnitude: i128 = 0;
         for b in int_part.bytes().chain(frac_part.bytes()) {
-            minor = minor.checked_mul(10).and_then(|m| m.checked_add(i64::from(b - b'0'))).ok_or_else(overflow)?;
+            magnitude =
+                magnitude.checked_mul(10).and_then(|m| m.checked_add(i128::from(b - b'0'))).ok_or_else(overflow)?;
+            if magnitude > i128::from(i64::MAX) + 1 {
+                return Err(overflow());
+            }
         }
         for _ in frac_part.len()..exponent {
-            minor = minor.checked_mul(10).ok_or_else(overflow)?;
+            magnitude = magnitude.checked_mul(10).ok_or_else(overflow)?;
         }
-        if negative {
-            minor = -minor;
-        }
+        let signed = if negative { -magnitude } else { magnitude };
+        let minor = i64::try_from(signed).map_err(|_| overflow())?;
         Ok(Money { minor, currency })
     }
 
@@ -479,6 +540,18 @@ mod tests {
         assert!(matches!(Money::parse("5. EUR"), Err(MoneyError::Malformed { .. })));
         assert!(matches!(Money::parse("+5 EUR"), Err(MoneyError::Malformed { .. })));
         assert!(matches!(Money::parse("99999999999999999999 EUR"), Err(MoneyError::Overflow(_))));
+        assert!(matches!(Money::parse("92233720368547758.08 EUR"), Err(MoneyError::Overflow(_))));
+        assert!(matches!(Money::parse("9999999999999999999999999999999999999999 EUR"), Err(MoneyError::Overflow(_))));
+    }
+
+    #[test]
+    fn extremes_round_trip() {
+        for minor in [i64::MIN, i64::MIN + 1, i64::MAX, 0, -1] {
+            for currency in [Currency::EUR, Currency::JPY, Currency::KWD] {
+                let m = Money::from_minor(minor, currency);
+                assert_eq!(Money::parse(&m.to_string()), Ok(m), "{m}");
+            }
+        }
     }
 
     #[test]
@@ -534,7 +607,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parse_display_round_trip(minor in any::<i64>(), currency in any_currency()) {
+        fn parse_display_round_trip(
+            minor in prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), -1000i64..1000],
+            currency in any_currency(),
+        ) {
             let m = Money::from_minor(minor, currency);
             prop_assert_eq!(Money::parse(&m.to_string()), Ok(m));
         }

@@ -234,9 +234,19 @@ pub struct PaymentSnapshot {
 
 impl PaymentSnapshot {
     /// A snapshot with nothing captured or refunded.
-    pub fn authorized(provider_reference: impl Into<String>, status: ProviderPaymentStatus, authorized: Money) -> PaymentSnapshot {
+    pub fn authorized(
+        provider_reference: impl Into<String>,
+        status: ProviderPaymentStatus,
+        authorized: Money,
+    ) -> PaymentSnapshot {
         let zero = Money::zero(authorized.currency());
-        PaymentSnapshot { provider_reference: provider_reference.into(), status, authorized, captured: zero, refunded: zero }
+        PaymentSnapshot {
+            provider_reference: provider_reference.into(),
+            status,
+            authorized,
+            captured: zero,
+            refunded: zero,
+        }
     }
 }
 
@@ -267,7 +277,11 @@ pub struct CaptureRequest {
 
 impl CaptureRequest {
     /// A final capture of `amount`.
-    pub fn new(provider_reference: impl Into<String>, amount: Money, idempotency_key: IdempotencyKey) -> CaptureRequest {
+    pub fn new(
+        provider_reference: impl Into<String>,
+        amount: Money,
+        idempotency_key: IdempotencyKey,
+    ) -> CaptureRequest {
         CaptureRequest { provider_reference: provider_reference.into(), amount, final_capture: true, idempotency_key }
     }
 
@@ -330,7 +344,11 @@ pub struct IncrementRequest {
 
 impl IncrementRequest {
     /// A request to raise the authorization to `new_total`.
-    pub fn new(provider_reference: impl Into<String>, new_total: Money, idempotency_key: IdempotencyKey) -> IncrementRequest {
+    pub fn new(
+        provider_reference: impl Into<String>,
+        new_total: Money,
+        idempotency_key: IdempotencyKey,
+    ) -> IncrementRequest {
         IncrementRequest { provider_reference: provider_reference.into(), new_total, idempotency_key }
     }
 }
@@ -399,8 +417,10 @@ impl TokenizeRequest {
 ///   [`ErrorKind::OutcomeUnknown`](crate::ErrorKind::OutcomeUnknown), never with a plain failure. The caller
 ///   reconciles with [`retrieve`](PaymentGateway::retrieve) or retries with the same key.
 /// - A declined payment is an error of kind `Declined` with [`DeclineDetails`](crate::DeclineDetails).
-/// - Amounts are validated before any provider call: positive, in the payment's currency, within what
-///   remains (capture at most authorized minus captured; refund at most captured minus refunded).
+/// - Amounts are checked before any provider call as far as the adapter can (positive, a valid currency);
+///   checks that need the payment's state (within what remains: capture at most authorized minus captured,
+///   refund at most captured minus refunded, the payment's currency) fail with `InvalidRequest` whether the
+///   adapter or the provider makes them, and nothing changes.
 /// - Operations outside [`capabilities`](PaymentGateway::capabilities) fail with `Unsupported`; none
 ///   pretends to succeed.
 /// - With `asynchronous_modifications`, captures, refunds and voids may answer [`ModificationStatus::Pending`];

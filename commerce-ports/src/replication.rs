@@ -82,7 +82,14 @@ impl PublishReceipt {
 
 impl Change {
     /// A change.
-    pub fn new(dataset: DatasetId, sequence: u64, change_id: impl Into<String>, key: impl Into<String>, payload: Option<Vec<u8>>, at: OffsetDateTime) -> Change {
+    pub fn new(
+        dataset: DatasetId,
+        sequence: u64,
+        change_id: impl Into<String>,
+        key: impl Into<String>,
+        payload: Option<Vec<u8>>,
+        at: OffsetDateTime,
+    ) -> Change {
         Change { dataset, sequence, change_id: change_id.into(), key: key.into(), payload, at }
     }
 }

@@ -38,8 +38,20 @@ pub struct RouteStatus {
 
 impl RouteSpec {
     /// A spec.
-    pub fn new(hostname: impl Into<String>, tenant: TenantId, backend: impl Into<String>, backend_port: u16, tls_secret: impl Into<String>) -> RouteSpec {
-        RouteSpec { hostname: hostname.into(), tenant, backend: backend.into(), backend_port, tls_secret: tls_secret.into() }
+    pub fn new(
+        hostname: impl Into<String>,
+        tenant: TenantId,
+        backend: impl Into<String>,
+        backend_port: u16,
+        tls_secret: impl Into<String>,
+    ) -> RouteSpec {
+        RouteSpec {
+            hostname: hostname.into(),
+            tenant,
+            backend: backend.into(),
+            backend_port,
+            tls_secret: tls_secret.into(),
+        }
     }
 }
 

@@ -85,8 +85,21 @@ impl ShipmentRequest {
 
 impl Rate {
     /// A rate without a transit estimate.
-    pub fn new(shipment_id: impl Into<String>, rate_id: impl Into<String>, carrier: impl Into<String>, service: impl Into<String>, price: Money) -> Rate {
-        Rate { shipment_id: shipment_id.into(), rate_id: rate_id.into(), carrier: carrier.into(), service: service.into(), price, delivery_days: None }
+    pub fn new(
+        shipment_id: impl Into<String>,
+        rate_id: impl Into<String>,
+        carrier: impl Into<String>,
+        service: impl Into<String>,
+        price: Money,
+    ) -> Rate {
+        Rate {
+            shipment_id: shipment_id.into(),
+            rate_id: rate_id.into(),
+            carrier: carrier.into(),
+            service: service.into(),
+            price,
+            delivery_days: None,
+        }
     }
 }
 
@@ -104,7 +117,11 @@ pub struct BuyLabelRequest {
 
 impl BuyLabelRequest {
     /// A request.
-    pub fn new(shipment_id: impl Into<String>, rate_id: impl Into<String>, idempotency_key: IdempotencyKey) -> BuyLabelRequest {
+    pub fn new(
+        shipment_id: impl Into<String>,
+        rate_id: impl Into<String>,
+        idempotency_key: IdempotencyKey,
+    ) -> BuyLabelRequest {
         BuyLabelRequest { shipment_id: shipment_id.into(), rate_id: rate_id.into(), idempotency_key }
     }
 }
@@ -127,8 +144,20 @@ pub struct Label {
 
 impl Label {
     /// A label.
-    pub fn new(shipment_id: impl Into<String>, tracking_code: impl Into<String>, label_url: impl Into<String>, file_type: impl Into<String>, price: Money) -> Label {
-        Label { shipment_id: shipment_id.into(), tracking_code: tracking_code.into(), label_url: label_url.into(), file_type: file_type.into(), price }
+    pub fn new(
+        shipment_id: impl Into<String>,
+        tracking_code: impl Into<String>,
+        label_url: impl Into<String>,
+        file_type: impl Into<String>,
+        price: Money,
+    ) -> Label {
+        Label {
+            shipment_id: shipment_id.into(),
+            tracking_code: tracking_code.into(),
+            label_url: label_url.into(),
+            file_type: file_type.into(),
+            price,
+        }
     }
 }
 

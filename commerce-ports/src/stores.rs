@@ -63,7 +63,12 @@ pub struct IdempotencyClaim {
 
 impl IdempotencyClaim {
     /// A claim.
-    pub fn new(operation: impl Into<String>, fingerprint: impl Into<String>, now: OffsetDateTime, lease_until: OffsetDateTime) -> IdempotencyClaim {
+    pub fn new(
+        operation: impl Into<String>,
+        fingerprint: impl Into<String>,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> IdempotencyClaim {
         IdempotencyClaim { operation: operation.into(), fingerprint: fingerprint.into(), now, lease_until }
     }
 }
@@ -86,7 +91,12 @@ pub struct IdempotencyRecord {
 impl IdempotencyRecord {
     /// A record, uncompleted, for a claim.
     pub fn started(claim: IdempotencyClaim) -> IdempotencyRecord {
-        IdempotencyRecord { operation: claim.operation, fingerprint: claim.fingerprint, response: None, lease_until: claim.lease_until }
+        IdempotencyRecord {
+            operation: claim.operation,
+            fingerprint: claim.fingerprint,
+            response: None,
+            lease_until: claim.lease_until,
+        }
     }
 }
 
@@ -108,7 +118,12 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn begin(&self, tenant: &TenantId, key: &IdempotencyKey, claim: IdempotencyClaim) -> Result<IdempotencyBegin, StoreError>;
+    async fn begin(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        claim: IdempotencyClaim,
+    ) -> Result<IdempotencyBegin, StoreError>;
 
     /// Stores the response of a started operation.
     ///
@@ -282,7 +297,15 @@ pub struct IntentEvent {
 impl IntentEvent {
     /// An event.
     pub fn new(sequence: u64, at: OffsetDateTime, operation: impl Into<String>, status: IntentStatus) -> IntentEvent {
-        IntentEvent { sequence, at, operation: operation.into(), status, amount: None, provider_reference: None, detail: None }
+        IntentEvent {
+            sequence,
+            at,
+            operation: operation.into(),
+            status,
+            amount: None,
+            provider_reference: None,
+            detail: None,
+        }
     }
 
     /// Sets the amount.
@@ -341,17 +364,27 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
     /// `NotFound`, `Unavailable`.
     async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError>;
 
-    /// The intent a provider reference belongs to (for webhooks).
+    /// The tenant's intent a provider reference belongs to (for webhooks, which arrive per tenant).
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn find_by_provider_reference(&self, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
+    async fn find_by_provider_reference(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<PaymentIntent>, StoreError>;
 
     /// Intents of a tenant in `status`, oldest update first (for reconciliation), at most `limit`.
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
+    async fn list_by_status(
+        &self,
+        tenant: &TenantId,
+        status: IntentStatus,
+        limit: u32,
+    ) -> Result<Vec<PaymentIntent>, StoreError>;
 }
 
 forward_port!(PaymentIntentStore {
@@ -359,7 +392,7 @@ forward_port!(PaymentIntentStore {
     async fn get(&self, tenant: &TenantId, id: &IntentId) -> Result<PaymentIntent, StoreError>;
     async fn update(&self, intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> Result<(), StoreError>;
     async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError>;
-    async fn find_by_provider_reference(&self, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
+    async fn find_by_provider_reference(&self, tenant: &TenantId, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
     async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
 });
 
@@ -443,7 +476,13 @@ pub struct DomainClaim {
 
 impl DomainClaim {
     /// A new pending claim, version 1, due for a check at `now`.
-    pub fn new(hostname: impl Into<String>, tenant: TenantId, channel: ChannelId, token: impl Into<String>, now: OffsetDateTime) -> DomainClaim {
+    pub fn new(
+        hostname: impl Into<String>,
+        tenant: TenantId,
+        channel: ChannelId,
+        token: impl Into<String>,
+        now: OffsetDateTime,
+    ) -> DomainClaim {
         DomainClaim {
             hostname: hostname.into(),
             tenant,
@@ -645,7 +684,13 @@ pub struct PrintJob {
 
 impl PrintJob {
     /// A queued job.
-    pub fn new(key: IdempotencyKey, register: RegisterId, printer: DeviceId, document: ReceiptDocument, now: OffsetDateTime) -> PrintJob {
+    pub fn new(
+        key: IdempotencyKey,
+        register: RegisterId,
+        printer: DeviceId,
+        document: ReceiptDocument,
+        now: OffsetDateTime,
+    ) -> PrintJob {
         PrintJob { key, register, printer, document, status: PrintJobStatus::Queued, attempts: 0, created_at: now }
     }
 }
@@ -706,7 +751,12 @@ pub struct Pairing {
 
 impl Pairing {
     /// An active pairing.
-    pub fn new(client: RegisterId, token_hash: impl Into<String>, devices: Vec<DeviceId>, now: OffsetDateTime) -> Pairing {
+    pub fn new(
+        client: RegisterId,
+        token_hash: impl Into<String>,
+        devices: Vec<DeviceId>,
+        now: OffsetDateTime,
+    ) -> Pairing {
         Pairing { client, token_hash: token_hash.into(), devices, created_at: now, revoked_at: None }
     }
 }

@@ -89,7 +89,13 @@ pub struct JurisdictionTax {
 
 impl JurisdictionTax {
     /// A jurisdiction's tax.
-    pub fn new(name: impl Into<String>, kind: impl Into<String>, rate: Decimal, tax: Money, taxable: Money) -> JurisdictionTax {
+    pub fn new(
+        name: impl Into<String>,
+        kind: impl Into<String>,
+        rate: Decimal,
+        tax: Money,
+        taxable: Money,
+    ) -> JurisdictionTax {
         JurisdictionTax { name: name.into(), kind: kind.into(), rate, tax, taxable }
     }
 }
@@ -135,7 +141,13 @@ pub struct TaxDocument {
 
 impl TaxDocument {
     /// A document (not provisional).
-    pub fn new(code: impl Into<String>, status: TaxDocumentStatus, total_amount: Money, total_tax: Money, lines: Vec<TaxLine>) -> TaxDocument {
+    pub fn new(
+        code: impl Into<String>,
+        status: TaxDocumentStatus,
+        total_amount: Money,
+        total_tax: Money,
+        lines: Vec<TaxLine>,
+    ) -> TaxDocument {
         TaxDocument { code: code.into(), status, total_amount, total_tax, lines, provisional: false }
     }
 }
@@ -201,8 +213,18 @@ pub struct TaxRefundRequest {
 
 impl TaxRefundRequest {
     /// A request.
-    pub fn new(original_code: impl Into<String>, refund_code: impl Into<String>, scope: TaxRefundScope, idempotency_key: IdempotencyKey) -> TaxRefundRequest {
-        TaxRefundRequest { original_code: original_code.into(), refund_code: refund_code.into(), scope, idempotency_key }
+    pub fn new(
+        original_code: impl Into<String>,
+        refund_code: impl Into<String>,
+        scope: TaxRefundScope,
+        idempotency_key: IdempotencyKey,
+    ) -> TaxRefundRequest {
+        TaxRefundRequest {
+            original_code: original_code.into(),
+            refund_code: refund_code.into(),
+            scope,
+            idempotency_key,
+        }
     }
 }
 

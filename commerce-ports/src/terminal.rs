@@ -32,6 +32,7 @@ pub enum EntryMode {
 ///
 /// Providers allow little offline: chip and contactless on major schemes, no magstripe or QR wallets, no
 /// refunds, with per-payment and count limits. The merchant carries the risk of declines found on forwarding.
+/// Refunds are never accepted offline, so there is no field to allow them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct OfflineCapability {
@@ -45,14 +46,17 @@ pub struct OfflineCapability {
     pub max_count: u32,
     /// Payments above this need online authorization even when online is impossible (chip floor limit).
     pub floor_limit: Option<Money>,
-    /// Whether refunds may be taken offline (providers say no).
-    pub refunds: bool,
 }
 
 impl OfflineCapability {
     /// An offline policy; refunds are never allowed offline.
-    pub fn new(schemes: Vec<String>, entry_modes: Vec<EntryMode>, max_amount: Money, max_count: u32) -> OfflineCapability {
-        OfflineCapability { schemes, entry_modes, max_amount, max_count, floor_limit: None, refunds: false }
+    pub fn new(
+        schemes: Vec<String>,
+        entry_modes: Vec<EntryMode>,
+        max_amount: Money,
+        max_count: u32,
+    ) -> OfflineCapability {
+        OfflineCapability { schemes, entry_modes, max_amount, max_count, floor_limit: None }
     }
 }
 
@@ -93,7 +97,13 @@ impl TerminalPaymentRequest {
         reference: impl Into<String>,
         idempotency_key: IdempotencyKey,
     ) -> TerminalPaymentRequest {
-        TerminalPaymentRequest { terminal_id: terminal_id.into(), register, amount, reference: reference.into(), idempotency_key }
+        TerminalPaymentRequest {
+            terminal_id: terminal_id.into(),
+            register,
+            amount,
+            reference: reference.into(),
+            idempotency_key,
+        }
     }
 }
 
@@ -118,7 +128,14 @@ pub struct TerminalPaymentResult {
 impl TerminalPaymentResult {
     /// An online approval with no card details.
     pub fn new(provider_reference: impl Into<String>, amount: Money) -> TerminalPaymentResult {
-        TerminalPaymentResult { provider_reference: provider_reference.into(), amount, scheme: None, entry_mode: None, masked_pan: None, offline: false }
+        TerminalPaymentResult {
+            provider_reference: provider_reference.into(),
+            amount,
+            scheme: None,
+            entry_mode: None,
+            masked_pan: None,
+            offline: false,
+        }
     }
 }
 
@@ -138,8 +155,18 @@ pub struct TerminalRefundRequest {
 
 impl TerminalRefundRequest {
     /// A request.
-    pub fn new(terminal_id: impl Into<String>, provider_reference: impl Into<String>, amount: Money, idempotency_key: IdempotencyKey) -> TerminalRefundRequest {
-        TerminalRefundRequest { terminal_id: terminal_id.into(), provider_reference: provider_reference.into(), amount, idempotency_key }
+    pub fn new(
+        terminal_id: impl Into<String>,
+        provider_reference: impl Into<String>,
+        amount: Money,
+        idempotency_key: IdempotencyKey,
+    ) -> TerminalRefundRequest {
+        TerminalRefundRequest {
+            terminal_id: terminal_id.into(),
+            provider_reference: provider_reference.into(),
+            amount,
+            idempotency_key,
+        }
     }
 }
 

@@ -143,7 +143,12 @@ pub struct WebhookEvent {
 
 impl WebhookEvent {
     /// An event.
-    pub fn new(provider: impl Into<String>, event_id: impl Into<String>, event_type: impl Into<String>, kind: PaymentEventKind) -> WebhookEvent {
+    pub fn new(
+        provider: impl Into<String>,
+        event_id: impl Into<String>,
+        event_type: impl Into<String>,
+        kind: PaymentEventKind,
+    ) -> WebhookEvent {
         WebhookEvent {
             provider: provider.into(),
             event_id: event_id.into(),

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use commerce_ports::factory::{Adapter, AdapterFactory, BuildError, ParamSpec, ParamType, ParamValue, Params, PortKind};
+use commerce_ports::factory::{
+    Adapter, AdapterFactory, BuildError, ParamSpec, ParamType, ParamValue, Params, PortKind,
+};
 use rust_decimal::Decimal;
 
 use crate::memory::{
@@ -179,9 +181,8 @@ impl AdapterFactory for FixedRateTaxFactory {
     }
     async fn build(&self, params: Params) -> Result<Adapter, BuildError> {
         let text = params.require_text("rate")?;
-        let rate: Decimal = text
-            .parse()
-            .map_err(|_| BuildError::param("rate", format!("`{text}` is not a decimal number")))?;
+        let rate: Decimal =
+            text.parse().map_err(|_| BuildError::param("rate", format!("`{text}` is not a decimal number")))?;
         if rate.is_sign_negative() || rate > Decimal::ONE {
             return Err(BuildError::param("rate", format!("{rate} is outside 0..=1")));
         }
@@ -206,8 +207,18 @@ impl AdapterFactory for FlatRateCarrierFactory {
     fn params(&self) -> Vec<ParamSpec> {
         vec![
             ParamSpec::required("price", ParamType::Money, "the flat price, e.g. \"4.90 EUR\""),
-            ParamSpec::with_default("carrier", ParamType::String, ParamValue::Text("Flat".to_owned()), "carrier name on rates"),
-            ParamSpec::with_default("service", ParamType::String, ParamValue::Text("Standard".to_owned()), "service name on rates"),
+            ParamSpec::with_default(
+                "carrier",
+                ParamType::String,
+                ParamValue::Text("Flat".to_owned()),
+                "carrier name on rates",
+            ),
+            ParamSpec::with_default(
+                "service",
+                ParamType::String,
+                ParamValue::Text("Standard".to_owned()),
+                "service name on rates",
+            ),
         ]
     }
     async fn build(&self, params: Params) -> Result<Adapter, BuildError> {
@@ -237,7 +248,12 @@ impl AdapterFactory for VirtualPrinterFactory {
         Self::DESCRIPTION
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![ParamSpec::with_default("columns", ParamType::Integer, ParamValue::Integer(42), "characters per line (20-80)")]
+        vec![ParamSpec::with_default(
+            "columns",
+            ParamType::Integer,
+            ParamValue::Integer(42),
+            "characters per line (20-80)",
+        )]
     }
     async fn build(&self, params: Params) -> Result<Adapter, BuildError> {
         let columns = params.integer("columns")?.unwrap_or(42);

@@ -45,6 +45,15 @@ async fn a_minimal_gateway_passes_what_it_declares_and_skips_the_rest() {
 }
 
 #[tokio::test]
+async fn a_capture_on_authorize_gateway_passes_without_manual_capture() {
+    let mut caps = GatewayCapabilities::none();
+    caps.tenders = vec![TenderKind::Card];
+    let report = gateway::run_all(&MemoryGateway::with_capabilities(caps), &fixture()).await;
+    report.assert_passed();
+    assert!(report.skipped.iter().any(|(b, _)| *b == "authorize_then_capture_in_full"), "{report}");
+}
+
+#[tokio::test]
 async fn a_gateway_without_the_tender_fails_the_fixture() {
     let report = gateway::run_all(&MemoryGateway::new(), &GatewayFixture::new(Currency::EUR, TenderKind::Cash)).await;
     assert!(!report.is_success());
@@ -60,33 +69,56 @@ impl PaymentGateway for Lenient {
     fn capabilities(&self) -> GatewayCapabilities {
         self.0.capabilities()
     }
-    async fn authorize(&self, r: commerce_ports::payment::AuthorizeRequest) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+    async fn authorize(
+        &self,
+        r: commerce_ports::payment::AuthorizeRequest,
+    ) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
         self.0.authorize(r).await
     }
-    async fn capture(&self, r: commerce_ports::payment::CaptureRequest) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+    async fn capture(
+        &self,
+        r: commerce_ports::payment::CaptureRequest,
+    ) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
         let amount = r.amount;
         match self.0.capture(r).await {
-            Err(e) if e.kind() == commerce_ports::ErrorKind::InvalidRequest => Ok(commerce_ports::payment::ModificationResult::new(
-                "fake",
-                commerce_ports::payment::ModificationStatus::Succeeded,
-                amount,
-            )),
+            Err(e) if e.kind() == commerce_ports::ErrorKind::InvalidRequest => {
+                Ok(commerce_ports::payment::ModificationResult::new(
+                    "fake",
+                    commerce_ports::payment::ModificationStatus::Succeeded,
+                    amount,
+                ))
+            }
             other => other,
         }
     }
-    async fn refund(&self, r: commerce_ports::payment::RefundRequest) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+    async fn refund(
+        &self,
+        r: commerce_ports::payment::RefundRequest,
+    ) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
         self.0.refund(r).await
     }
-    async fn void(&self, r: commerce_ports::payment::VoidRequest) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+    async fn void(
+        &self,
+        r: commerce_ports::payment::VoidRequest,
+    ) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
         self.0.void(r).await
     }
-    async fn increment_authorization(&self, r: commerce_ports::payment::IncrementRequest) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+    async fn increment_authorization(
+        &self,
+        r: commerce_ports::payment::IncrementRequest,
+    ) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
         self.0.increment_authorization(r).await
     }
-    async fn retrieve(&self, r: &str) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+    async fn retrieve(
+        &self,
+        r: &str,
+    ) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
         self.0.retrieve(r).await
     }
-    async fn tokenize(&self, r: commerce_ports::payment::TokenizeRequest) -> Result<commerce_ports::payment::PaymentMethodRef, commerce_ports::PaymentError> {
+    async fn tokenize(
+        &self,
+        r: commerce_ports::payment::TokenizeRequest,
+    ) -> Result<commerce_ports::payment::PaymentMethodRef, commerce_ports::PaymentError> {
         self.0.tokenize(r).await
     }
 }

@@ -77,8 +77,13 @@ pub enum ConfigErrorKind {
         /// Whether it must reference a secret.
         sensitive: bool,
     },
-    /// A parameter the adapter does not declare.
-    #[error("unknown parameter `{param}` for adapter `{adapter}`; known: {}", list(known))]
+    /// A parameter the adapter does not declare. When it looks like a typo of a required parameter that is
+    /// missing (another case, or at most two edits away), this one error stands for both mistakes and
+    /// `suggestion` names the required parameter.
+    #[error("unknown parameter `{param}` for adapter `{adapter}`; {}", match suggestion {
+        Some(name) => format!("did you mean `{name}`?"),
+        None => format!("known: {}", list(known)),
+    })]
     UnknownParam {
         /// The adapter.
         adapter: String,
@@ -86,6 +91,8 @@ pub enum ConfigErrorKind {
         param: String,
         /// The parameters the adapter declares.
         known: Vec<String>,
+        /// The missing required parameter this one is probably a typo of.
+        suggestion: Option<String>,
     },
     /// A parameter value of the wrong type.
     #[error("parameter `{param}` must be {expected}, found {found}")]
@@ -210,12 +217,13 @@ pub enum ConfigErrorKind {
     #[error("{0}")]
     InvalidId(IdError),
     /// A value outside its domain (a currency, a money or URL parameter, an interval, a kind, a direction).
-    #[error("invalid {what} `{value}`: {reason}")]
+    #[error("invalid {what}{}: {reason}", value.as_ref().map(|v| format!(" `{v}`")).unwrap_or_default())]
     InvalidValue {
-        /// What the value is for (`currency`, `parameter base_url`, ...).
+        /// What the value is for (`currency`, ``parameter `base_url` ``, ...).
         what: String,
-        /// The value as written (only for non-sensitive values).
-        value: String,
+        /// The value as written; `None` when it must not be repeated (a sensitive parameter, a URL that may
+        /// hold credentials).
+        value: Option<String>,
         /// What is expected.
         reason: String,
     },
@@ -239,6 +247,12 @@ pub enum ConfigErrorKind {
 }
 
 /// One mistake in a configuration, located as precisely as the facade can.
+///
+/// Displayed as `file:line:column: binding: key: message`, each part present when known, e.g.
+/// ``commerce.toml:14:1: tenant `acme` / channel `shop` / register `till-1`: id: register `till-1` is declared
+/// twice in this channel (first at line 10)``. The key is left out when the message already names it
+/// (``... / payment `card`: parameter `api_key` is sensitive ...`` rather than ``params.api_key: parameter
+/// `api_key` ...``), so that no line says it twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ConfigError {
@@ -250,7 +264,8 @@ pub struct ConfigError {
     pub column: Option<u32>,
     /// The binding, e.g. ``tenant `acme` / channel `web` / payment `card` ``.
     pub binding: Option<String>,
-    /// The key inside the binding, e.g. `params.api_key`.
+    /// The key inside the binding, e.g. `params.api_key`. [`Display`](fmt::Display) shows it unless the
+    /// message already names it.
     pub key: Option<String>,
     /// What is wrong.
     pub kind: ConfigErrorKind,
@@ -295,8 +310,27 @@ impl fmt::Display for ConfigError {
         if let Some(binding) = &self.binding {
             write!(f, "{binding}: ")?;
         }
-        write!(f, "{}", self.kind)
+        let message = self.kind.to_string();
+        if let Some(key) = self.key.as_deref().filter(|key| !names_key(&message, key)) {
+            write!(f, "{key}: ")?;
+        }
+        f.write_str(&message)
     }
+}
+
+/// Whether `message` already names `key`: its last dotted segment (`api_key` of `params.api_key`) appears as
+/// a whole word.
+fn names_key(message: &str, key: &str) -> bool {
+    let word = key.rsplit('.').next().unwrap_or(key);
+    if word.is_empty() {
+        return true;
+    }
+    let is_word_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-');
+    message.match_indices(word).any(|(start, _)| {
+        let before = message[..start].chars().next_back();
+        let after = message[start + word.len()..].chars().next();
+        !before.is_some_and(is_word_char) && !after.is_some_and(is_word_char)
+    })
 }
 
 impl std::error::Error for ConfigError {}
@@ -433,4 +467,31 @@ pub enum WiringError {
         /// The path asked for.
         path: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_named_as_a_whole_word_only() {
+        assert!(names_key("parameter `api_key` is sensitive", "params.api_key"));
+        assert!(names_key("unknown adapter `strpe`", "adapter"));
+        assert!(!names_key("parameter `api_key_2` is sensitive", "params.api_key"));
+        assert!(!names_key("registers are only allowed", "register"));
+        assert!(!names_key("channel `web` is declared twice", "id"));
+    }
+
+    #[test]
+    fn the_key_is_shown_unless_the_message_names_it() {
+        let duplicate = ConfigErrorKind::DuplicateChannel { id: "web".into(), first: Some(3) };
+        let e = ConfigError::new("c.toml", duplicate).at(Some(9), Some(6)).in_binding("tenant `a`").with_key("id");
+        assert_eq!(
+            e.to_string(),
+            "c.toml:9:6: tenant `a`: id: channel `web` is declared twice in this tenant (first at line 3)"
+        );
+        let literal = ConfigErrorKind::SecretLiteral { param: "api_key".into() };
+        let e = ConfigError::new("c.toml", literal).with_key("params.api_key");
+        assert!(e.to_string().starts_with("c.toml: parameter `api_key` is sensitive"), "{e}");
+    }
 }

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use commerce_ports::TenderKind;
 use commerce_ports::factory::{AdapterFactory, ParamSpec, ParamType, ParamValue, PortKind, Requirement};
+
+use crate::wiring::DEFAULT_REPLICATION_INTERVAL;
 
 /// Why a factory could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -124,23 +127,66 @@ impl Registry {
     }
 }
 
-/// Where a binding of `port` goes in the configuration file.
-pub(crate) fn table_of(port: PortKind) -> &'static str {
-    match port {
-        PortKind::PaymentGateway => "[[tenant.channel.payment]] (with `tender = \"...\"`)",
-        PortKind::WebhookVerifier => "[[tenant.webhook]]",
-        PortKind::TaxCalculator => "[tenant.channel.tax]",
-        PortKind::ShippingCarrier => "[[tenant.channel.carrier]] (with `name = \"...\"`)",
-        PortKind::ReceiptPrinter => "`printer` of a [[tenant.channel.register]]",
-        PortKind::CashDrawer => "`drawer` of a [[tenant.channel.register]]",
-        PortKind::PaymentTerminal => "`terminal` of a [[tenant.channel.register]]",
-        PortKind::Scanner => "`scanner` of a [[tenant.channel.register]]",
-        PortKind::LineDisplay => "`display` of a [[tenant.channel.register]]",
-        PortKind::Scale => "`scale` of a [[tenant.channel.register]]",
-        PortKind::ReplicationTransport => "[[tenant.channel.replication]] (with `dataset`, `direction`)",
-        PortKind::Store => "[store]",
-        _ => "a binding the configuration schema does not have yet",
-    }
+/// Where a binding of a port goes in the configuration file: what to paste it under, the table header with
+/// the binding's own keys (placeholders) before `adapter`, and the path of its `params` table.
+struct Placement {
+    under: String,
+    header: Vec<String>,
+    params: String,
+}
+
+/// The [`Placement`] of a binding of `port` by adapter `adapter`; `None` for a port the configuration schema
+/// cannot bind yet.
+fn placement(port: PortKind, adapter: &str) -> Option<Placement> {
+    let table = |path: &str, under: &str, keys: &[String]| {
+        let mut header = vec![format!("[{path}]")];
+        header.extend_from_slice(keys);
+        Placement { under: under.to_owned(), header, params: format!("[{path}.params]") }
+    };
+    let list = |path: &str, under: &str, keys: &[String]| {
+        let mut placement = table(path, under, keys);
+        placement.header[0] = format!("[[{path}]]");
+        placement
+    };
+    let device = |role: &str| {
+        table(
+            &format!("tenant.channel.register.{role}"),
+            "a [[tenant.channel.register]], after its `id` (one per register)",
+            &[],
+        )
+    };
+    let tenders: Vec<&str> = TenderKind::ALL.iter().map(|t| t.as_str()).collect();
+    Some(match port {
+        PortKind::PaymentGateway => list(
+            "tenant.channel.payment",
+            &format!("a [[tenant.channel]], one per tender kind ({})", tenders.join(", ")),
+            &[format!("tender = {}", toml_string(TenderKind::Card.as_str()))],
+        ),
+        PortKind::TaxCalculator => table("tenant.channel.tax", "a [[tenant.channel]] (at most one per channel)", &[]),
+        PortKind::ShippingCarrier => list(
+            "tenant.channel.carrier",
+            "a [[tenant.channel]]; `name` is unique in the channel",
+            &[format!("name = {}", toml_string(adapter))],
+        ),
+        PortKind::ReceiptPrinter => device("printer"),
+        PortKind::CashDrawer => device("drawer"),
+        PortKind::PaymentTerminal => device("terminal"),
+        PortKind::Scanner => device("scanner"),
+        PortKind::LineDisplay => device("display"),
+        PortKind::Scale => device("scale"),
+        PortKind::ReplicationTransport => list(
+            "tenant.channel.replication",
+            "a [[tenant.channel]] of kind \"store\"; each dataset once per channel",
+            &[
+                "dataset = \"catalog\"".to_owned(),
+                "direction = \"down\"                  # down | up | both".to_owned(),
+                format!("# interval_secs = {}", DEFAULT_REPLICATION_INTERVAL.as_secs()),
+            ],
+        ),
+        PortKind::WebhookVerifier => list("tenant.webhook", "a [[tenant]] (at most one per adapter)", &[]),
+        PortKind::Store => table("store", "nothing: it is a top-level table, once per file", &[]),
+        _ => return None,
+    })
 }
 
 fn toml_string(s: &str) -> String {
@@ -196,9 +242,14 @@ fn sentence(text: &str) -> String {
     if text.is_empty() || text.ends_with(['.', '!', '?']) { text.to_owned() } else { format!("{text}.") }
 }
 
-/// A commented TOML snippet telling a host what a binding of this adapter must supply: the `adapter` line
-/// and one line per parameter with its description, type, whether it is required, its default, and for a
-/// sensitive parameter a `{ secret = "<name>" }` reference (never a value).
+/// A TOML snippet that binds this adapter, to paste into a configuration file as it is: the binding's table
+/// with its full path (`[[tenant.channel.payment]]`, `[tenant.channel.tax]`, `[store]`, ...), placeholders for
+/// the binding's own keys (`tender`, `name`, `dataset`, ...), the `adapter` line, and its `params` table
+/// (`[tenant.channel.payment.params]`, ...) with one commented line per parameter: description, type, whether
+/// it is required, its default. Required parameters are written out with a placeholder (a
+/// `{ secret = "<adapter>_<param>" }` reference for a sensitive one, never a value); defaulted and optional
+/// ones are commented out. For a port the configuration schema cannot bind yet, every line is commented and a
+/// comment says so.
 ///
 /// ```
 /// # use commerce::registry::param_template;
@@ -209,16 +260,25 @@ fn sentence(text: &str) -> String {
 pub fn param_template(factory: &dyn AdapterFactory) -> String {
     let name = factory.name();
     let port = factory.port();
-    let mut out = String::new();
-    let _ = writeln!(out, "# adapter `{name}` ({port}): {}", factory.description());
-    let _ = writeln!(out, "# goes in {}; the parameters go in its `params` table", table_of(port));
-    let _ = writeln!(out, "adapter = {}", toml_string(name));
+    let placement = placement(port, name);
+    let mut lines = Vec::new();
     let specs: Vec<ParamSpec> = factory.params();
-    if specs.is_empty() {
-        out.push_str("# (no parameters)\n");
-        return out;
+    match &placement {
+        Some(placement) => {
+            lines.push(format!("# paste under {}", placement.under));
+            lines.extend(placement.header.iter().cloned());
+        }
+        None => lines.push(format!(
+            "# the configuration schema cannot bind a {port} yet: a host builds it with the factory and these \
+             parameters"
+        )),
     }
-    out.push_str("[params]\n");
+    lines.push(format!("adapter = {}", toml_string(name)));
+    if specs.is_empty() {
+        lines.push("# (no parameters)".to_owned());
+    } else {
+        lines.push(placement.as_ref().map_or_else(|| "[params]".to_owned(), |p| p.params.clone()));
+    }
     for spec in specs {
         let mut doc = format!("# {} Type: {}.", sentence(spec.description), spec.kind.as_str());
         if spec.sensitive {
@@ -247,8 +307,17 @@ pub fn param_template(factory: &dyn AdapterFactory) -> String {
                 }
             }
         };
-        let _ = writeln!(out, "{doc}");
-        let _ = writeln!(out, "{line}");
+        lines.push(doc);
+        lines.push(line);
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "# adapter `{name}` ({port}): {}", factory.description());
+    for line in lines {
+        if placement.is_none() && !line.starts_with('#') {
+            out.push_str("# ");
+        }
+        out.push_str(&line);
+        out.push('\n');
     }
     out
 }

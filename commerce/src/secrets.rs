@@ -107,9 +107,14 @@ impl<T: SecretSource + ?Sized> SecretSource for &T {
     }
 }
 
-/// Secrets from environment variables: `<prefix><NAME>`, where the name is upper-cased and every character
-/// that is not a letter or digit becomes `_`. With the default prefix `COMMERCE_SECRET_`, the secret
-/// `stripe_key` is read from `COMMERCE_SECRET_STRIPE_KEY`.
+/// Secrets from environment variables: `<prefix><NAME>`, the name upper-cased. With the default prefix
+/// `COMMERCE_SECRET_`, the secret `stripe_key` is read from `COMMERCE_SECRET_STRIPE_KEY`.
+///
+/// Names must be lower-case snake (`a-z 0-9 _`): that keeps the mapping one-to-one, so two names in a
+/// configuration can never read one variable (were `acme.key`, `acme-key` and `ACME_KEY` accepted, all three
+/// would read `COMMERCE_SECRET_ACME_KEY`). Other names are refused with [`SecretError::InvalidName`].
+/// [`FileSecrets`] and [`MapSecrets`] take every valid secret name; in a [`ChainSecrets`], a name this source
+/// refuses can still come from another source of the chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvSecrets {
     prefix: String,
@@ -124,16 +129,45 @@ impl EnvSecrets {
         EnvSecrets { prefix: Self::DEFAULT_PREFIX.to_owned() }
     }
 
-    /// A source with another prefix (may be empty).
+    /// A source with another prefix.
+    ///
+    /// The prefix is what confines a configuration to the variables meant for it. With a short or empty
+    /// prefix, whoever writes the configuration can read other variables of the process into an adapter
+    /// parameter (with an empty prefix, `{ secret = "database_url" }` reads `DATABASE_URL`). Choose a
+    /// distinctive prefix unless the configuration is as trusted as the environment.
     pub fn with_prefix(prefix: impl Into<String>) -> EnvSecrets {
         EnvSecrets { prefix: prefix.into() }
     }
 
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// The environment variable a secret name maps to.
-    pub fn variable(&self, name: &str) -> String {
-        let mapped: String =
-            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-        format!("{}{mapped}", self.prefix)
+    ///
+    /// # Errors
+    /// [`SecretError::InvalidName`] for a name that is not a valid secret name or not lower-case snake
+    /// (`a-z 0-9 _`).
+    pub fn variable(&self, name: &str) -> Result<String, SecretError> {
+        validate_env_name(name)?;
+        Ok(format!("{}{}", self.prefix, name.to_ascii_uppercase()))
+    }
+}
+
+/// Checks a name for [`EnvSecrets`]: a valid secret name of `a-z 0-9 _` only.
+fn validate_env_name(name: &str) -> Result<(), SecretError> {
+    validate_secret_name(name)?;
+    match name.char_indices().find(|(_, c)| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
+        None => Ok(()),
+        Some((position, c)) => Err(SecretError::InvalidName {
+            name: name.to_owned(),
+            reason: format!(
+                "character {c:?} at position {position} is not allowed in an environment secret name; environment \
+                 secret names are lower-case snake (a-z 0-9 _) so that each maps to its own variable \
+                 (`acme.key`, `acme-key` and `ACME_KEY` would all read `<PREFIX>ACME_KEY`)"
+            ),
+        }),
     }
 }
 
@@ -145,8 +179,7 @@ impl Default for EnvSecrets {
 
 impl SecretSource for EnvSecrets {
     fn resolve(&self, name: &str) -> Result<Option<Secret>, SecretError> {
-        validate_secret_name(name)?;
-        match std::env::var(self.variable(name)) {
+        match std::env::var(self.variable(name)?) {
             Ok(value) => Ok(Some(Secret::new(value))),
             Err(std::env::VarError::NotPresent) => Ok(None),
             Err(std::env::VarError::NotUnicode(_)) => Err(SecretError::NotUnicode { name: name.to_owned() }),
@@ -233,7 +266,10 @@ impl SecretSource for MapSecrets {
 }
 
 /// Several sources asked in order; the first that has the secret wins. An error from a source stops the
-/// search (a failing vault must not silently fall back to a weaker source).
+/// search (a failing vault must not silently fall back to a weaker source), except
+/// [`SecretError::InvalidName`]: a source that cannot hold such a name (as [`EnvSecrets`] refuses `acme.key`)
+/// cannot have the secret either, so the next sources are asked. The chain returns that error only when every
+/// source refused the name; when one could hold it but does not have it, the secret is missing (`Ok(None)`).
 #[derive(Debug, Default)]
 pub struct ChainSecrets {
     sources: Vec<Box<dyn SecretSource>>,
@@ -260,12 +296,22 @@ impl ChainSecrets {
 impl SecretSource for ChainSecrets {
     fn resolve(&self, name: &str) -> Result<Option<Secret>, SecretError> {
         validate_secret_name(name)?;
+        let mut refused = None;
+        let mut absent = false;
         for source in &self.sources {
-            if let Some(secret) = source.resolve(name)? {
-                return Ok(Some(secret));
+            match source.resolve(name) {
+                Ok(Some(secret)) => return Ok(Some(secret)),
+                Ok(None) => absent = true,
+                Err(e @ SecretError::InvalidName { .. }) => {
+                    refused.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
             }
         }
-        Ok(None)
+        match refused {
+            Some(e) if !absent => Err(e),
+            _ => Ok(None),
+        }
     }
 }
 
@@ -285,10 +331,13 @@ mod tests {
     }
 
     #[test]
-    fn env_names_are_mapped() {
-        assert_eq!(EnvSecrets::new().variable("stripe_key"), "COMMERCE_SECRET_STRIPE_KEY");
-        assert_eq!(EnvSecrets::new().variable("adyen.hmac-key"), "COMMERCE_SECRET_ADYEN_HMAC_KEY");
-        assert_eq!(EnvSecrets::with_prefix("").variable("home"), "HOME");
+    fn env_names_are_lower_snake_and_mapped_one_to_one() {
+        assert_eq!(EnvSecrets::new().variable("stripe_key").as_deref(), Ok("COMMERCE_SECRET_STRIPE_KEY"));
+        assert_eq!(EnvSecrets::new().variable("psp2_key_9").as_deref(), Ok("COMMERCE_SECRET_PSP2_KEY_9"));
+        assert_eq!(EnvSecrets::with_prefix("").variable("home").as_deref(), Ok("HOME"));
+        for bad in ["acme.key", "acme-key", "ACME_KEY", "Acme_key", "", ".x", "a/b"] {
+            assert!(matches!(EnvSecrets::new().variable(bad), Err(SecretError::InvalidName { .. })), "{bad:?}");
+        }
     }
 
     #[test]

@@ -56,7 +56,8 @@ struct Validator<'a> {
     bindings: Vec<PlannedBinding>,
 }
 
-/// Remembers where a name was first declared, to report duplicates with the first line.
+/// Remembers where a name was first declared, to report duplicates with the first line. Only valid names are
+/// remembered: an invalid one is reported as such at each occurrence, and not as a duplicate on top.
 #[derive(Default)]
 struct Seen(BTreeMap<String, Range<usize>>);
 
@@ -168,7 +169,7 @@ impl<'a> Validator<'a> {
         let raw_id = t.id.get_ref().as_str();
         let path = paths::tenant(raw_id);
         let id = self.id(&t.id, &path, "id", TenantId::new);
-        if let Some(first) = seen.first(raw_id, &t.id.span()) {
+        if let Some(first) = id.as_ref().and_then(|_| seen.first(raw_id, &t.id.span())) {
             let first = self.line(&first);
             self.error(
                 &t.id.span(),
@@ -213,7 +214,7 @@ impl<'a> Validator<'a> {
         let raw_id = c.id.get_ref().as_str();
         let path = paths::channel(tenant, raw_id);
         let id = self.id(&c.id, &path, "id", ChannelId::new);
-        if let Some(first) = seen.first(raw_id, &c.id.span()) {
+        if let Some(first) = id.as_ref().and_then(|_| seen.first(raw_id, &c.id.span())) {
             let first = self.line(&first);
             self.error(
                 &c.id.span(),
@@ -231,7 +232,7 @@ impl<'a> Validator<'a> {
                 Some("kind"),
                 ConfigErrorKind::InvalidValue {
                     what: "channel kind".to_owned(),
-                    value: c.kind.get_ref().clone(),
+                    value: Some(c.kind.get_ref().clone()),
                     reason: "expected `online` or `store`".to_owned(),
                 },
             );
@@ -246,7 +247,7 @@ impl<'a> Validator<'a> {
                     Some("currency"),
                     ConfigErrorKind::InvalidValue {
                         what: "currency".to_owned(),
-                        value: cur.get_ref().clone(),
+                        value: Some(cur.get_ref().clone()),
                         reason: format!("{e}; expected an ISO 4217 code such as EUR"),
                     },
                 );
@@ -268,14 +269,12 @@ impl<'a> Validator<'a> {
                 None
             }
             (Some(ChannelKind::Store), None) => {
+                // Located at the channel's table, where the key belongs.
                 self.error(
-                    &c.kind.span(),
+                    &section.span(),
                     Some(&path),
                     Some("store"),
-                    ConfigErrorKind::NotAllowed {
-                        message: "a channel of kind \"store\" must name its store: add `store = \"<store id>\"`"
-                            .to_owned(),
-                    },
+                    ConfigErrorKind::MissingKey { key: "store".to_owned() },
                 );
                 None
             }
@@ -382,7 +381,7 @@ impl<'a> Validator<'a> {
                     Some("name"),
                     ConfigErrorKind::InvalidValue {
                         what: "carrier name".to_owned(),
-                        value: name.clone(),
+                        value: Some(name.clone()),
                         reason: "it must not be empty".to_owned(),
                     },
                 );
@@ -416,7 +415,7 @@ impl<'a> Validator<'a> {
         let raw_id = r.id.get_ref().as_str();
         let path = paths::register(tenant, channel, raw_id);
         let id = self.id(&r.id, &path, "id", RegisterId::new);
-        if let Some(first) = seen.first(raw_id, &r.id.span()) {
+        if let Some(first) = id.as_ref().and_then(|_| seen.first(raw_id, &r.id.span())) {
             let first = self.line(&first);
             self.error(
                 &r.id.span(),
@@ -450,7 +449,7 @@ impl<'a> Validator<'a> {
         let raw_dataset = r.dataset.get_ref().as_str();
         let path = paths::replication(tenant, channel, raw_dataset);
         let dataset = self.id(&r.dataset, &path, "dataset", DatasetId::new);
-        if let Some(first) = seen.first(raw_dataset, &r.dataset.span()) {
+        if let Some(first) = dataset.as_ref().and_then(|_| seen.first(raw_dataset, &r.dataset.span())) {
             let first = self.line(&first);
             self.error(
                 &r.dataset.span(),
@@ -471,7 +470,7 @@ impl<'a> Validator<'a> {
                     Some("direction"),
                     ConfigErrorKind::InvalidValue {
                         what: "direction".to_owned(),
-                        value: other.to_owned(),
+                        value: Some(other.to_owned()),
                         reason: "expected `down`, `up` or `both`".to_owned(),
                     },
                 );
@@ -489,7 +488,7 @@ impl<'a> Validator<'a> {
                         Some("interval_secs"),
                         ConfigErrorKind::InvalidValue {
                             what: "interval_secs".to_owned(),
-                            value: secs.get_ref().to_string(),
+                            value: Some(secs.get_ref().to_string()),
                             reason: "it must be at least 1 (seconds)".to_owned(),
                         },
                     );

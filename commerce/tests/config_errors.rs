@@ -253,8 +253,10 @@ async fn replication_in_an_online_channel_is_not_allowed() {
 async fn a_store_channel_must_name_its_store_and_an_online_one_must_not() {
     let text = "[[tenant]]\nid = \"acme\"\n[[tenant.channel]]\nid = \"shop\"\nkind = \"store\"\n";
     let e = one_error(text).await;
+    assert!(matches!(&e.kind, ConfigErrorKind::MissingKey { key } if key == "store"), "{e:?}");
     assert_eq!(e.key.as_deref(), Some("store"));
-    assert!(e.to_string().contains("must name its store"), "{e}");
+    assert_eq!(e.line, Some(3), "at the channel's table");
+    assert_eq!(e.to_string(), "commerce.toml:3:1: tenant `acme` / channel `shop`: missing key `store`");
 
     let text = "[[tenant]]\nid = \"acme\"\n[[tenant.channel]]\nid = \"web\"\nkind = \"online\"\nstore = \"s1\"\n";
     let e = one_error(text).await;
@@ -267,7 +269,7 @@ async fn a_bad_currency_is_named() {
     let text = "[[tenant]]\nid = \"acme\"\n[[tenant.channel]]\nid = \"web\"\nkind = \"online\"\ncurrency = \"EURO\"\n";
     let e = one_error(text).await;
     assert!(
-        matches!(&e.kind, ConfigErrorKind::InvalidValue { what, value, .. } if what == "currency" && value == "EURO")
+        matches!(&e.kind, ConfigErrorKind::InvalidValue { what, value, .. } if what == "currency" && value.as_deref() == Some("EURO"))
     );
     assert_eq!(e.key.as_deref(), Some("currency"));
     assert!(
@@ -341,7 +343,7 @@ async fn a_bad_url_param_is_refused() {
 #[tokio::test]
 async fn a_bad_money_param_is_refused() {
     let e = one_error(&web("[[tenant.channel.carrier]]\nname = \"standard\"\nadapter = \"flat-rate\"\nparams = { amount = \"4.999 EUR\" }\n")).await;
-    assert!(matches!(&e.kind, ConfigErrorKind::InvalidValue { value, .. } if value == "4.999 EUR"));
+    assert!(matches!(&e.kind, ConfigErrorKind::InvalidValue { value, .. } if value.as_deref() == Some("4.999 EUR")));
     assert_eq!(e.binding.as_deref(), Some("tenant `acme` / channel `web` / carrier `standard`"));
 }
 
@@ -476,4 +478,132 @@ async fn a_string_in_place_of_a_params_table_is_not_repeated() {
     assert_eq!(e.line, Some(12));
     assert!(!e.to_string().contains("sk_live_oops"), "{e}");
     assert!(!format!("{e:?}").contains("sk_live_oops"));
+}
+
+#[tokio::test]
+async fn a_typo_of_a_required_param_is_one_error_with_a_suggestion() {
+    let e = one_error(&web("[tenant.channel.tax]\nadapter = \"fixed-rate\"\nparams = { rat = \"0.2\" }\n")).await;
+    assert!(
+        matches!(&e.kind, ConfigErrorKind::UnknownParam { param, suggestion: Some(s), .. } if param == "rat" && s == "rate"),
+        "{e:?}"
+    );
+    assert_eq!(e.key.as_deref(), Some("params.rat"));
+    assert_eq!(e.line, Some(11));
+    assert_eq!(
+        e.to_string(),
+        "commerce.toml:11:18: tenant `acme` / channel `web` / tax: unknown parameter `rat` for adapter `fixed-rate`; \
+         did you mean `rate`?"
+    );
+
+    // Another case is a typo too.
+    let e = one_error(&web(
+        "[[tenant.channel.payment]]\ntender = \"card\"\nadapter = \"fakepsp\"\nparams = { API_KEY = { secret = \"psp_key\" } }\n",
+    ))
+    .await;
+    assert!(
+        e.to_string().ends_with("unknown parameter `API_KEY` for adapter `fakepsp`; did you mean `api_key`?"),
+        "{e}"
+    );
+
+    // A name far from every missing one stays two mistakes.
+    let errors = build(&web("[tenant.channel.tax]\nadapter = \"fixed-rate\"\nparams = { percentage = \"0.2\" }\n"))
+        .await
+        .expect_err("invalid");
+    let kinds: Vec<_> = errors.iter().map(|e| &e.kind).collect();
+    assert!(
+        matches!(
+            kinds[..],
+            [ConfigErrorKind::MissingParam { .. }, ConfigErrorKind::UnknownParam { suggestion: None, .. }]
+        ),
+        "{errors}"
+    );
+
+    // A typo of a parameter that is present, or optional, gets no suggestion.
+    let e = one_error(&web(
+        "[tenant.channel.tax]\nadapter = \"fixed-rate\"\nparams = { rate = \"0.2\", treshold = \"1.00 EUR\" }\n",
+    ))
+    .await;
+    assert!(matches!(&e.kind, ConfigErrorKind::UnknownParam { suggestion: None, .. }), "{e:?}");
+    assert!(e.to_string().ends_with("known: rate, threshold, inclusive"), "{e}");
+}
+
+#[tokio::test]
+async fn a_url_with_credentials_is_refused_without_repeating_it() {
+    for url in ["https://user:sk_live_HUSH@api.fakepsp.test/v1", "https://sk_live_HUSH@api.fakepsp.test"] {
+        let e = one_error(&web(&format!(
+            "[[tenant.channel.payment]]\ntender = \"card\"\nadapter = \"fakepsp\"\nparams = {{ api_key = {{ secret = \"psp_key\" }}, base_url = \"{url}\" }}\n"
+        )))
+        .await;
+        assert!(
+            matches!(&e.kind, ConfigErrorKind::InvalidValue { what, value: None, .. } if what == "parameter `base_url`"),
+            "{e:?}"
+        );
+        assert_eq!(e.key.as_deref(), Some("params.base_url"));
+        assert_eq!(
+            e.to_string(),
+            "commerce.toml:12:57: tenant `acme` / channel `web` / payment `card`: invalid parameter `base_url`: the URL \
+             contains credentials (user:password@); pass them as a sensitive parameter instead"
+        );
+        assert!(!format!("{e:?}").contains("HUSH"), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_sensitive_url_param_is_never_repeated() {
+    use commerce::ports::factory::{ParamSpec, ParamType};
+    let factory = common::TestFactory {
+        name: "hooked",
+        port: PortKind::TaxCalculator,
+        params: || vec![ParamSpec::required("endpoint", ParamType::Url, "Endpoint with its token").sensitive()],
+        build: |_| Err(commerce::ports::factory::BuildError::other("unused")),
+    };
+    let registry = Registry::new().with(Arc::new(factory)).expect("registered");
+    for value in ["https://user:pw_HUSH@tax.test", "ftp://HUSH", "not a url HUSH"] {
+        let text = web(&format!("[tenant.channel.tax]\nadapter = \"hooked\"\nparams = {{ endpoint = \"{value}\" }}\n"));
+        let config = Config::parse(&text, FILE).expect("parses");
+        let errors = Integrations::validate(&config, &registry, &secrets()).expect_err("refused");
+        assert_eq!(errors.len(), 1, "{errors}");
+        assert!(matches!(&errors.0[0].kind, ConfigErrorKind::SecretLiteral { .. }), "{errors:?}");
+        assert!(!errors.to_string().contains("HUSH") && !format!("{errors:?}").contains("HUSH"), "{errors}");
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_id_declared_twice_is_one_error_per_occurrence() {
+    let errors = build("[[tenant]]\nid = \"ac me\"\n[[tenant]]\nid = \"ac me\"\n").await.expect_err("invalid");
+    let kinds: Vec<_> = errors.iter().map(|e| (&e.kind, e.line)).collect();
+    assert!(
+        matches!(kinds[..], [(ConfigErrorKind::InvalidId(_), Some(2)), (ConfigErrorKind::InvalidId(_), Some(4))]),
+        "{errors}"
+    );
+
+    let store = "[[tenant]]\nid = \"acme\"\n[[tenant.channel]]\nid = \"sh op\"\nkind = \"store\"\nstore = \"s1\"\n\
+                 [[tenant.channel]]\nid = \"sh op\"\nkind = \"store\"\nstore = \"s1\"\n\
+                 [[tenant.channel.register]]\nid = \"t 1\"\n[[tenant.channel.register]]\nid = \"t 1\"\n\
+                 [[tenant.channel.replication]]\ndataset = \"a b\"\ndirection = \"down\"\nadapter = \"memory\"\n\
+                 [[tenant.channel.replication]]\ndataset = \"a b\"\ndirection = \"down\"\nadapter = \"memory\"\n";
+    let errors = build(store).await.expect_err("invalid");
+    assert_eq!(errors.len(), 6, "{errors}");
+    assert!(errors.iter().all(|e| matches!(e.kind, ConfigErrorKind::InvalidId(_))), "{errors}");
+}
+
+#[tokio::test]
+async fn the_key_is_shown_when_the_message_does_not_name_it() {
+    let store = "[[tenant]]\nid = \"acme\"\n[[tenant.channel]]\nid = \"shop\"\nkind = \"store\"\nstore = \"s1\"\n";
+    let e = one_error(&format!(
+        "{store}[[tenant.channel.register]]\nid = \"till-1\"\n[[tenant.channel.register]]\nid = \"till-1\"\n"
+    ))
+    .await;
+    assert_eq!(
+        e.to_string(),
+        "commerce.toml:10:6: tenant `acme` / channel `shop` / register `till-1`: id: register `till-1` is declared \
+         twice in this channel (first at line 8)"
+    );
+    // A message that names its key does not repeat it.
+    let e = one_error(&web(
+        "[[tenant.channel.payment]]\ntender = \"card\"\nadapter = \"fakepsp\"\nparams = { api_key = \"x\" }\n",
+    ))
+    .await;
+    assert_eq!(e.key.as_deref(), Some("params.api_key"));
+    assert!(!e.to_string().contains("params.api_key"), "{e}");
 }

@@ -20,14 +20,45 @@ fn exposed(source: &dyn SecretSource, name: &str) -> Option<String> {
 #[test]
 fn env_secrets_map_names_to_variables() {
     let env = EnvSecrets::new();
-    assert_eq!(env.variable("stripe_key"), "COMMERCE_SECRET_STRIPE_KEY");
-    assert_eq!(env.variable("adyen.hmac-key"), "COMMERCE_SECRET_ADYEN_HMAC_KEY");
-    // `set_var` is unsafe in edition 2024 and unsafe code is forbidden: read a variable that exists.
+    assert_eq!(env.variable("stripe_key").as_deref(), Ok("COMMERCE_SECRET_STRIPE_KEY"));
+    // `set_var` is unsafe in edition 2024 and unsafe code is forbidden: read a variable that exists. An empty
+    // prefix reads any variable: a host may choose it deliberately (see `EnvSecrets::with_prefix`).
     let home = EnvSecrets::with_prefix("");
-    assert_eq!(home.variable("home"), "HOME");
+    assert_eq!(home.prefix(), "");
+    assert_eq!(home.variable("home").as_deref(), Ok("HOME"));
     assert_eq!(exposed(&home, "home"), std::env::var("HOME").ok());
     assert_eq!(exposed(&env, "surely_not_set_7f3a9c"), None);
     assert!(matches!(env.resolve("a/b"), Err(SecretError::InvalidName { .. })));
+}
+
+#[test]
+fn env_secret_names_are_lower_snake_so_no_two_share_a_variable() {
+    let env = EnvSecrets::with_prefix("");
+    // All three would read `ACME_KEY` (or `HOME`) were they folded onto one variable.
+    for name in ["acme.key", "acme-key", "ACME_KEY", "Home", "ho.me"] {
+        match env.resolve(name) {
+            Err(SecretError::InvalidName { name: n, reason }) => {
+                assert_eq!(n, name);
+                assert!(reason.contains("lower-case snake") && reason.contains("its own variable"), "{reason}");
+            }
+            other => panic!("{name:?}: expected InvalidName, got {other:?}"),
+        }
+        assert!(env.variable(name).is_err(), "{name:?}");
+    }
+}
+
+#[test]
+fn a_chain_asks_the_next_source_for_a_name_the_environment_refuses() {
+    let files = MapSecrets::new().with("acme.key", "from-files");
+    let chain = ChainSecrets::new().with(EnvSecrets::new()).with(files);
+    assert_eq!(exposed(&chain, "acme.key").as_deref(), Some("from-files"));
+    // Another source could hold it but does not: missing, not invalid.
+    assert_eq!(exposed(&chain, "other.key"), None);
+    // Only the environment, which cannot hold it: the reason is kept.
+    let env_only = ChainSecrets::new().with(EnvSecrets::new());
+    assert!(matches!(env_only.resolve("acme.key"), Err(SecretError::InvalidName { .. })));
+    // A name that is no secret name at all is refused by the chain itself.
+    assert!(matches!(ChainSecrets::new().with(EnvSecrets::new()).resolve("a/b"), Err(SecretError::InvalidName { .. })));
 }
 
 #[test]

@@ -111,6 +111,10 @@ macro_rules! ensure {
 pub(crate) use ensure;
 
 /// Unwraps a result or fails the behaviour, saying which step failed.
-pub(crate) fn step<T, E: fmt::Display>(behaviour: &'static str, what: &str, result: Result<T, E>) -> Result<T, Failure> {
+pub(crate) fn step<T, E: fmt::Display>(
+    behaviour: &'static str,
+    what: &str,
+    result: Result<T, E>,
+) -> Result<T, Failure> {
     result.map_err(|e| Failure { behaviour, message: format!("{what} failed: {e}") })
 }

@@ -58,11 +58,18 @@ impl Default for StoreFixture {
     }
 }
 
-fn expect_store_kind<T: std::fmt::Debug>(b: &'static str, what: &str, result: Result<T, StoreError>, kind: ErrorKind) -> Outcome {
+fn expect_store_kind<T: std::fmt::Debug>(
+    b: &'static str,
+    what: &str,
+    result: Result<T, StoreError>,
+    kind: ErrorKind,
+) -> Outcome {
     match result {
         Ok(v) => Err(Failure { behaviour: b, message: format!("{what} succeeded ({v:?}); expected {kind}") }),
         Err(e) if e.kind() == kind => Ok(()),
-        Err(e) => Err(Failure { behaviour: b, message: format!("{what} failed with {} ({e}); expected {kind}", e.kind()) }),
+        Err(e) => {
+            Err(Failure { behaviour: b, message: format!("{what} failed with {} ({e}); expected {kind}", e.kind()) })
+        }
     }
 }
 
@@ -79,13 +86,18 @@ pub async fn idempotency_completes_and_replays(store: &dyn IdempotencyStore, fx:
     let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
     let first = step(B, "begin", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
     ensure!(B, first == IdempotencyBegin::Started { recovered: false }, "first begin gave {first:?}");
-    let second = step(B, "second begin", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
+    let second =
+        step(B, "second begin", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
     ensure!(B, second == IdempotencyBegin::InProgress, "begin while held gave {second:?}");
     step(B, "complete", store.complete(&tenant, &key, b"{\"ok\":1}".to_vec()).await)?;
     let replay = step(B, "replay", store.begin(&tenant, &key, claim(fx, "capture", "f1", Duration::minutes(1))).await)?;
     ensure!(B, replay == IdempotencyBegin::Completed(b"{\"ok\":1}".to_vec()), "replay gave {replay:?}");
     let record = step(B, "get", store.get(&tenant, &key).await)?;
-    ensure!(B, record.and_then(|r| r.response).as_deref() == Some(&b"{\"ok\":1}"[..]), "get does not show the response");
+    ensure!(
+        B,
+        record.and_then(|r| r.response).as_deref() == Some(&b"{\"ok\":1}"[..]),
+        "get does not show the response"
+    );
     Ok(())
 }
 
@@ -94,10 +106,18 @@ pub async fn idempotency_conflicts_on_other_parameters(store: &dyn IdempotencySt
     const B: &str = "idempotency_conflicts_on_other_parameters";
     let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
     step(B, "begin", store.begin(&tenant, &key, claim(fx, "refund", "f1", Duration::minutes(1))).await)?;
-    let other_fp = step(B, "begin other fingerprint", store.begin(&tenant, &key, claim(fx, "refund", "f2", Duration::minutes(1))).await)?;
+    let other_fp = step(
+        B,
+        "begin other fingerprint",
+        store.begin(&tenant, &key, claim(fx, "refund", "f2", Duration::minutes(1))).await,
+    )?;
     ensure!(B, matches!(other_fp, IdempotencyBegin::Conflict { .. }), "other fingerprint gave {other_fp:?}");
     step(B, "complete", store.complete(&tenant, &key, b"r".to_vec()).await)?;
-    let other_op = step(B, "begin other operation", store.begin(&tenant, &key, claim(fx, "void", "f1", Duration::minutes(1))).await)?;
+    let other_op = step(
+        B,
+        "begin other operation",
+        store.begin(&tenant, &key, claim(fx, "void", "f1", Duration::minutes(1))).await,
+    )?;
     ensure!(
         B,
         other_op == IdempotencyBegin::Conflict { operation: "refund".to_owned() },
@@ -138,12 +158,26 @@ pub async fn idempotency_release(store: &dyn IdempotencyStore, fx: &StoreFixture
     let (tenant, key) = (fx.tenant(B)?, fx.key(B, "k")?);
     step(B, "begin", store.begin(&tenant, &key, claim(fx, "void", "f", Duration::minutes(1))).await)?;
     step(B, "release", store.release(&tenant, &key).await)?;
-    let again = step(B, "begin after release", store.begin(&tenant, &key, claim(fx, "void", "f", Duration::minutes(1))).await)?;
+    let again =
+        step(B, "begin after release", store.begin(&tenant, &key, claim(fx, "void", "f", Duration::minutes(1))).await)?;
     ensure!(B, again == IdempotencyBegin::Started { recovered: false }, "begin after release gave {again:?}");
     step(B, "complete", store.complete(&tenant, &key, b"done".to_vec()).await)?;
     expect_store_kind(B, "release of a completed key", store.release(&tenant, &key).await, ErrorKind::InvalidState)?;
+    expect_store_kind(
+        B,
+        "second complete",
+        store.complete(&tenant, &key, b"other".to_vec()).await,
+        ErrorKind::InvalidState,
+    )?;
+    let replay = step(B, "replay", store.begin(&tenant, &key, claim(fx, "void", "f", Duration::minutes(1))).await)?;
+    ensure!(B, replay == IdempotencyBegin::Completed(b"done".to_vec()), "the first response did not stand: {replay:?}");
     let missing = fx.key(B, "missing")?;
-    expect_store_kind(B, "complete of an unknown key", store.complete(&tenant, &missing, Vec::new()).await, ErrorKind::NotFound)
+    expect_store_kind(
+        B,
+        "complete of an unknown key",
+        store.complete(&tenant, &missing, Vec::new()).await,
+        ErrorKind::NotFound,
+    )
 }
 
 /// Of many concurrent callers with one key exactly one starts.
@@ -217,12 +251,29 @@ pub async fn intents_round_trip_and_history(store: &dyn PaymentIntentStore, fx: 
     ensure!(B, read == authorized, "after update read {read:?}");
     let history = step(B, "events", store.events(&created.tenant, &created.id).await)?;
     ensure!(B, history.len() == 2, "history has {} events, expected 2", history.len());
-    ensure!(B, history.iter().map(|e| e.sequence).collect::<Vec<_>>() == vec![1, 2], "history out of order: {history:?}");
+    ensure!(
+        B,
+        history.iter().map(|e| e.sequence).collect::<Vec<_>>() == vec![1, 2],
+        "history out of order: {history:?}"
+    );
     ensure!(B, history.get(1) == Some(&event), "second event differs: {:?}", history.get(1));
-    let found = step(B, "find by provider reference", store.find_by_provider_reference("memory", &fx.id(B, "psp")).await)?;
+    let tenant = &created.tenant;
+    let found = step(
+        B,
+        "find by provider reference",
+        store.find_by_provider_reference(tenant, "memory", &fx.id(B, "psp")).await,
+    )?;
     ensure!(B, found.as_ref().map(|i| &i.id) == Some(&created.id), "find by provider reference gave {found:?}");
-    let none = step(B, "find unknown reference", store.find_by_provider_reference("memory", &fx.id(B, "nope")).await)?;
+    let none =
+        step(B, "find unknown reference", store.find_by_provider_reference(tenant, "memory", &fx.id(B, "nope")).await)?;
     ensure!(B, none.is_none(), "an unknown reference found {none:?}");
+    let other = step(B, "tenant id", TenantId::new(fx.id(B, "other")))?;
+    let leaked = step(
+        B,
+        "find from another tenant",
+        store.find_by_provider_reference(&other, "memory", &fx.id(B, "psp")).await,
+    )?;
+    ensure!(B, leaked.is_none(), "another tenant found this tenant's intent: {leaked:?}");
     Ok(())
 }
 
@@ -236,7 +287,12 @@ pub async fn intents_refuse_stale_and_duplicate_writes(store: &dyn PaymentIntent
     let (v2, e2) = next(created.clone(), IntentStatus::Authorized, fx);
     step(B, "update to v2", store.update(v2.clone(), 1, e2).await)?;
     let (stale, stale_event) = next(created.clone(), IntentStatus::Voided, fx);
-    expect_store_kind(B, "update from a stale version", store.update(stale, 1, stale_event).await, ErrorKind::Conflict)?;
+    expect_store_kind(
+        B,
+        "update from a stale version",
+        store.update(stale, 1, stale_event).await,
+        ErrorKind::Conflict,
+    )?;
     let read = step(B, "get", store.get(&created.tenant, &created.id).await)?;
     ensure!(B, read == v2, "a refused update changed the intent: {read:?}");
     let history = step(B, "events", store.events(&created.tenant, &created.id).await)?;
@@ -250,7 +306,11 @@ pub async fn intents_refuse_stale_and_duplicate_writes(store: &dyn PaymentIntent
 pub async fn intents_concurrent_updates_one_wins(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
     const B: &str = "intents_concurrent_updates_one_wins";
     let created = intent(fx, B, "i1")?;
-    step(B, "create", store.create(created.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization)).await)?;
+    step(
+        B,
+        "create",
+        store.create(created.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization)).await,
+    )?;
     let writes = (0..16).map(|n| {
         let (mut i, e) = next(created.clone(), IntentStatus::Authorized, fx);
         i.reference = format!("writer-{n}");
@@ -277,7 +337,11 @@ pub async fn intents_list_by_status(store: &dyn PaymentIntentStore, fx: &StoreFi
         let mut i = intent(fx, B, name)?;
         i.status = IntentStatus::OutcomeUnknown;
         i.updated_at = fx.now + Duration::seconds(10 - i64::try_from(n).unwrap_or(0));
-        step(B, "create", store.create(i.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::OutcomeUnknown)).await)?;
+        step(
+            B,
+            "create",
+            store.create(i.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::OutcomeUnknown)).await,
+        )?;
         expected.push(i.id.clone());
     }
     expected.reverse();
@@ -317,7 +381,11 @@ pub async fn webhooks_deduplicate(store: &dyn WebhookEventStore, fx: &StoreFixtu
     }
     ensure!(B, fresh == 1, "{fresh} of 16 concurrent records of one id were new");
     ensure!(B, step(B, "contains", store.contains("stripe", &id).await)?, "a recorded id is not found");
-    ensure!(B, step(B, "record other provider", store.record("adyen", &id, fx.now).await)?, "ids are not scoped per provider");
+    ensure!(
+        B,
+        step(B, "record other provider", store.record("adyen", &id, fx.now).await)?,
+        "ids are not scoped per provider"
+    );
     Ok(())
 }
 
@@ -346,7 +414,11 @@ pub async fn domains_claims_and_mappings(store: &dyn DomainClaimStore, fx: &Stor
     step(B, "update", store.update(released, 1).await)?;
     step(B, "claim after release", store.create(rival).await)?;
     let current = step(B, "get", store.get(&host).await)?;
-    ensure!(B, current.map(|c| c.tenant) == Some(other_tenant.clone()), "the new claim did not replace the released one");
+    ensure!(
+        B,
+        current.map(|c| c.tenant) == Some(other_tenant.clone()),
+        "the new claim did not replace the released one"
+    );
     step(B, "put mapping", store.put_mapping(DomainMapping::new(&host, other_tenant.clone(), channel.clone())).await)?;
     expect_store_kind(
         B,
@@ -395,6 +467,21 @@ pub async fn replication_outbox(store: &dyn ReplicationStore, fx: &StoreFixture)
     let seqs: Vec<u64> = pending.iter().map(|c| c.sequence).collect();
     ensure!(B, seqs == vec![1, 2, 3], "pending sequences {seqs:?}, expected [1, 2, 3]");
     ensure!(B, pending.first() == Some(&change(fx, B, 1)?), "a change came back altered");
+    let mut rival = change(fx, B, 3)?;
+    rival.change_id = fx.id(B, "rival");
+    let batch = vec![change(fx, B, 4)?, rival];
+    expect_store_kind(
+        B,
+        "a new change taking a held sequence",
+        store.outbox_append(&s, batch).await,
+        ErrorKind::InvalidRequest,
+    )?;
+    let pending = step(B, "pending after a refused append", store.outbox_pending(&s, 10).await)?;
+    ensure!(
+        B,
+        pending.iter().map(|c| c.sequence).collect::<Vec<_>>() == vec![1, 2, 3],
+        "a refused batch was half-applied: {pending:?}"
+    );
     step(B, "ack", store.outbox_ack(&s, 2).await)?;
     let pending = step(B, "pending after ack", store.outbox_pending(&s, 10).await)?;
     ensure!(B, pending.iter().map(|c| c.sequence).collect::<Vec<_>>() == vec![3], "after ack of 2: {pending:?}");
@@ -408,11 +495,25 @@ pub async fn replication_inbox_checkpoint(store: &dyn ReplicationStore, fx: &Sto
     ensure!(B, step(B, "checkpoint", store.checkpoint(&s).await)? == 0, "a new stream's checkpoint is not 0");
     let fresh = step(B, "commit", store.inbox_commit(&s, 0, 2, vec![change(fx, B, 1)?, change(fx, B, 2)?]).await)?;
     ensure!(B, fresh.len() == 2, "first commit returned {} new changes", fresh.len());
-    expect_store_kind(B, "commit from a stale checkpoint", store.inbox_commit(&s, 0, 3, vec![change(fx, B, 3)?]).await, ErrorKind::Conflict)?;
+    expect_store_kind(
+        B,
+        "commit from a stale checkpoint",
+        store.inbox_commit(&s, 0, 3, vec![change(fx, B, 3)?]).await,
+        ErrorKind::Conflict,
+    )?;
     ensure!(B, step(B, "checkpoint", store.checkpoint(&s).await)? == 2, "a refused commit moved the checkpoint");
-    let fresh = step(B, "commit with a duplicate", store.inbox_commit(&s, 2, 3, vec![change(fx, B, 2)?, change(fx, B, 3)?]).await)?;
+    let fresh = step(
+        B,
+        "commit with a duplicate",
+        store.inbox_commit(&s, 2, 3, vec![change(fx, B, 2)?, change(fx, B, 3)?]).await,
+    )?;
     ensure!(B, fresh.iter().map(|c| c.sequence).collect::<Vec<_>>() == vec![3], "duplicate not filtered: {fresh:?}");
-    expect_store_kind(B, "commit moving backwards", store.inbox_commit(&s, 3, 1, Vec::new()).await, ErrorKind::InvalidRequest)?;
+    expect_store_kind(
+        B,
+        "commit moving backwards",
+        store.inbox_commit(&s, 3, 1, Vec::new()).await,
+        ErrorKind::InvalidRequest,
+    )?;
     ensure!(B, step(B, "checkpoint", store.checkpoint(&s).await)? == 3, "checkpoint is not 3");
     Ok(())
 }
@@ -427,7 +528,8 @@ pub async fn print_jobs_queue(store: &dyn PrintJobStore, fx: &StoreFixture) -> O
     let register = step(B, "register id", RegisterId::new("till-1"))?;
     let doc = ReceiptDocument::new().line("hello").cut();
     let first = PrintJob::new(fx.key(B, "j1")?, register.clone(), printer.clone(), doc.clone(), fx.now);
-    let second = PrintJob::new(fx.key(B, "j2")?, register.clone(), printer.clone(), doc.clone(), fx.now + Duration::seconds(1));
+    let second =
+        PrintJob::new(fx.key(B, "j2")?, register.clone(), printer.clone(), doc.clone(), fx.now + Duration::seconds(1));
     step(B, "enqueue", store.enqueue(second.clone()).await)?;
     step(B, "enqueue", store.enqueue(first.clone()).await)?;
     let mut changed = first.clone();
@@ -458,12 +560,25 @@ pub async fn pairings_lifecycle(store: &dyn PairingStore, fx: &StoreFixture) -> 
     let found = step(B, "by hash", store.by_token_hash(&hash).await)?;
     ensure!(B, found.map(|p| p.client) == Some(client.clone()), "pairing not found by its token hash");
     let other = step(B, "register id", RegisterId::new(fx.id(B, "d")))?;
-    expect_store_kind(B, "another client with the same hash", store.put(Pairing::new(other, &hash, Vec::new(), fx.now)).await, ErrorKind::AlreadyExists)?;
+    expect_store_kind(
+        B,
+        "another client with the same hash",
+        store.put(Pairing::new(other, &hash, Vec::new(), fx.now)).await,
+        ErrorKind::AlreadyExists,
+    )?;
     let rotated = fx.id(B, "hash2");
     step(B, "re-pair", store.put(Pairing::new(client.clone(), &rotated, Vec::new(), fx.now)).await)?;
-    ensure!(B, step(B, "old hash", store.by_token_hash(&hash).await)?.is_none(), "the old token still works after re-pairing");
+    ensure!(
+        B,
+        step(B, "old hash", store.by_token_hash(&hash).await)?.is_none(),
+        "the old token still works after re-pairing"
+    );
     step(B, "revoke", store.revoke(&client, fx.now).await)?;
-    ensure!(B, step(B, "by hash", store.by_token_hash(&rotated).await)?.is_none(), "a revoked pairing is still returned");
+    ensure!(
+        B,
+        step(B, "by hash", store.by_token_hash(&rotated).await)?.is_none(),
+        "a revoked pairing is still returned"
+    );
     let unknown = step(B, "register id", RegisterId::new(fx.id(B, "x")))?;
     expect_store_kind(B, "revoke of an unknown client", store.revoke(&unknown, fx.now).await, ErrorKind::NotFound)
 }

@@ -24,8 +24,8 @@ use commerce_ports::terminal::{
     TerminalRefundRequest,
 };
 use commerce_ports::{
-    Address, DeclineDetails, ErrorKind, IdempotencyKey, Money, PeripheralError, ReplicationError, ShippingError, TaxError,
-    TerminalError,
+    Address, DeclineDetails, ErrorKind, IdempotencyKey, Money, PeripheralError, ReplicationError, ShippingError,
+    TaxError, TerminalError,
 };
 use rust_decimal::{Decimal, RoundingStrategy};
 
@@ -41,17 +41,24 @@ pub struct FixedRateTax {
     rate: Decimal,
     jurisdiction: String,
     documents: Mutex<HashMap<String, TaxDocument>>,
+    refund_keys: Mutex<HashMap<IdempotencyKey, String>>,
 }
 
 impl FixedRateTax {
     /// An engine charging `rate` (e.g. `0.20`) in `jurisdiction`.
     pub fn new(rate: Decimal, jurisdiction: impl Into<String>) -> FixedRateTax {
-        FixedRateTax { rate, jurisdiction: jurisdiction.into(), documents: Mutex::new(HashMap::new()) }
+        FixedRateTax {
+            rate,
+            jurisdiction: jurisdiction.into(),
+            documents: Mutex::new(HashMap::new()),
+            refund_keys: Mutex::new(HashMap::new()),
+        }
     }
 
     fn compute(&self, request: &TaxRequest) -> Result<TaxDocument, TaxError> {
         const OP: &str = "quote";
-        let first = request.lines.first().ok_or_else(|| TaxError::invalid(OP, "a tax request needs at least one line"))?;
+        let first =
+            request.lines.first().ok_or_else(|| TaxError::invalid(OP, "a tax request needs at least one line"))?;
         let currency = first.unit_price.currency();
         let money = |e: commerce_ports::MoneyError| TaxError::invalid(OP, e.to_string());
         let mut lines = Vec::with_capacity(request.lines.len());
@@ -63,7 +70,10 @@ impl FixedRateTax {
                 ));
             }
             let taxable = line.extended().map_err(money)?;
-            let tax_value = (taxable.to_decimal() * self.rate)
+            let tax_value = taxable
+                .to_decimal()
+                .checked_mul(self.rate)
+                .ok_or_else(|| TaxError::invalid(OP, format!("tax on line {} does not fit", line.number)))?
                 .round_dp_with_strategy(u32::from(currency.exponent()), RoundingStrategy::MidpointAwayFromZero);
             let tax = Money::from_decimal(tax_value, currency).map_err(money)?;
             let detail = JurisdictionTax::new(self.jurisdiction.clone(), "Country", self.rate, tax, taxable);
@@ -110,7 +120,9 @@ impl TaxCalculator for FixedRateTax {
 
     async fn commit(&self, code: &str) -> Result<TaxDocument, TaxError> {
         let mut docs = lock(&self.documents);
-        let doc = docs.get_mut(code).ok_or_else(|| TaxError::new(ErrorKind::NotFound, "commit", format!("no document `{code}`")))?;
+        let doc = docs
+            .get_mut(code)
+            .ok_or_else(|| TaxError::new(ErrorKind::NotFound, "commit", format!("no document `{code}`")))?;
         if doc.status == TaxDocumentStatus::Cancelled {
             return Err(TaxError::new(ErrorKind::InvalidState, "commit", format!("document `{code}` is voided")));
         }
@@ -120,7 +132,9 @@ impl TaxCalculator for FixedRateTax {
 
     async fn void(&self, code: &str, _reason: VoidReason) -> Result<TaxDocument, TaxError> {
         let mut docs = lock(&self.documents);
-        let doc = docs.get_mut(code).ok_or_else(|| TaxError::new(ErrorKind::NotFound, "void", format!("no document `{code}`")))?;
+        let doc = docs
+            .get_mut(code)
+            .ok_or_else(|| TaxError::new(ErrorKind::NotFound, "void", format!("no document `{code}`")))?;
         doc.status = TaxDocumentStatus::Cancelled;
         Ok(doc.clone())
     }
@@ -128,11 +142,26 @@ impl TaxCalculator for FixedRateTax {
     async fn refund(&self, request: TaxRefundRequest) -> Result<TaxDocument, TaxError> {
         const OP: &str = "refund";
         let mut docs = lock(&self.documents);
-        let original = docs
-            .get(&request.original_code)
-            .ok_or_else(|| TaxError::new(ErrorKind::NotFound, OP, format!("no document `{}`", request.original_code)))?;
+        if let Some(existing) = docs.get(&request.refund_code) {
+            // The same refund again (same key) replays; anything else under that code is a collision.
+            if lock(&self.refund_keys).get(&request.idempotency_key) == Some(&request.refund_code) {
+                return Ok(existing.clone());
+            }
+            return Err(TaxError::new(
+                ErrorKind::AlreadyExists,
+                OP,
+                format!("document `{}` already exists; choose another refund code", request.refund_code),
+            ));
+        }
+        let original = docs.get(&request.original_code).ok_or_else(|| {
+            TaxError::new(ErrorKind::NotFound, OP, format!("no document `{}`", request.original_code))
+        })?;
         if original.status != TaxDocumentStatus::Committed {
-            return Err(TaxError::new(ErrorKind::InvalidState, OP, format!("document `{}` is not committed", request.original_code)));
+            return Err(TaxError::new(
+                ErrorKind::InvalidState,
+                OP,
+                format!("document `{}` is not committed", request.original_code),
+            ));
         }
         let currency = original.total_amount.currency();
         let money = |e: commerce_ports::MoneyError| TaxError::invalid(OP, e.to_string());
@@ -141,7 +170,10 @@ impl TaxCalculator for FixedRateTax {
             TaxRefundScope::Lines(numbers) => {
                 for n in numbers {
                     if !original.lines.iter().any(|l| l.number == *n) {
-                        return Err(TaxError::invalid(OP, format!("line {n} is not on document `{}`", request.original_code)));
+                        return Err(TaxError::invalid(
+                            OP,
+                            format!("line {n} is not on document `{}`", request.original_code),
+                        ));
                     }
                 }
                 original.lines.iter().filter(|l| numbers.contains(&l.number)).cloned().collect()
@@ -158,8 +190,10 @@ impl TaxCalculator for FixedRateTax {
         }
         let total_amount = Money::sum(currency, lines.iter().map(|l| l.taxable)).map_err(money)?;
         let total_tax = Money::sum(currency, lines.iter().map(|l| l.tax)).map_err(money)?;
-        let doc = TaxDocument::new(request.refund_code.clone(), TaxDocumentStatus::Committed, total_amount, total_tax, lines);
-        docs.insert(request.refund_code, doc.clone());
+        let doc =
+            TaxDocument::new(request.refund_code.clone(), TaxDocumentStatus::Committed, total_amount, total_tax, lines);
+        docs.insert(request.refund_code.clone(), doc.clone());
+        lock(&self.refund_keys).insert(request.idempotency_key, request.refund_code);
         Ok(doc)
     }
 }
@@ -169,8 +203,11 @@ impl TaxCalculator for FixedRateTax {
 #[derive(Debug, Default)]
 struct CarrierState {
     shipments: HashMap<String, Rate>,
+    /// Live labels by shipment.
     labels: HashMap<String, Label>,
-    keys: HashMap<IdempotencyKey, String>,
+    /// Every purchase by key: (shipment, rate) and the label bought, kept after a void so a retried purchase
+    /// replays instead of buying again.
+    keys: HashMap<IdempotencyKey, (String, String, Label)>,
 }
 
 /// A carrier with one flat rate per shipment; labels are bought at most once.
@@ -231,7 +268,8 @@ impl ShippingCarrier for FlatRateCarrier {
             return Err(ShippingError::invalid("rates", "parcel.weight_grams must be positive"));
         }
         let n = self.next.fetch_add(1, Ordering::SeqCst);
-        let mut rate = Rate::new(format!("shp_{n}"), format!("rate_{n}"), self.carrier.clone(), self.service.clone(), self.price);
+        let mut rate =
+            Rate::new(format!("shp_{n}"), format!("rate_{n}"), self.carrier.clone(), self.service.clone(), self.price);
         rate.delivery_days = Some(2);
         lock(&self.state).shipments.insert(rate.shipment_id.clone(), rate.clone());
         Ok(vec![rate])
@@ -240,24 +278,25 @@ impl ShippingCarrier for FlatRateCarrier {
     async fn buy_label(&self, request: BuyLabelRequest) -> Result<Label, ShippingError> {
         const OP: &str = "buy_label";
         let mut state = lock(&self.state);
-        if let Some(shipment) = state.keys.get(&request.idempotency_key) {
-            if shipment != &request.shipment_id {
+        if let Some((shipment, rate, label)) = state.keys.get(&request.idempotency_key) {
+            if shipment != &request.shipment_id || rate != &request.rate_id {
                 return Err(ShippingError::new(
                     ErrorKind::IdempotencyConflict,
                     OP,
-                    format!("key `{}` was used for shipment `{shipment}`", request.idempotency_key),
+                    format!("key `{}` was used for shipment `{shipment}` rate `{rate}`", request.idempotency_key),
                 ));
             }
-            if let Some(label) = state.labels.get(shipment) {
-                return Ok(label.clone());
-            }
+            return Ok(label.clone());
         }
-        let rate = state
-            .shipments
-            .get(&request.shipment_id)
-            .ok_or_else(|| ShippingError::new(ErrorKind::NotFound, OP, format!("no shipment `{}`", request.shipment_id)))?;
+        let rate = state.shipments.get(&request.shipment_id).ok_or_else(|| {
+            ShippingError::new(ErrorKind::NotFound, OP, format!("no shipment `{}`", request.shipment_id))
+        })?;
         if rate.rate_id != request.rate_id {
-            return Err(ShippingError::new(ErrorKind::NotFound, OP, format!("no rate `{}` on this shipment", request.rate_id)));
+            return Err(ShippingError::new(
+                ErrorKind::NotFound,
+                OP,
+                format!("no rate `{}` on this shipment", request.rate_id),
+            ));
         }
         if let Some(existing) = state.labels.get(&request.shipment_id) {
             return Err(ShippingError::new(
@@ -275,16 +314,14 @@ impl ShippingCarrier for FlatRateCarrier {
             rate.price,
         );
         state.labels.insert(request.shipment_id.clone(), label.clone());
-        state.keys.insert(request.idempotency_key, request.shipment_id);
+        state.keys.insert(request.idempotency_key, (request.shipment_id, request.rate_id, label.clone()));
         Ok(label)
     }
 
     async fn void_label(&self, shipment_id: &str) -> Result<(), ShippingError> {
-        lock(&self.state)
-            .labels
-            .remove(shipment_id)
-            .map(|_| ())
-            .ok_or_else(|| ShippingError::new(ErrorKind::NotFound, "void_label", format!("shipment `{shipment_id}` has no label")))
+        lock(&self.state).labels.remove(shipment_id).map(|_| ()).ok_or_else(|| {
+            ShippingError::new(ErrorKind::NotFound, "void_label", format!("shipment `{shipment_id}` has no label"))
+        })
     }
 
     async fn track(&self, tracking_code: &str) -> Result<TrackingInfo, ShippingError> {
@@ -301,7 +338,9 @@ impl ShippingCarrier for FlatRateCarrier {
         if missing.is_empty() {
             Ok(AddressVerification::Verified(address))
         } else {
-            Ok(AddressVerification::Undeliverable(missing.into_iter().map(|f| format!("E.ADDRESS.MISSING.{f}")).collect()))
+            Ok(AddressVerification::Undeliverable(
+                missing.into_iter().map(|f| format!("E.ADDRESS.MISSING.{f}")).collect(),
+            ))
         }
     }
 }
@@ -392,6 +431,17 @@ impl ReceiptPrinter for VirtualPrinter {
         if let Some(reason) = reason {
             return Err(PeripheralError::new(ErrorKind::Unavailable, "print", reason));
         }
+        let printable = self.capabilities().barcodes;
+        for element in &document.elements {
+            if let ReceiptElement::Barcode { symbology, .. } = element {
+                if !printable.contains(symbology) {
+                    return Err(PeripheralError::invalid(
+                        "print",
+                        format!("this printer cannot print {symbology:?} barcodes; it prints {printable:?}"),
+                    ));
+                }
+            }
+        }
         let mut printed = lock(&self.printed);
         if printed.iter().any(|(k, _)| k == &idempotency_key) {
             return Ok(());
@@ -447,7 +497,10 @@ impl CashDrawer for VirtualDrawer {
 #[derive(Debug, Default)]
 struct TerminalState {
     by_reference: HashMap<String, (IdempotencyKey, TerminalPaymentResult)>,
-    refunds: HashMap<IdempotencyKey, TerminalPaymentResult>,
+    /// Refunds by key: the payment refunded, the amount, and the result.
+    refunds: HashMap<IdempotencyKey, (String, Money, TerminalPaymentResult)>,
+    /// Refunded so far, by the payment's provider reference.
+    refunded: HashMap<String, Money>,
     decline_next: bool,
 }
 
@@ -498,7 +551,8 @@ impl PaymentTerminal for MemoryTerminal {
             return Err(TerminalError::new(ErrorKind::Declined, OP, "card declined at the terminal")
                 .with_decline(DeclineDetails::with_code("05")));
         }
-        let mut result = TerminalPaymentResult::new(format!("term_{}", self.next.fetch_add(1, Ordering::SeqCst)), request.amount);
+        let mut result =
+            TerminalPaymentResult::new(format!("term_{}", self.next.fetch_add(1, Ordering::SeqCst)), request.amount);
         result.scheme = Some("visa".to_owned());
         result.entry_mode = Some(EntryMode::Chip);
         result.masked_pan = Some("**** 0119".to_owned());
@@ -508,8 +562,18 @@ impl PaymentTerminal for MemoryTerminal {
 
     async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError> {
         const OP: &str = "refund";
+        if !request.amount.is_positive() {
+            return Err(TerminalError::invalid(OP, format!("amount must be positive, got {}", request.amount)));
+        }
         let mut state = lock(&self.state);
-        if let Some(done) = state.refunds.get(&request.idempotency_key) {
+        if let Some((payment, amount, done)) = state.refunds.get(&request.idempotency_key) {
+            if payment != &request.provider_reference || amount != &request.amount {
+                return Err(TerminalError::new(
+                    ErrorKind::IdempotencyConflict,
+                    OP,
+                    format!("key `{}` was used for a refund of {amount} on `{payment}`", request.idempotency_key),
+                ));
+            }
             return Ok(done.clone());
         }
         let original = state
@@ -517,14 +581,24 @@ impl PaymentTerminal for MemoryTerminal {
             .values()
             .find(|(_, r)| r.provider_reference == request.provider_reference)
             .map(|(_, r)| r.clone())
-            .ok_or_else(|| TerminalError::new(ErrorKind::NotFound, OP, format!("no payment `{}`", request.provider_reference)))?;
-        if request.amount.currency() != original.amount.currency() || request.amount.minor() > original.amount.minor() {
-            return Err(TerminalError::invalid(OP, format!("refund {} exceeds the payment {}", request.amount, original.amount)));
+            .ok_or_else(|| {
+                TerminalError::new(ErrorKind::NotFound, OP, format!("no payment `{}`", request.provider_reference))
+            })?;
+        let already =
+            state.refunded.get(&request.provider_reference).copied().unwrap_or(Money::zero(original.amount.currency()));
+        let refundable = original.amount.checked_sub(already).map_err(|e| TerminalError::invalid(OP, e.to_string()))?;
+        if request.amount.currency() != refundable.currency() || request.amount.minor() > refundable.minor() {
+            return Err(TerminalError::invalid(
+                OP,
+                format!("refund {} exceeds the refundable {refundable}", request.amount),
+            ));
         }
         let mut result = original;
         result.provider_reference = format!("term_{}", self.next.fetch_add(1, Ordering::SeqCst));
         result.amount = request.amount;
-        state.refunds.insert(request.idempotency_key, result.clone());
+        let total = already.checked_add(request.amount).map_err(|e| TerminalError::invalid(OP, e.to_string()))?;
+        state.refunded.insert(request.provider_reference.clone(), total);
+        state.refunds.insert(request.idempotency_key, (request.provider_reference, request.amount, result.clone()));
         Ok(result)
     }
 
@@ -533,11 +607,9 @@ impl PaymentTerminal for MemoryTerminal {
     }
 
     async fn status(&self, _terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
-        lock(&self.state)
-            .by_reference
-            .get(reference)
-            .map(|(_, r)| r.clone())
-            .ok_or_else(|| TerminalError::new(ErrorKind::NotFound, "status", format!("the terminal never saw `{reference}`")))
+        lock(&self.state).by_reference.get(reference).map(|(_, r)| r.clone()).ok_or_else(|| {
+            TerminalError::new(ErrorKind::NotFound, "status", format!("the terminal never saw `{reference}`"))
+        })
     }
 }
 
@@ -561,20 +633,24 @@ impl ReplicationTransport for MemoryTransport {
     async fn publish(&self, stream: Stream, changes: Vec<Change>) -> Result<PublishReceipt, ReplicationError> {
         let mut streams = lock(&self.streams);
         let log = streams.entry(stream).or_default();
+        // Check the whole batch first: a batch is stored whole or not at all.
+        let mut fresh: BTreeMap<u64, Change> = BTreeMap::new();
         let mut duplicates = 0u32;
         for change in changes {
-            if log.values().any(|c| c.change_id == change.change_id) {
+            let known = log.values().chain(fresh.values()).any(|c| c.change_id == change.change_id);
+            if known {
                 duplicates = duplicates.saturating_add(1);
                 continue;
             }
-            if log.contains_key(&change.sequence) {
+            if log.contains_key(&change.sequence) || fresh.contains_key(&change.sequence) {
                 return Err(ReplicationError::invalid(
                     "publish",
-                    format!("sequence {} already holds another change", change.sequence),
+                    format!("sequence {} already holds another change; nothing was stored", change.sequence),
                 ));
             }
-            log.insert(change.sequence, change);
+            fresh.insert(change.sequence, change);
         }
+        log.append(&mut fresh);
         let durable_up_to = log.keys().next_back().copied().unwrap_or(0);
         Ok(PublishReceipt::new(durable_up_to, duplicates))
     }
@@ -584,8 +660,135 @@ impl ReplicationTransport for MemoryTransport {
         Ok(streams
             .get(&stream)
             .map(|log| {
-                log.range(after.saturating_add(1)..).take(usize::try_from(limit).unwrap_or(usize::MAX)).map(|(_, c)| c.clone()).collect()
+                log.range(after.saturating_add(1)..)
+                    .take(usize::try_from(limit).unwrap_or(usize::MAX))
+                    .map(|(_, c)| c.clone())
+                    .collect()
             })
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use commerce_ports::peripherals::Symbology;
+    use commerce_ports::shipping::Parcel;
+    use commerce_ports::{Currency, DatasetId, RegisterId};
+
+    fn eur(minor: i64) -> Money {
+        Money::from_minor(minor, Currency::EUR)
+    }
+
+    fn key(k: &str) -> IdempotencyKey {
+        IdempotencyKey::new(k).expect("key")
+    }
+
+    #[tokio::test]
+    async fn terminal_refunds_stay_within_the_payment_and_keys_conflict() {
+        let t = MemoryTerminal::new();
+        let register = RegisterId::new("till").expect("id");
+        let paid =
+            t.pay(TerminalPaymentRequest::new("ped", register, eur(1_000), "S-1", key("p"))).await.expect("paid");
+        let refund = |amount, k| TerminalRefundRequest::new("ped", paid.provider_reference.clone(), amount, key(k));
+        t.refund(refund(eur(600), "r1")).await.expect("first refund");
+        let over = t.refund(refund(eur(600), "r2")).await.expect_err("over-refund");
+        assert_eq!(over.kind(), ErrorKind::InvalidRequest);
+        let conflict = t.refund(refund(eur(100), "r1")).await.expect_err("same key, other amount");
+        assert_eq!(conflict.kind(), ErrorKind::IdempotencyConflict);
+        t.refund(refund(eur(600), "r1")).await.expect("replay");
+        t.refund(refund(eur(400), "r3")).await.expect("the rest");
+    }
+
+    #[tokio::test]
+    async fn a_refund_code_cannot_overwrite_a_document() {
+        use commerce_ports::tax::{TaxRefundRequest, TaxRefundScope};
+        use commerce_ports::{Address, ChannelId, LineItem};
+        let tax = FixedRateTax::new(Decimal::new(20, 2), "X");
+        let request = TaxRequest::new(
+            "O-1",
+            TaxDocumentType::Sale,
+            ChannelId::new("web").expect("id"),
+            Address::default(),
+            Address::default(),
+            vec![LineItem::new(1, "a", "A", 1, eur(1_000))],
+            key("t"),
+        );
+        tax.quote(request).await.expect("quote");
+        tax.commit("O-1").await.expect("commit");
+        let onto_original = TaxRefundRequest::new("O-1", "O-1", TaxRefundScope::Full, key("r"));
+        assert_eq!(tax.refund(onto_original).await.map_err(|e| e.kind()).err(), Some(ErrorKind::AlreadyExists));
+        let refund = TaxRefundRequest::new("O-1", "O-1-R", TaxRefundScope::Full, key("r2"));
+        let first = tax.refund(refund.clone()).await.expect("refund");
+        assert_eq!(tax.refund(refund).await.expect("replay"), first);
+        let other_key = TaxRefundRequest::new("O-1", "O-1-R", TaxRefundScope::Full, key("r3"));
+        assert_eq!(tax.refund(other_key).await.map_err(|e| e.kind()).err(), Some(ErrorKind::AlreadyExists));
+    }
+
+    #[tokio::test]
+    async fn huge_amounts_are_an_error_not_a_panic() {
+        use commerce_ports::{Address, ChannelId, LineItem};
+        let tax = FixedRateTax::new(Decimal::MAX, "X");
+        let request = TaxRequest::new(
+            "O-1",
+            TaxDocumentType::Estimate,
+            ChannelId::new("web").expect("id"),
+            Address::default(),
+            Address::default(),
+            vec![LineItem::new(1, "a", "A", 1, eur(i64::MAX))],
+            key("t"),
+        );
+        assert_eq!(tax.quote(request).await.map_err(|e| e.kind()).err(), Some(ErrorKind::InvalidRequest));
+    }
+
+    #[tokio::test]
+    async fn a_label_key_replays_even_after_a_void_and_conflicts_on_another_rate() {
+        let carrier = FlatRateCarrier::new("DHL", "Paket", eur(490));
+        let to = Address::new("a", "b", "c", "DE");
+        let rates =
+            carrier.rates(ShipmentRequest::new(to.clone(), to, Parcel::new(100, 1, 1, 1), "O")).await.expect("rates");
+        let rate = rates.first().expect("a rate");
+        let buy = BuyLabelRequest::new(&rate.shipment_id, &rate.rate_id, key("l"));
+        let label = carrier.buy_label(buy.clone()).await.expect("label");
+        carrier.void_label(&rate.shipment_id).await.expect("void");
+        assert_eq!(carrier.buy_label(buy).await.expect("replay"), label, "a retried purchase must not buy again");
+        let other = BuyLabelRequest::new(&rate.shipment_id, "rate_other", key("l"));
+        assert_eq!(carrier.buy_label(other).await.map_err(|e| e.kind()).err(), Some(ErrorKind::IdempotencyConflict));
+    }
+
+    #[tokio::test]
+    async fn the_printer_refuses_symbologies_it_lacks() {
+        let printer = VirtualPrinter::new(42);
+        let mut doc = ReceiptDocument::new();
+        doc.elements.push(ReceiptElement::Barcode { symbology: Symbology::DataMatrix, data: "x".into() });
+        let e = printer.print(doc, key("p")).await.expect_err("data matrix");
+        assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+        assert!(printer.printed().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_clashing_batch_is_not_half_published() {
+        use commerce_ports::replication::Direction;
+        use commerce_ports::{ChannelId, StoreId};
+        let t = MemoryTransport::new();
+        let stream = Stream::new(
+            ChannelId::new("s").expect("id"),
+            StoreId::new("s").expect("id"),
+            DatasetId::new("orders").expect("id"),
+            Direction::Up,
+        );
+        let change = |seq, id: &str| {
+            Change::new(DatasetId::new("orders").expect("id"), seq, id, "k", None, time::OffsetDateTime::UNIX_EPOCH)
+        };
+        t.publish(stream.clone(), vec![change(1, "a")]).await.expect("first");
+        let clash = t.publish(stream.clone(), vec![change(2, "b"), change(1, "c")]).await;
+        assert!(clash.is_err());
+        assert_eq!(
+            t.fetch(stream.clone(), 0, 10).await.expect("fetch").len(),
+            1,
+            "nothing of the refused batch is stored"
+        );
+        let receipt = t.publish(stream.clone(), vec![change(1, "a"), change(2, "b")]).await.expect("retry");
+        assert_eq!((receipt.durable_up_to, receipt.duplicates), (2, 1));
     }
 }

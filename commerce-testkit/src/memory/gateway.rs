@@ -2,6 +2,7 @@
 //! checks, state rules, Stripe's test payment method names, and optional injected faults.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -62,9 +63,14 @@ pub struct MemoryGateway {
     capabilities: GatewayCapabilities,
     state: Mutex<State>,
     provider_calls: AtomicU64,
-    next_id: AtomicU64,
     prefix: String,
+    /// Keyed hasher for fingerprinting secrets (card numbers) without keeping them.
+    hasher: RandomState,
 }
+
+/// References are unique across every gateway of the process, like a real provider's ids, so two bindings
+/// never hand out the same reference.
+static NEXT_REFERENCE: AtomicU64 = AtomicU64::new(1);
 
 impl Default for MemoryGateway {
     fn default() -> Self {
@@ -93,8 +99,8 @@ impl MemoryGateway {
             capabilities,
             state: Mutex::new(State::default()),
             provider_calls: AtomicU64::new(0),
-            next_id: AtomicU64::new(1),
             prefix: "mem".to_owned(),
+            hasher: RandomState::new(),
         }
     }
 
@@ -124,27 +130,44 @@ impl MemoryGateway {
     }
 
     fn new_reference(&self, what: &str) -> String {
-        format!("{}_{what}_{}", self.prefix, self.next_id.fetch_add(1, Ordering::SeqCst))
+        format!("{}_{what}_{}", self.prefix, NEXT_REFERENCE.fetch_add(1, Ordering::SeqCst))
     }
 
     /// Runs `op` under idempotency `key`: a replay returns the stored outcome, a mismatch is a conflict.
-    fn idempotent<T, F>(&self, operation: &'static str, key: &IdempotencyKey, request: &impl Serialize, op: F) -> Result<T, PaymentError>
+    fn idempotent<T, F>(
+        &self,
+        operation: &'static str,
+        key: &IdempotencyKey,
+        request: &impl Serialize,
+        op: F,
+    ) -> Result<T, PaymentError>
     where
         T: Serialize + DeserializeOwned,
         F: FnOnce(&mut State) -> Result<T, PaymentError>,
     {
         let fingerprint = serde_json::to_string(request)
             .map_err(|e| err(ErrorKind::Unexpected, operation, format!("cannot fingerprint request: {e}")))?;
+        self.idempotent_with(operation, key, fingerprint, op)
+    }
+
+    fn idempotent_with<T, F>(
+        &self,
+        operation: &'static str,
+        key: &IdempotencyKey,
+        fingerprint: String,
+        op: F,
+    ) -> Result<T, PaymentError>
+    where
+        T: Serialize + DeserializeOwned,
+        F: FnOnce(&mut State) -> Result<T, PaymentError>,
+    {
         let mut state = self.lock();
         if let Some(entry) = state.keys.get(key.as_str()) {
             if entry.operation != operation || entry.fingerprint != fingerprint {
                 return Err(err(
                     ErrorKind::IdempotencyConflict,
                     operation,
-                    format!(
-                        "idempotency key `{key}` was first used for `{}` with other parameters",
-                        entry.operation
-                    ),
+                    format!("idempotency key `{key}` was first used for `{}` with other parameters", entry.operation),
                 ));
             }
             return replay(operation, &entry.outcome);
@@ -170,12 +193,20 @@ impl MemoryGateway {
         };
         state.keys.insert(key.as_str().to_owned(), IdempotencyEntry { operation, fingerprint, outcome });
         if fault == Some(GatewayFault::TimeoutAfterProcessing) {
-            return Err(err(ErrorKind::OutcomeUnknown, operation, "injected fault: timed out after the request was sent"));
+            return Err(err(
+                ErrorKind::OutcomeUnknown,
+                operation,
+                "injected fault: timed out after the request was sent",
+            ));
         }
         result
     }
 
-    fn payment<'a>(state: &'a mut State, operation: &'static str, reference: &str) -> Result<&'a mut Payment, PaymentError> {
+    fn payment<'a>(
+        state: &'a mut State,
+        operation: &'static str,
+        reference: &str,
+    ) -> Result<&'a mut Payment, PaymentError> {
         state
             .payments
             .get_mut(reference)
@@ -229,10 +260,14 @@ impl PaymentGateway for MemoryGateway {
         const OP: &str = "authorize";
         check_amount(OP, request.amount, None)?;
         if !self.capabilities.tenders.contains(&request.tender) {
-            return Err(err(ErrorKind::Unsupported, OP, format!("tender `{}` is not supported by this gateway", request.tender)));
+            return Err(err(
+                ErrorKind::Unsupported,
+                OP,
+                format!("tender `{}` is not supported by this gateway", request.tender),
+            ));
         }
         if request.capture_method == CaptureMethod::Manual && !self.capabilities.manual_capture {
-            return Err(PaymentError::unsupported("manual capture"));
+            return Err(PaymentError::unsupported_feature(OP, "manual capture"));
         }
         if request.payment_method.0.is_empty() {
             return Err(PaymentError::invalid(OP, "payment_method must not be empty"));
@@ -250,14 +285,17 @@ impl PaymentGateway for MemoryGateway {
                     .with_provider_code("card_declined")
                     .with_decline(DeclineDetails::with_code(code)));
             }
-            let mut snapshot = PaymentSnapshot::authorized(reference.clone(), ProviderPaymentStatus::Authorized, request.amount);
+            let mut snapshot =
+                PaymentSnapshot::authorized(reference.clone(), ProviderPaymentStatus::Authorized, request.amount);
             let mut closed = false;
             if request.capture_method == CaptureMethod::Automatic {
                 snapshot.captured = request.amount;
                 snapshot.status = ProviderPaymentStatus::Captured;
                 closed = true;
             }
-            state.payments.insert(reference.clone(), Payment { snapshot: snapshot.clone(), closed_for_capture: closed });
+            state
+                .payments
+                .insert(reference.clone(), Payment { snapshot: snapshot.clone(), closed_for_capture: closed });
             Ok(snapshot)
         })
     }
@@ -272,7 +310,11 @@ impl PaymentGateway for MemoryGateway {
             let snap = &mut payment.snapshot;
             check_amount(OP, request.amount, Some(snap.authorized))?;
             if snap.status == ProviderPaymentStatus::Voided {
-                return Err(err(ErrorKind::InvalidState, OP, format!("payment `{}` was voided", snap.provider_reference)));
+                return Err(err(
+                    ErrorKind::InvalidState,
+                    OP,
+                    format!("payment `{}` was voided", snap.provider_reference),
+                ));
             }
             if payment.closed_for_capture {
                 return Err(err(
@@ -282,7 +324,7 @@ impl PaymentGateway for MemoryGateway {
                 ));
             }
             if snap.captured.is_positive() && !caps.multiple_captures {
-                return Err(PaymentError::unsupported("multiple captures"));
+                return Err(PaymentError::unsupported_feature(OP, "multiple captures"));
             }
             let remaining = snap.authorized.checked_sub(snap.captured).map_err(money_err(OP))?;
             if request.amount.minor() > remaining.minor() {
@@ -292,7 +334,7 @@ impl PaymentGateway for MemoryGateway {
                 ));
             }
             if request.amount != remaining && !caps.partial_capture {
-                return Err(PaymentError::unsupported("partial capture"));
+                return Err(PaymentError::unsupported_feature(OP, "partial capture"));
             }
             snap.captured = snap.captured.checked_add(request.amount).map_err(money_err(OP))?;
             snap.status = ProviderPaymentStatus::Captured;
@@ -318,7 +360,7 @@ impl PaymentGateway for MemoryGateway {
                 ));
             }
             if snap.refunded.is_positive() && !caps.multiple_refunds {
-                return Err(PaymentError::unsupported("multiple refunds"));
+                return Err(PaymentError::unsupported_feature(OP, "multiple refunds"));
             }
             let refundable = snap.captured.checked_sub(snap.refunded).map_err(money_err(OP))?;
             if request.amount.minor() > refundable.minor() {
@@ -328,7 +370,7 @@ impl PaymentGateway for MemoryGateway {
                 ));
             }
             if request.amount != refundable && !caps.partial_refund {
-                return Err(PaymentError::unsupported("partial refund"));
+                return Err(PaymentError::unsupported_feature(OP, "partial refund"));
             }
             snap.refunded = snap.refunded.checked_add(request.amount).map_err(money_err(OP))?;
             Ok(ModificationResult::new(refund_ref, ModificationStatus::Succeeded, request.amount))
@@ -351,7 +393,11 @@ impl PaymentGateway for MemoryGateway {
                 ));
             }
             if snap.status == ProviderPaymentStatus::Voided {
-                return Err(err(ErrorKind::InvalidState, OP, format!("payment `{}` is already voided", snap.provider_reference)));
+                return Err(err(
+                    ErrorKind::InvalidState,
+                    OP,
+                    format!("payment `{}` is already voided", snap.provider_reference),
+                ));
             }
             snap.status = ProviderPaymentStatus::Voided;
             payment.closed_for_capture = true;
@@ -404,10 +450,20 @@ impl PaymentGateway for MemoryGateway {
                     return Err(PaymentError::invalid(OP, format!("exp_month {exp_month} is not a month")));
                 }
             }
-            _ => return Err(PaymentError::unsupported("tokenizing this payment method type")),
+            _ => return Err(PaymentError::unsupported_feature(OP, "this payment method type")),
         }
+        // `Secret` serializes redacted, so fingerprint the card explicitly, through a keyed hash: a different
+        // card under the same key is a conflict, and no card number is kept.
+        let fingerprint = match &request.data {
+            PaymentMethodData::Card { number, exp_month, exp_year, cvc } => format!(
+                "card:{:x}:{exp_month}:{exp_year}:{:x}",
+                self.hasher.hash_one(number.expose()),
+                self.hasher.hash_one(cvc.expose())
+            ),
+            _ => String::new(),
+        };
         let token = self.new_reference("pm");
-        self.idempotent(OP, &request.idempotency_key.clone(), &request, |_| Ok(PaymentMethodRef(token)))
+        self.idempotent_with(OP, &request.idempotency_key.clone(), fingerprint, |_| Ok(PaymentMethodRef(token)))
     }
 }
 
@@ -439,7 +495,13 @@ mod tests {
     async fn injected_timeout_processes_and_reports_unknown_then_replays() {
         let gw = MemoryGateway::new();
         gw.inject(GatewayFault::TimeoutAfterProcessing);
-        let req = AuthorizeRequest::new(Money::from_minor(500, Currency::EUR), TenderKind::Card, "pm_card_visa", "o-1", key("k1"));
+        let req = AuthorizeRequest::new(
+            Money::from_minor(500, Currency::EUR),
+            TenderKind::Card,
+            "pm_card_visa",
+            "o-1",
+            key("k1"),
+        );
         let first = gw.authorize(req.clone()).await;
         assert!(first.as_ref().is_err_and(PaymentError::is_outcome_unknown));
         let second = gw.authorize(req).await.expect("replayed");
@@ -451,7 +513,13 @@ mod tests {
     async fn injected_unavailable_is_not_recorded() {
         let gw = MemoryGateway::new();
         gw.inject(GatewayFault::Unavailable);
-        let req = AuthorizeRequest::new(Money::from_minor(500, Currency::EUR), TenderKind::Card, "pm_card_visa", "o-1", key("k1"));
+        let req = AuthorizeRequest::new(
+            Money::from_minor(500, Currency::EUR),
+            TenderKind::Card,
+            "pm_card_visa",
+            "o-1",
+            key("k1"),
+        );
         assert_eq!(gw.authorize(req.clone()).await.map_err(|e| e.kind()).err(), Some(ErrorKind::Unavailable));
         assert!(gw.authorize(req).await.is_ok());
         assert_eq!(gw.provider_calls(), 2);
@@ -461,15 +529,43 @@ mod tests {
     async fn tokenize_checks_luhn_without_echoing_the_number() {
         let gw = MemoryGateway::new();
         let bad = TokenizeRequest::new(
-            PaymentMethodData::Card { number: Secret::new("4242424242424241"), exp_month: 12, exp_year: 2030, cvc: Secret::new("123") },
+            PaymentMethodData::Card {
+                number: Secret::new("4242424242424241"),
+                exp_month: 12,
+                exp_year: 2030,
+                cvc: Secret::new("123"),
+            },
             key("t1"),
         );
         let e = gw.tokenize(bad).await.expect_err("bad luhn");
         assert!(!e.to_string().contains("424242"));
         let good = TokenizeRequest::new(
-            PaymentMethodData::Card { number: Secret::new("4242424242424242"), exp_month: 12, exp_year: 2030, cvc: Secret::new("123") },
+            PaymentMethodData::Card {
+                number: Secret::new("4242424242424242"),
+                exp_month: 12,
+                exp_year: 2030,
+                cvc: Secret::new("123"),
+            },
             key("t2"),
         );
         assert!(gw.tokenize(good).await.is_ok());
+        let other_card = TokenizeRequest::new(
+            PaymentMethodData::Card {
+                number: Secret::new("5555555555554444"),
+                exp_month: 12,
+                exp_year: 2030,
+                cvc: Secret::new("123"),
+            },
+            key("t2"),
+        );
+        let e = gw.tokenize(other_card).await.expect_err("another card under the same key");
+        assert_eq!(e.kind(), ErrorKind::IdempotencyConflict);
+    }
+
+    #[test]
+    fn references_are_unique_across_gateways() {
+        let a = MemoryGateway::new();
+        let b = MemoryGateway::new();
+        assert_ne!(a.new_reference("pay"), b.new_reference("pay"));
     }
 }

@@ -4,7 +4,9 @@ mod fakes;
 mod gateway;
 mod stores;
 
-pub use fakes::{FixedRateTax, FlatRateCarrier, MemoryTerminal, MemoryTransport, VirtualDrawer, VirtualPrinter, render_receipt};
+pub use fakes::{
+    FixedRateTax, FlatRateCarrier, MemoryTerminal, MemoryTransport, VirtualDrawer, VirtualPrinter, render_receipt,
+};
 pub use gateway::{GatewayFault, MemoryGateway};
 pub use stores::{
     MemoryDomainClaimStore, MemoryIdempotencyStore, MemoryPairingStore, MemoryPaymentIntentStore, MemoryPrintJobStore,

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use commerce_ports::replication::{Change, Stream};
 use commerce_ports::stores::{
-    ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore,
-    IntentEvent, IntentStatus, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PrintJob, PrintJobStatus,
-    PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
+    ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyRecord,
+    IdempotencyStore, IntentEvent, IntentStatus, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PrintJob,
+    PrintJobStatus, PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
 };
 use commerce_ports::{DeviceId, ErrorKind, IdempotencyKey, IntentId, RegisterId, StoreError, TenantId};
 use time::OffsetDateTime;
@@ -32,7 +32,12 @@ pub struct MemoryIdempotencyStore {
 
 #[async_trait]
 impl IdempotencyStore for MemoryIdempotencyStore {
-    async fn begin(&self, tenant: &TenantId, key: &IdempotencyKey, claim: IdempotencyClaim) -> Result<IdempotencyBegin, StoreError> {
+    async fn begin(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        claim: IdempotencyClaim,
+    ) -> Result<IdempotencyBegin, StoreError> {
         let mut records = lock(&self.records);
         let id = (tenant.clone(), key.clone());
         match records.get_mut(&id) {
@@ -61,6 +66,13 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         let record = records
             .get_mut(&(tenant.clone(), key.clone()))
             .ok_or_else(|| err(ErrorKind::NotFound, "complete", format!("no idempotency record for key `{key}`")))?;
+        if record.response.is_some() {
+            return Err(err(
+                ErrorKind::InvalidState,
+                "complete",
+                format!("key `{key}` is already completed; its first response stands"),
+            ));
+        }
         record.response = Some(response);
         Ok(())
     }
@@ -104,7 +116,10 @@ impl PaymentIntentStore for MemoryPaymentIntentStore {
         if intent.version != 1 || event.sequence != 1 {
             return Err(StoreError::invalid(
                 "create",
-                format!("a new intent has version 1 and event sequence 1, got {} and {}", intent.version, event.sequence),
+                format!(
+                    "a new intent has version 1 and event sequence 1, got {} and {}",
+                    intent.version, event.sequence
+                ),
             ));
         }
         let mut inner = lock(&self.inner);
@@ -162,15 +177,27 @@ impl PaymentIntentStore for MemoryPaymentIntentStore {
             .ok_or_else(|| err(ErrorKind::NotFound, "events", format!("no intent `{id}` for tenant `{tenant}`")))
     }
 
-    async fn find_by_provider_reference(&self, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError> {
+    async fn find_by_provider_reference(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        reference: &str,
+    ) -> Result<Option<PaymentIntent>, StoreError> {
         Ok(lock(&self.inner)
             .intents
             .values()
-            .find(|i| i.provider == provider && i.provider_reference.as_deref() == Some(reference))
+            .find(|i| {
+                &i.tenant == tenant && i.provider == provider && i.provider_reference.as_deref() == Some(reference)
+            })
             .cloned())
     }
 
-    async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError> {
+    async fn list_by_status(
+        &self,
+        tenant: &TenantId,
+        status: IntentStatus,
+        limit: u32,
+    ) -> Result<Vec<PaymentIntent>, StoreError> {
         let inner = lock(&self.inner);
         let mut found: Vec<PaymentIntent> =
             inner.intents.values().filter(|i| &i.tenant == tenant && i.status == status).cloned().collect();
@@ -252,7 +279,10 @@ impl DomainClaimStore for MemoryDomainClaimStore {
             ));
         }
         if claim.version != expected_version.saturating_add(1) {
-            return Err(StoreError::invalid("update", format!("new version must be {}", expected_version.saturating_add(1))));
+            return Err(StoreError::invalid(
+                "update",
+                format!("new version must be {}", expected_version.saturating_add(1)),
+            ));
         }
         inner.claims.insert(claim.hostname.clone(), claim);
         Ok(())
@@ -319,6 +349,25 @@ impl ReplicationStore for MemoryReplicationStore {
         let inner = &mut *guard;
         let ids = inner.outbox_ids.entry(stream.clone()).or_default();
         let outbox = inner.outbox.entry(stream.clone()).or_default();
+        // Check the whole batch before changing anything: a new change may not take a sequence that another
+        // change holds (pending, or earlier in this batch).
+        let mut taken: BTreeMap<u64, &str> = BTreeMap::new();
+        for change in changes.iter().filter(|c| !ids.contains(&c.change_id)) {
+            let holder =
+                outbox.get(&change.sequence).map(|c| c.change_id.as_str()).or(taken.get(&change.sequence).copied());
+            if let Some(holder) = holder {
+                if holder != change.change_id {
+                    return Err(StoreError::invalid(
+                        "outbox_append",
+                        format!(
+                            "change `{}` wants sequence {}, which change `{holder}` holds; nothing was appended",
+                            change.change_id, change.sequence
+                        ),
+                    ));
+                }
+            }
+            taken.insert(change.sequence, &change.change_id);
+        }
         for change in changes {
             if ids.insert(change.change_id.clone()) {
                 outbox.insert(change.sequence, change);
@@ -432,7 +481,9 @@ pub struct MemoryPairingStore {
 impl PairingStore for MemoryPairingStore {
     async fn put(&self, pairing: Pairing) -> Result<(), StoreError> {
         let mut pairings = lock(&self.pairings);
-        if let Some(other) = pairings.values().find(|p| p.token_hash == pairing.token_hash && p.client != pairing.client) {
+        if let Some(other) =
+            pairings.values().find(|p| p.token_hash == pairing.token_hash && p.client != pairing.client)
+        {
             return Err(err(
                 ErrorKind::AlreadyExists,
                 "put",

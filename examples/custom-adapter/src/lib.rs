@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use commerce_ports::factory::{Adapter, AdapterFactory, BuildError, ParamSpec, ParamType, ParamValue, Params, PortKind};
+use commerce_ports::factory::{
+    Adapter, AdapterFactory, BuildError, ParamSpec, ParamType, ParamValue, Params, PortKind,
+};
 use commerce_ports::payment::{
     AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, IncrementRequest, ModificationResult,
     ModificationStatus, PaymentGateway, PaymentMethodRef, PaymentSnapshot, ProviderPaymentStatus, RefundRequest,
@@ -27,12 +29,20 @@ struct Hold {
     snapshot: PaymentSnapshot,
 }
 
-/// What an idempotency key was first used for, and its stored outcome (JSON, or the error's kind and message).
+/// A failure as stored under its key, with everything a replay must give back.
+#[derive(Debug, Clone)]
+struct StoredFailure {
+    kind: ErrorKind,
+    message: String,
+    decline: Option<DeclineDetails>,
+}
+
+/// What an idempotency key was first used for, and its stored outcome (JSON, or the failure).
 #[derive(Debug)]
 struct KeyRecord {
     operation: String,
     request: String,
-    outcome: Result<String, (ErrorKind, String)>,
+    outcome: Result<String, StoredFailure>,
 }
 
 #[derive(Debug, Default)]
@@ -86,17 +96,31 @@ impl GiftCardGateway {
         let mut ledger = self.lock();
         if let Some(KeyRecord { operation: op_name, request: stored_request, outcome }) = ledger.keys.get(key) {
             if op_name != operation || stored_request != &request {
-                return Err(err(ErrorKind::IdempotencyConflict, operation, format!("key `{key}` was used for another request")));
+                return Err(err(
+                    ErrorKind::IdempotencyConflict,
+                    operation,
+                    format!("key `{key}` was used for another request"),
+                ));
             }
             return match outcome {
-                Ok(json) => serde_json::from_str(json).map_err(|e| err(ErrorKind::Unexpected, operation, e.to_string())),
-                Err((kind, message)) => Err(err(*kind, operation, message.clone())),
+                Ok(json) => {
+                    serde_json::from_str(json).map_err(|e| err(ErrorKind::Unexpected, operation, e.to_string()))
+                }
+                Err(failure) => {
+                    let e = err(failure.kind, operation, failure.message.clone());
+                    Err(match &failure.decline {
+                        Some(d) => e.with_decline(d.clone()),
+                        None => e,
+                    })
+                }
             };
         }
         let result = op(&mut ledger);
         let stored = match &result {
             Ok(v) => Ok(serde_json::to_string(v).map_err(|e| err(ErrorKind::Unexpected, operation, e.to_string()))?),
-            Err(e) => Err((e.kind(), e.message().to_owned())),
+            Err(e) => {
+                Err(StoredFailure { kind: e.kind(), message: e.message().to_owned(), decline: e.decline().cloned() })
+            }
         };
         ledger.keys.insert(key.to_owned(), KeyRecord { operation: operation.to_owned(), request, outcome: stored });
         result
@@ -104,7 +128,10 @@ impl GiftCardGateway {
 
     fn check(&self, operation: &'static str, amount: Money) -> Result<(), PaymentError> {
         if amount.currency() != self.currency {
-            return Err(PaymentError::invalid(operation, format!("this ledger keeps {}, not {}", self.currency, amount.currency())));
+            return Err(PaymentError::invalid(
+                operation,
+                format!("this ledger keeps {}, not {}", self.currency, amount.currency()),
+            ));
         }
         if !amount.is_positive() {
             return Err(PaymentError::invalid(operation, format!("amount must be positive, got {amount}")));
@@ -142,14 +169,20 @@ impl PaymentGateway for GiftCardGateway {
                 .get(&card)
                 .ok_or_else(|| PaymentError::invalid(OP, format!("unknown gift card `{card}`")))?;
             if balance.minor() < request.amount.minor() {
-                return Err(err(ErrorKind::Declined, OP, format!("gift card balance {balance} is below {}", request.amount))
-                    .with_decline(DeclineDetails::with_code("insufficient_funds")));
+                return Err(err(
+                    ErrorKind::Declined,
+                    OP,
+                    format!("gift card balance {balance} is below {}", request.amount),
+                )
+                .with_decline(DeclineDetails::with_code("insufficient_funds")));
             }
-            let remaining = balance.checked_sub(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
+            let remaining =
+                balance.checked_sub(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
             ledger.balances.insert(card.clone(), remaining);
             ledger.next += 1;
             let reference = format!("gc_hold_{}", ledger.next);
-            let mut snapshot = PaymentSnapshot::authorized(&reference, ProviderPaymentStatus::Authorized, request.amount);
+            let mut snapshot =
+                PaymentSnapshot::authorized(&reference, ProviderPaymentStatus::Authorized, request.amount);
             if request.capture_method == CaptureMethod::Automatic {
                 snapshot.captured = request.amount;
                 snapshot.status = ProviderPaymentStatus::Captured;
@@ -171,21 +204,32 @@ impl PaymentGateway for GiftCardGateway {
             let snap = &mut hold.snapshot;
             match snap.status {
                 ProviderPaymentStatus::Voided => return Err(err(ErrorKind::InvalidState, OP, "the hold was voided")),
-                ProviderPaymentStatus::Captured => return Err(err(ErrorKind::InvalidState, OP, "the hold was already captured")),
+                // One capture per hold: a second one is a feature this ledger lacks (see capabilities).
+                ProviderPaymentStatus::Captured => {
+                    return Err(PaymentError::unsupported_feature(OP, "multiple captures"));
+                }
                 _ => {}
             }
             if request.amount.minor() > snap.authorized.minor() {
-                return Err(PaymentError::invalid(OP, format!("{} exceeds the hold of {}", request.amount, snap.authorized)));
+                return Err(PaymentError::invalid(
+                    OP,
+                    format!("{} exceeds the hold of {}", request.amount, snap.authorized),
+                ));
             }
             // One capture per hold: release what is not captured back to the card.
-            let released = snap.authorized.checked_sub(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
+            let released =
+                snap.authorized.checked_sub(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
             snap.captured = request.amount;
             snap.status = ProviderPaymentStatus::Captured;
             let card = hold.card.clone();
             if let Some(balance) = ledger.balances.get_mut(&card) {
                 *balance = balance.checked_add(released).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
             }
-            Ok(ModificationResult::new(request.provider_reference.clone(), ModificationStatus::Succeeded, request.amount))
+            Ok(ModificationResult::new(
+                request.provider_reference.clone(),
+                ModificationStatus::Succeeded,
+                request.amount,
+            ))
         })
     }
 
@@ -202,17 +246,26 @@ impl PaymentGateway for GiftCardGateway {
             if !snap.captured.is_positive() {
                 return Err(err(ErrorKind::InvalidState, OP, "nothing was captured; void the hold instead"));
             }
-            let refundable = snap.captured.checked_sub(snap.refunded).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
+            let refundable =
+                snap.captured.checked_sub(snap.refunded).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
             if request.amount.minor() > refundable.minor() {
-                return Err(PaymentError::invalid(OP, format!("{} exceeds the refundable {refundable}", request.amount)));
+                return Err(PaymentError::invalid(
+                    OP,
+                    format!("{} exceeds the refundable {refundable}", request.amount),
+                ));
             }
-            snap.refunded = snap.refunded.checked_add(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
+            snap.refunded =
+                snap.refunded.checked_add(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
             let card = hold.card.clone();
             if let Some(balance) = ledger.balances.get_mut(&card) {
                 *balance = balance.checked_add(request.amount).map_err(|e| PaymentError::invalid(OP, e.to_string()))?;
             }
             ledger.next += 1;
-            Ok(ModificationResult::new(format!("gc_refund_{}", ledger.next), ModificationStatus::Succeeded, request.amount))
+            Ok(ModificationResult::new(
+                format!("gc_refund_{}", ledger.next),
+                ModificationStatus::Succeeded,
+                request.amount,
+            ))
         })
     }
 
@@ -272,7 +325,12 @@ impl AdapterFactory for GiftCardFactory {
         "the merchant's own gift-card ledger"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![ParamSpec::with_default("currency", ParamType::String, ParamValue::Text("EUR".to_owned()), "currency of the ledger")]
+        vec![ParamSpec::with_default(
+            "currency",
+            ParamType::String,
+            ParamValue::Text("EUR".to_owned()),
+            "currency of the ledger",
+        )]
     }
     async fn build(&self, params: Params) -> Result<Adapter, BuildError> {
         let code = params.text("currency")?.unwrap_or("EUR");

@@ -21,9 +21,11 @@ async fn gift_card_ledger_conforms() {
 }
 
 #[tokio::test]
-async fn gift_card_ledger_conforms_behind_arc_dyn() {
+async fn gift_card_ledger_conforms_behind_arc_and_box_dyn() {
     let gateway: Arc<dyn PaymentGateway> = Arc::new(GiftCardGateway::new(Currency::EUR));
     run_all(&gateway, &fixture()).await.assert_passed();
+    let boxed: Box<dyn PaymentGateway> = Box::new(GiftCardGateway::new(Currency::EUR));
+    run_all(&boxed, &fixture()).await.assert_passed();
 }
 
 #[tokio::test]
@@ -34,7 +36,13 @@ async fn holds_and_releases_move_the_balance() {
     let start = gateway.balance("gc_funded").expect("demo card");
     let key = |k: &str| IdempotencyKey::new(k).expect("key");
     let auth = gateway
-        .authorize(AuthorizeRequest::new(Money::from_minor(5_000, Currency::EUR), TenderKind::GiftCard, "gc_funded", "o-1", key("a")))
+        .authorize(AuthorizeRequest::new(
+            Money::from_minor(5_000, Currency::EUR),
+            TenderKind::GiftCard,
+            "gc_funded",
+            "o-1",
+            key("a"),
+        ))
         .await
         .expect("authorized");
     assert_eq!(gateway.balance("gc_funded").map(|b| start.minor() - b.minor()), Some(5_000));
