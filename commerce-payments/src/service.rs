@@ -594,7 +594,7 @@ impl Payments {
             self.inner.clock.now(),
         );
         let params = AuthorizeParams::new(call.clone(), payment.payment_method.clone(), payment.capture_method);
-        let Transition { intent, event } = state::creation(intent, params);
+        let Transition { intent, event } = state::creation(intent, params)?;
         match self.inner.intents.create(intent.clone(), event.clone()).await {
             Ok(()) => Ok((intent, vec![event])),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => self.load(OP, &payment.tenant, id).await,

@@ -31,9 +31,8 @@
 //! so a late retry of an already applied call is recognised ([`Admission::AlreadyApplied`]) instead of being
 //! counted twice.
 //!
-//! The port's [`IntentEvent`] has no structured field for these records, so they travel in the event's
-//! `detail` after the human text, on a last line starting with `commerce-payments ` followed by JSON
-//! ([`event_text`] returns the human part).
+//! These records travel as JSON in the event's `data` field, which stores persist verbatim; `detail` stays
+//! text for people ([`event_text`]).
 
 use std::fmt;
 
@@ -253,8 +252,6 @@ pub struct Transition {
 // ---------------------------------------------------------------------------------------------------------
 // Event records
 
-const TAG_PREFIX: &str = "commerce-payments ";
-
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct EventTag {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -265,30 +262,25 @@ struct EventTag {
     authorize: Option<AuthorizeParams>,
 }
 
-fn encode_detail(text: &str, tag: &EventTag) -> String {
+/// Writes the human text to `detail` and the record, if any, as JSON to `data`.
+fn with_record(event: IntentEvent, text: &str, tag: &EventTag) -> Result<IntentEvent, PaymentsError> {
+    let event = event.with_detail(text);
     if *tag == EventTag::default() {
-        return text.to_owned();
+        return Ok(event);
     }
-    // Serializing plain data to a string cannot fail; fall back to the text alone rather than panic.
-    match serde_json::to_string(tag) {
-        Ok(json) => format!("{text}\n{TAG_PREFIX}{json}"),
-        Err(_) => text.to_owned(),
-    }
+    let json = serde_json::to_string(tag).map_err(|e| {
+        PaymentsError::new(ErrorKind::Unexpected, Operation::Create, format!("cannot encode the event record: {e}"))
+    })?;
+    Ok(event.with_data(json))
 }
 
 fn tag_of(event: &IntentEvent) -> Option<EventTag> {
-    let detail = event.detail.as_deref()?;
-    let (_, last) = detail.rsplit_once('\n')?;
-    serde_json::from_str(last.strip_prefix(TAG_PREFIX)?).ok()
+    serde_json::from_str(event.data.as_deref()?).ok()
 }
 
-/// The human-readable part of an event's detail (without the machine-readable record line).
+/// The human-readable text of an event.
 pub fn event_text(event: &IntentEvent) -> Option<&str> {
-    let detail = event.detail.as_deref()?;
-    match detail.rsplit_once('\n') {
-        Some((text, last)) if last.starts_with(TAG_PREFIX) => Some(text),
-        _ => Some(detail),
-    }
+    event.detail.as_deref()
 }
 
 /// The pending call of an `OutcomeUnknown` intent: the record in the event that produced its current version.
@@ -757,8 +749,8 @@ fn transition(
         .ok_or_else(|| error(ErrorKind::Unexpected, parts.operation, prev, "version overflow"))?;
     next.updated_at = now;
     check_transition(prev, &next, parts.operation)?;
-    let mut event = IntentEvent::new(next.version, now, parts.operation.as_str(), next.status)
-        .with_detail(encode_detail(&parts.text, &parts.tag));
+    let event = IntentEvent::new(next.version, now, parts.operation.as_str(), next.status);
+    let mut event = with_record(event, &parts.text, &parts.tag)?;
     if let Some(amount) = parts.amount {
         event = event.with_amount(amount);
     }
@@ -769,13 +761,16 @@ fn transition(
 }
 
 /// The first event of a new intent (`create`, version 1), recording the authorization parameters.
-pub fn creation(intent: PaymentIntent, params: AuthorizeParams) -> Transition {
+///
+/// # Errors
+/// `Unexpected` if the record cannot be encoded.
+pub fn creation(intent: PaymentIntent, params: AuthorizeParams) -> Result<Transition, PaymentsError> {
     let text = format!("created for {} ({}, reference {})", intent.amount, intent.tender, intent.reference);
     let tag = EventTag { authorize: Some(params), ..EventTag::default() };
     let event = IntentEvent::new(intent.version, intent.created_at, Operation::Create.as_str(), intent.status)
-        .with_amount(intent.amount)
-        .with_detail(encode_detail(&text, &tag));
-    Transition { intent, event }
+        .with_amount(intent.amount);
+    let event = with_record(event, &text, &tag)?;
+    Ok(Transition { intent, event })
 }
 
 /// Whether the intent is waiting for the answer to this authorization call.

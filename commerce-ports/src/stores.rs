@@ -109,8 +109,11 @@ impl IdempotencyRecord {
 ///   Different operation or fingerprint: `Conflict`, whatever the state.
 /// - A lease that ended at or before the claim's `now` without completion is taken over
 ///   (`Started { recovered: true }`) and gets the new caller's `lease_until`.
-/// - `complete` stores the response durably before returning; `release` deletes an uncompleted record (only
-///   when the operation certainly did not happen).
+/// - `complete` stores the response durably before returning; completing a completed key is `InvalidState`
+///   and the first response stands.
+/// - `release` deletes an uncompleted record. Callers release only when the operation certainly did not
+///   happen, or when its outcome is unknown and every retry will re-send the same provider idempotency key
+///   (the provider then replays instead of acting twice).
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync + Debug + 'static {
@@ -290,8 +293,11 @@ pub struct IntentEvent {
     pub amount: Option<Money>,
     /// The provider's reference of the payment or modification.
     pub provider_reference: Option<String>,
-    /// Free text (decline reason, webhook id).
+    /// Free text for people (decline reason, webhook id).
     pub detail: Option<String>,
+    /// A machine-readable record owned by the domain crate that wrote the event (JSON: the call a pending
+    /// outcome waits for, the call an answer applied). Stores persist it verbatim and never interpret it.
+    pub data: Option<String>,
 }
 
 impl IntentEvent {
@@ -305,6 +311,7 @@ impl IntentEvent {
             amount: None,
             provider_reference: None,
             detail: None,
+            data: None,
         }
     }
 
@@ -323,6 +330,12 @@ impl IntentEvent {
     /// Sets the detail.
     pub fn with_detail(mut self, detail: impl Into<String>) -> IntentEvent {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// Sets the machine-readable record.
+    pub fn with_data(mut self, data: impl Into<String>) -> IntentEvent {
+        self.data = Some(data.into());
         self
     }
 }

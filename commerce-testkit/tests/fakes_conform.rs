@@ -151,6 +151,34 @@ async fn memory_stores_pass_through_arc_and_box() {
     stores::run_idempotency(&boxed_idem, &fx).await.assert_passed();
 }
 
+#[tokio::test]
+async fn every_store_suite_passes_through_box_dyn() {
+    use commerce_ports::stores::{DomainClaimStore, PairingStore, PrintJobStore, ReplicationStore, WebhookEventStore};
+    use commerce_testkit::memory::{
+        MemoryDomainClaimStore, MemoryPairingStore, MemoryPrintJobStore, MemoryReplicationStore,
+        MemoryWebhookEventStore,
+    };
+    let fx = StoreFixture::new();
+    let webhooks: Box<dyn WebhookEventStore> = Box::new(MemoryWebhookEventStore::default());
+    let domains: Box<dyn DomainClaimStore> = Box::new(MemoryDomainClaimStore::default());
+    let replication: Box<dyn ReplicationStore> = Box::new(MemoryReplicationStore::default());
+    let jobs: Box<dyn PrintJobStore> = Box::new(MemoryPrintJobStore::default());
+    let pairings: Box<dyn PairingStore> = Box::new(MemoryPairingStore::default());
+    let outcomes = [
+        stores::webhooks_deduplicate(&webhooks, &fx).await,
+        stores::domains_claims_and_mappings(&domains, &fx).await,
+        stores::replication_outbox(&replication, &fx).await,
+        stores::replication_inbox_checkpoint(&replication, &fx).await,
+        stores::print_jobs_queue(&jobs, &fx).await,
+        stores::pairings_lifecycle(&pairings, &fx).await,
+    ];
+    for outcome in outcomes {
+        if let Err(failure) = outcome {
+            panic!("{failure}");
+        }
+    }
+}
+
 #[test]
 fn an_empty_report_is_not_a_success() {
     assert!(!Report::default().is_success());

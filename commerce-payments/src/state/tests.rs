@@ -43,7 +43,7 @@ impl Rec {
             PaymentMethodRef("pm_card_visa".into()),
             CaptureMethod::Manual,
         );
-        let Transition { intent, event } = creation(intent, params);
+        let Transition { intent, event } = creation(intent, params).expect("record encodes");
         Rec { intent, history: vec![event] }
     }
 
@@ -257,7 +257,8 @@ fn creation_and_authorization_record_versions_and_parameters() {
     let params = authorize_params(&rec.history).expect("recorded");
     assert_eq!(params.payment_method.0, "pm_card_visa");
     assert_eq!(event_text(&rec.history[1]), Some("authorized 100.00 EUR"));
-    assert!(rec.history[1].detail.as_deref().is_some_and(|d| d.contains("\ncommerce-payments {")));
+    assert_eq!(rec.history[1].detail.as_deref(), Some("authorized 100.00 EUR"), "detail is text for people only");
+    assert!(rec.history[1].data.as_deref().is_some_and(|d| d.starts_with('{')), "the applied call is recorded in data");
 }
 
 #[test]
@@ -595,10 +596,10 @@ fn pending_modifications_of_asynchronous_providers_wait_for_reconciliation() {
 }
 
 #[test]
-fn event_text_strips_the_record_line_and_keeps_plain_details() {
+fn records_live_in_data_and_details_stay_text() {
     let plain = IntentEvent::new(1, T0, "webhook", IntentStatus::Authorized).with_detail("evt_1");
     assert_eq!(event_text(&plain), Some("evt_1"));
-    let multi = IntentEvent::new(1, T0, "webhook", IntentStatus::Authorized).with_detail("line 1\nline 2");
-    assert_eq!(event_text(&multi), Some("line 1\nline 2"));
-    assert_eq!(tag_of(&multi), None);
+    assert_eq!(tag_of(&plain), None);
+    let foreign = IntentEvent::new(1, T0, "webhook", IntentStatus::Authorized).with_data("not json");
+    assert_eq!(tag_of(&foreign), None, "a record this crate did not write is ignored, not misread");
 }

@@ -245,7 +245,11 @@ pub async fn intents_round_trip_and_history(store: &dyn PaymentIntentStore, fx: 
     let (mut authorized, event) = next(created.clone(), IntentStatus::Authorized, fx);
     authorized.authorized = authorized.amount;
     authorized.provider_reference = Some(fx.id(B, "psp"));
-    let event = event.with_amount(authorized.amount).with_provider_reference(fx.id(B, "psp"));
+    let event = event
+        .with_amount(authorized.amount)
+        .with_provider_reference(fx.id(B, "psp"))
+        .with_detail("authorized")
+        .with_data(r#"{"applied":{"provider_key":"k-1"}}"#);
     step(B, "update", store.update(authorized.clone(), 1, event.clone()).await)?;
     let read = step(B, "get after update", store.get(&created.tenant, &created.id).await)?;
     ensure!(B, read == authorized, "after update read {read:?}");
