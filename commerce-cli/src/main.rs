@@ -4,6 +4,9 @@
 //!   their conditions (exit 1 and one line per mistake when it is wrong).
 //! - `commerce params ADAPTER [--port PORT]`: print the parameter template of an adapter.
 //! - `commerce adapters`: list the adapters this build knows.
+//! - `commerce webhook verify --provider stripe|adyen --secret S [--now UNIX_SECONDS] [--tolerance SECONDS]
+//!   [--header 'Name: value']... [--body FILE]`: verify a webhook delivery (body from stdin without
+//!   `--body`); exit 0 with one JSON event per line, 1 with `{"error":{"kind","message"}}`, 2 on usage errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +18,14 @@ use commerce_ports::factory::PortKind;
 use commerce_ports::{ConditionStatus, SystemClock};
 use time::format_description::well_known::Rfc3339;
 
+mod webhook;
+
 #[derive(Debug, Parser)]
-#[command(name = "commerce", version, about = "Operate commerce integrations: check configuration, inspect adapters")]
+#[command(
+    name = "commerce",
+    version,
+    about = "Operate commerce integrations: check configuration, inspect adapters, verify webhooks"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,6 +48,18 @@ enum Command {
     },
     /// List the adapters this build registers, by port.
     Adapters,
+    /// Webhook deliveries.
+    Webhook {
+        #[command(subcommand)]
+        command: WebhookCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WebhookCommand {
+    /// Verify a delivery's signature(s) and print its events, one JSON object per line (exit 0); print
+    /// `{"error":{"kind":...,"message":...}}` and exit 1 when it is rejected.
+    Verify(webhook::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +116,7 @@ async fn main() -> ExitCode {
         }
         Command::Params { adapter, port } => params(&adapter, port.as_deref()),
         Command::Adapters => adapters(),
+        Command::Webhook { command: WebhookCommand::Verify(args) } => webhook::verify(args),
     }
 }
 

@@ -1080,18 +1080,18 @@ pub fn apply_snapshot(
     if intent.status.is_terminal() {
         return Ok(None);
     }
-    if let Some(reference) = &intent.provider_reference {
-        if *reference != snapshot.provider_reference {
-            return Err(error(
-                ErrorKind::Unexpected,
-                OP,
-                intent,
-                format!(
-                    "snapshot of `{}` does not belong to intent `{}` (`{reference}`)",
-                    snapshot.provider_reference, intent.id
-                ),
-            ));
-        }
+    if let Some(reference) = &intent.provider_reference
+        && *reference != snapshot.provider_reference
+    {
+        return Err(error(
+            ErrorKind::Unexpected,
+            OP,
+            intent,
+            format!(
+                "snapshot of `{}` does not belong to intent `{}` (`{reference}`)",
+                snapshot.provider_reference, intent.id
+            ),
+        ));
     }
     let pending = pending_operation(intent, history);
     if intent.status == IntentStatus::OutcomeUnknown && pending.is_none() {

@@ -184,8 +184,9 @@ impl WebhookAck {
 /// Verifies and parses a provider's webhooks.
 ///
 /// # Contract
-/// - `verify` checks the signature over the exact raw bytes with a constant-time comparison before it
-///   parses anything it returns; every distinct failure has its own [`WebhookErrorKind`].
+/// - `verify` checks the signature over the exact signed bytes with a constant-time comparison before it
+///   interprets or returns anything (a provider whose signatures sit inside the body, like Adyen's, reads
+///   the JSON only to find them); every distinct failure has its own [`WebhookErrorKind`].
 /// - `now` is passed in (tests pin it); timestamps outside the tolerance are rejected.
 /// - A batch (Adyen) is accepted only when every item verifies; one bad item rejects the batch.
 /// - Bodies over the verifier's size limit are rejected with `PayloadTooLarge` before hashing.

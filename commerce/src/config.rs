@@ -257,10 +257,10 @@ fn classify_toml_error(message: &str, header: Option<String>) -> (ConfigErrorKin
             return (ConfigErrorKind::UnknownKey { key: key.clone(), expected }, Some(key));
         }
     }
-    if message.starts_with("missing field `") {
-        if let Some(key) = backquoted(message).into_iter().next() {
-            return (ConfigErrorKind::MissingKey { key: key.clone() }, Some(key));
-        }
+    if message.starts_with("missing field `")
+        && let Some(key) = backquoted(message).into_iter().next()
+    {
+        return (ConfigErrorKind::MissingKey { key: key.clone() }, Some(key));
     }
     let mut message = redact_string_values(message);
     if let Some(header) = header {

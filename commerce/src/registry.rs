@@ -38,13 +38,26 @@ impl Registry {
         Registry::default()
     }
 
-    /// The factories of the adapter features enabled on this crate.
-    ///
-    /// Each adapter feature (`stripe`, `sqlite`, ...) adds its factories here as adapter crates join the
-    /// workspace. Today no adapter feature exists, so this equals [`Registry::new`]; hosts
-    /// [`register`](Registry::register) their own factories (and the testkit's fakes) on top.
+    /// The factories of the adapter features enabled on this crate: `sqlite` and `postgres` (stores),
+    /// `stripe` and `adyen` (webhook verifiers). Hosts [`register`](Registry::register) their own factories
+    /// (and the testkit's fakes) on top.
     pub fn with_defaults() -> Registry {
-        Registry::new()
+        #[allow(unused_mut, reason = "without adapter features nothing is registered")]
+        let mut registry = Registry::new();
+        #[allow(unused_mut, unused_variables, reason = "used only by adapter features")]
+        let mut add = |factory: Arc<dyn AdapterFactory>| {
+            // Feature factories have distinct (port, name) pairs; a clash would be a bug the tests catch.
+            let _ = registry.register(factory);
+        };
+        #[cfg(feature = "sqlite")]
+        add(Arc::new(commerce_sqlite::SqliteStoreFactory::default()));
+        #[cfg(feature = "postgres")]
+        add(Arc::new(commerce_postgres::PostgresStoreFactory::default()));
+        #[cfg(feature = "stripe")]
+        add(Arc::new(commerce_stripe::StripeWebhookFactory::default()));
+        #[cfg(feature = "adyen")]
+        add(Arc::new(commerce_adyen::AdyenWebhookFactory::default()));
+        registry
     }
 
     /// Adds a factory.

@@ -9,12 +9,6 @@ use commerce::{Config, ConfigErrorKind, Integrations, MapSecrets, Registry, Regi
 use common::{FILE, TestFactory, factories, registry};
 
 #[test]
-fn defaults_are_empty_until_adapter_features_exist() {
-    assert!(Registry::with_defaults().is_empty());
-    assert!(Registry::new().is_empty());
-}
-
-#[test]
 fn factories_are_keyed_by_port_and_name() {
     let r = registry();
     assert_eq!(r.len(), factories().len());
@@ -178,4 +172,22 @@ fn a_template_for_a_port_the_schema_cannot_bind_is_all_comments() {
         assert!(template.contains("# adapter = \"probe\"\n# [params]\n"), "{template}");
         assert!(Config::parse(&format!("{PREFIX}{template}"), FILE).is_ok());
     }
+}
+
+/// Each adapter feature registers its factory in `with_defaults`, and nothing else does.
+#[test]
+fn adapter_features_register_their_factories() {
+    use commerce::ports::factory::PortKind;
+    assert!(commerce::Registry::new().is_empty());
+    let registry = commerce::Registry::with_defaults();
+    let expect = |port: PortKind, name: &str, enabled: bool| {
+        assert_eq!(registry.get(port, name).is_some(), enabled, "{port} / {name} registered: expected {enabled}");
+    };
+    expect(PortKind::Store, "sqlite", cfg!(feature = "sqlite"));
+    expect(PortKind::Store, "postgres", cfg!(feature = "postgres"));
+    expect(PortKind::WebhookVerifier, "stripe", cfg!(feature = "stripe"));
+    expect(PortKind::WebhookVerifier, "adyen", cfg!(feature = "adyen"));
+    let enabled =
+        [cfg!(feature = "sqlite"), cfg!(feature = "postgres"), cfg!(feature = "stripe"), cfg!(feature = "adyen")];
+    assert_eq!(registry.len(), enabled.iter().filter(|e| **e).count());
 }

@@ -32,9 +32,12 @@ pub struct StoreFixture {
 impl StoreFixture {
     /// A fixture with a run id and "now" from the current time.
     pub fn new() -> StoreFixture {
-        let now = OffsetDateTime::now_utc();
-        let now = now.replace_nanosecond(0).unwrap_or(now);
-        StoreFixture { run_id: format!("r{}", now.unix_timestamp_nanos() ^ i128::from(std::process::id())), now }
+        static FIXTURES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let exact = OffsetDateTime::now_utc();
+        let now = exact.replace_nanosecond(0).unwrap_or(exact);
+        // Unique per process, per fixture and in time, so fixtures made in the same second never collide.
+        let n = FIXTURES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        StoreFixture { run_id: format!("r{}p{}n{n}", exact.unix_timestamp_nanos(), std::process::id()), now }
     }
 
     fn id(&self, behaviour: &'static str, what: &str) -> String {

@@ -104,14 +104,14 @@ impl TaxCalculator for FixedRateTax {
         let document = self.compute(&request)?;
         if request.document_type == TaxDocumentType::Sale {
             let mut docs = lock(&self.documents);
-            if let Some(existing) = docs.get(&request.code) {
-                if existing.status == TaxDocumentStatus::Committed {
-                    return Err(TaxError::new(
-                        ErrorKind::InvalidState,
-                        "quote",
-                        format!("document `{}` is committed; refund or void it instead of adjusting", request.code),
-                    ));
-                }
+            if let Some(existing) = docs.get(&request.code)
+                && existing.status == TaxDocumentStatus::Committed
+            {
+                return Err(TaxError::new(
+                    ErrorKind::InvalidState,
+                    "quote",
+                    format!("document `{}` is committed; refund or void it instead of adjusting", request.code),
+                ));
             }
             docs.insert(request.code.clone(), document.clone());
         }
@@ -433,13 +433,13 @@ impl ReceiptPrinter for VirtualPrinter {
         }
         let printable = self.capabilities().barcodes;
         for element in &document.elements {
-            if let ReceiptElement::Barcode { symbology, .. } = element {
-                if !printable.contains(symbology) {
-                    return Err(PeripheralError::invalid(
-                        "print",
-                        format!("this printer cannot print {symbology:?} barcodes; it prints {printable:?}"),
-                    ));
-                }
+            if let ReceiptElement::Barcode { symbology, .. } = element
+                && !printable.contains(symbology)
+            {
+                return Err(PeripheralError::invalid(
+                    "print",
+                    format!("this printer cannot print {symbology:?} barcodes; it prints {printable:?}"),
+                ));
             }
         }
         let mut printed = lock(&self.printed);

@@ -235,13 +235,13 @@ fn check_amount(operation: &'static str, amount: Money, payment_currency: Option
     if !amount.is_positive() {
         return Err(PaymentError::invalid(operation, format!("amount must be positive, got {amount}")));
     }
-    if let Some(reference) = payment_currency {
-        if reference.currency() != amount.currency() {
-            return Err(PaymentError::invalid(
-                operation,
-                format!("amount {amount} is not in the payment's currency {}", reference.currency()),
-            ));
-        }
+    if let Some(reference) = payment_currency
+        && reference.currency() != amount.currency()
+    {
+        return Err(PaymentError::invalid(
+            operation,
+            format!("amount {amount} is not in the payment's currency {}", reference.currency()),
+        ));
     }
     Ok(())
 }
@@ -479,7 +479,7 @@ fn luhn(digits: &str) -> bool {
         }
         sum += d;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 #[cfg(test)]

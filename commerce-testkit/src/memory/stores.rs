@@ -248,14 +248,14 @@ fn is_live(status: ClaimStatus) -> bool {
 impl DomainClaimStore for MemoryDomainClaimStore {
     async fn create(&self, claim: DomainClaim) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        if let Some(existing) = inner.claims.get(&claim.hostname) {
-            if is_live(existing.status) {
-                return Err(err(
-                    ErrorKind::AlreadyExists,
-                    "create",
-                    format!("hostname `{}` already has a live claim by tenant `{}`", claim.hostname, existing.tenant),
-                ));
-            }
+        if let Some(existing) = inner.claims.get(&claim.hostname)
+            && is_live(existing.status)
+        {
+            return Err(err(
+                ErrorKind::AlreadyExists,
+                "create",
+                format!("hostname `{}` already has a live claim by tenant `{}`", claim.hostname, existing.tenant),
+            ));
         }
         inner.claims.insert(claim.hostname.clone(), claim);
         Ok(())
@@ -303,14 +303,14 @@ impl DomainClaimStore for MemoryDomainClaimStore {
 
     async fn put_mapping(&self, mapping: DomainMapping) -> Result<(), StoreError> {
         let mut inner = lock(&self.inner);
-        if let Some(existing) = inner.mappings.get(&mapping.hostname) {
-            if existing.tenant != mapping.tenant {
-                return Err(err(
-                    ErrorKind::AlreadyExists,
-                    "put_mapping",
-                    format!("hostname `{}` is mapped to tenant `{}`", mapping.hostname, existing.tenant),
-                ));
-            }
+        if let Some(existing) = inner.mappings.get(&mapping.hostname)
+            && existing.tenant != mapping.tenant
+        {
+            return Err(err(
+                ErrorKind::AlreadyExists,
+                "put_mapping",
+                format!("hostname `{}` is mapped to tenant `{}`", mapping.hostname, existing.tenant),
+            ));
         }
         inner.mappings.insert(mapping.hostname.clone(), mapping);
         Ok(())
@@ -355,16 +355,16 @@ impl ReplicationStore for MemoryReplicationStore {
         for change in changes.iter().filter(|c| !ids.contains(&c.change_id)) {
             let holder =
                 outbox.get(&change.sequence).map(|c| c.change_id.as_str()).or(taken.get(&change.sequence).copied());
-            if let Some(holder) = holder {
-                if holder != change.change_id {
-                    return Err(StoreError::invalid(
-                        "outbox_append",
-                        format!(
-                            "change `{}` wants sequence {}, which change `{holder}` holds; nothing was appended",
-                            change.change_id, change.sequence
-                        ),
-                    ));
-                }
+            if let Some(holder) = holder
+                && holder != change.change_id
+            {
+                return Err(StoreError::invalid(
+                    "outbox_append",
+                    format!(
+                        "change `{}` wants sequence {}, which change `{holder}` holds; nothing was appended",
+                        change.change_id, change.sequence
+                    ),
+                ));
             }
             taken.insert(change.sequence, &change.change_id);
         }

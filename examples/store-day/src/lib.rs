@@ -674,11 +674,11 @@ impl Day {
         };
 
         self.heading("receipt S-0002 as printed");
-        if let Some(printer) = self.fakes.printer.built().first() {
-            if let Some(doc) = printer.printed().get(1) {
-                for line in render_receipt(doc, 42) {
-                    let _ = writeln!(self.log, "      | {line:<42} |");
-                }
+        if let Some(printer) = self.fakes.printer.built().first()
+            && let Some(doc) = printer.printed().get(1)
+        {
+            for line in render_receipt(doc, 42) {
+                let _ = writeln!(self.log, "      | {line:<42} |");
             }
         }
 

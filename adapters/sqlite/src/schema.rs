@@ -1,0 +1,256 @@
+//! The schema, as embedded migrations run when a database is opened.
+//!
+//! Each migration has a version; applied versions are recorded in `schema_migrations`. Opening runs, in one
+//! `BEGIN IMMEDIATE` transaction, every migration newer than the file's version, so two processes opening
+//! one new file cannot both migrate it. A file whose version is newer than [`SCHEMA_VERSION`] (written by
+//! a later release) is refused rather than used with a schema this build does not know.
+//!
+//! Tables are `STRICT` (SQLite checks column types on write), so a value of the wrong type cannot be stored
+//! by accident. Migrations are append-only: a released migration is never edited, a change is a new one.
+
+use commerce_ports::{ErrorKind, StoreError};
+use rusqlite::{Connection, TransactionBehavior};
+use time::OffsetDateTime;
+
+use crate::error::SqlContext;
+use crate::mapping::time_to_sql;
+
+/// The newest schema version this build of the crate knows (and creates).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One embedded migration.
+#[derive(Debug)]
+struct Migration {
+    version: u32,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "initial schema", sql: V1_INITIAL }];
+
+const TRACKING: &str = "
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY NOT NULL,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+) STRICT;
+";
+
+/// Version 1: every store port.
+const V1_INITIAL: &str = "
+CREATE TABLE idempotency_records (
+    tenant      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    operation   TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    response    BLOB,
+    lease_until INTEGER NOT NULL,
+    PRIMARY KEY (tenant, key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE payment_intents (
+    tenant             TEXT NOT NULL,
+    id                 TEXT NOT NULL,
+    channel            TEXT NOT NULL,
+    tender             TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    currency           TEXT NOT NULL,
+    amount_minor       INTEGER NOT NULL,
+    authorized_minor   INTEGER NOT NULL,
+    captured_minor     INTEGER NOT NULL,
+    refunded_minor     INTEGER NOT NULL,
+    provider           TEXT NOT NULL,
+    provider_reference TEXT,
+    reference          TEXT NOT NULL,
+    version            INTEGER NOT NULL CHECK (version >= 1),
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX payment_intents_by_provider_reference
+    ON payment_intents (tenant, provider, provider_reference);
+CREATE INDEX payment_intents_by_status
+    ON payment_intents (tenant, status, updated_at, id);
+
+CREATE TABLE intent_events (
+    tenant             TEXT NOT NULL,
+    intent_id          TEXT NOT NULL,
+    sequence           INTEGER NOT NULL CHECK (sequence >= 1),
+    at                 INTEGER NOT NULL,
+    operation          TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    amount_minor       INTEGER,
+    amount_currency    TEXT,
+    provider_reference TEXT,
+    detail             TEXT,
+    data               TEXT,
+    PRIMARY KEY (tenant, intent_id, sequence),
+    FOREIGN KEY (tenant, intent_id) REFERENCES payment_intents (tenant, id),
+    CHECK ((amount_minor IS NULL) = (amount_currency IS NULL))
+) STRICT, WITHOUT ROWID;
+
+CREATE TRIGGER intent_events_are_never_updated BEFORE UPDATE ON intent_events
+BEGIN
+    SELECT RAISE(ABORT, 'intent events are append-only');
+END;
+CREATE TRIGGER intent_events_are_never_deleted BEFORE DELETE ON intent_events
+BEGIN
+    SELECT RAISE(ABORT, 'intent events are append-only');
+END;
+
+CREATE TABLE webhook_events (
+    provider    TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (provider, event_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE domain_claims (
+    hostname      TEXT PRIMARY KEY NOT NULL,
+    tenant        TEXT NOT NULL,
+    channel       TEXT NOT NULL,
+    token         TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    attempts      INTEGER NOT NULL CHECK (attempts >= 0),
+    next_check_at INTEGER NOT NULL,
+    last_failure  TEXT,
+    version       INTEGER NOT NULL CHECK (version >= 1),
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX domain_claims_due ON domain_claims (status, next_check_at, hostname);
+
+CREATE TABLE domain_mappings (
+    hostname TEXT PRIMARY KEY NOT NULL,
+    tenant   TEXT NOT NULL,
+    channel  TEXT NOT NULL
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE replication_outbox (
+    channel        TEXT NOT NULL,
+    store          TEXT NOT NULL,
+    dataset        TEXT NOT NULL,
+    direction      TEXT NOT NULL,
+    sequence       INTEGER NOT NULL,
+    change_id      TEXT NOT NULL,
+    change_dataset TEXT NOT NULL,
+    row_key        TEXT NOT NULL,
+    payload        BLOB,
+    at             INTEGER NOT NULL,
+    PRIMARY KEY (channel, store, dataset, direction, sequence)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE replication_outbox_ids (
+    channel   TEXT NOT NULL,
+    store     TEXT NOT NULL,
+    dataset   TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    PRIMARY KEY (channel, store, dataset, direction, change_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE replication_inbox_ids (
+    channel   TEXT NOT NULL,
+    store     TEXT NOT NULL,
+    dataset   TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    change_id TEXT NOT NULL,
+    PRIMARY KEY (channel, store, dataset, direction, change_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE replication_checkpoints (
+    channel    TEXT NOT NULL,
+    store      TEXT NOT NULL,
+    dataset    TEXT NOT NULL,
+    direction  TEXT NOT NULL,
+    checkpoint INTEGER NOT NULL CHECK (checkpoint >= 0),
+    PRIMARY KEY (channel, store, dataset, direction)
+) STRICT, WITHOUT ROWID;
+
+-- Keeps its rowid: among jobs queued at the same instant, the first inserted prints first.
+CREATE TABLE print_jobs (
+    key        TEXT PRIMARY KEY NOT NULL,
+    register   TEXT NOT NULL,
+    printer    TEXT NOT NULL,
+    document   TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    failure    TEXT,
+    attempts   INTEGER NOT NULL CHECK (attempts >= 0),
+    created_at INTEGER NOT NULL,
+    CHECK ((status = 'failed') = (failure IS NOT NULL))
+) STRICT;
+
+CREATE INDEX print_jobs_queue ON print_jobs (printer, status, created_at);
+
+CREATE TABLE pairings (
+    client     TEXT PRIMARY KEY NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    devices    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+) STRICT, WITHOUT ROWID;
+";
+
+/// Brings the database up to [`SCHEMA_VERSION`]; returns the versions it applied (none when the file was
+/// up to date). `label` names the database in messages.
+///
+/// # Errors
+/// `Configuration` when the file's schema is newer than this build knows; SQLite failures as mapped by
+/// [`crate::error`].
+pub(crate) fn migrate(conn: &mut Connection, label: &str) -> Result<Vec<u32>, StoreError> {
+    const OP: &str = "open";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(OP, || format!("starting the migration transaction on {label}"))?;
+    tx.execute_batch(TRACKING).context(OP, || format!("creating `schema_migrations` in {label}"))?;
+    let current: Option<i64> = tx
+        .query_row("SELECT MAX(version) FROM schema_migrations", [], |row| row.get(0))
+        .context(OP, || format!("reading the schema version of {label}"))?;
+    let current = current.unwrap_or(0);
+    if current > i64::from(SCHEMA_VERSION) {
+        return Err(StoreError::new(
+            ErrorKind::Configuration,
+            OP,
+            format!(
+                "{label} has schema version {current}, newer than version {SCHEMA_VERSION}, the newest this build \
+                 of commerce-sqlite knows; it was written by a later release: upgrade, or open another file"
+            ),
+        ));
+    }
+    let now = time_to_sql(OP, "applied_at", OffsetDateTime::now_utc())?;
+    let mut applied = Vec::new();
+    for migration in MIGRATIONS.iter().filter(|m| i64::from(m.version) > current) {
+        tx.execute_batch(migration.sql)
+            .context(OP, || format!("applying migration {} ({}) to {label}", migration.version, migration.name))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            rusqlite::params![i64::from(migration.version), migration.name, now],
+        )
+        .context(OP, || format!("recording migration {} in {label}", migration.version))?;
+        applied.push(migration.version);
+    }
+    tx.commit().context(OP, || format!("committing the migrations of {label}"))?;
+    Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive_and_end_at_schema_version() {
+        let versions: Vec<u32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        let expected: Vec<u32> = (1..=SCHEMA_VERSION).collect();
+        assert_eq!(versions, expected);
+    }
+
+    #[test]
+    fn migrating_twice_applies_once() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory().context("test", || "opening")?;
+        assert_eq!(migrate(&mut conn, "test database")?, vec![1]);
+        assert_eq!(migrate(&mut conn, "test database")?, Vec::<u32>::new());
+        Ok(())
+    }
+}
