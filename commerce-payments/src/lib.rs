@@ -1,9 +1,14 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod ingest;
+pub mod offline;
 mod service;
 pub mod state;
+mod tenders;
 
 pub use error::PaymentsError;
+pub use ingest::{DEFAULT_MAX_WEBHOOK_BODY, IngestError, IngestReport, WebhookIngestor};
 pub use service::{MIN_DERIVED_KEY_LEN, NewPayment, Payments, intent_id_for, provider_key};
 pub use state::Operation;
+pub use tenders::{TenderBinding, TenderRouting};

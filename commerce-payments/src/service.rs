@@ -361,6 +361,16 @@ impl Payments {
         self.inner.lease
     }
 
+    /// The intent store.
+    pub(crate) fn intents(&self) -> &Arc<dyn PaymentIntentStore> {
+        &self.inner.intents
+    }
+
+    /// The clock.
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.inner.clock
+    }
+
     /// Authorizes a payment (capturing it too with [`CaptureMethod::Automatic`]) and returns the intent.
     ///
     /// The intent's id is [`intent_id_for`]`(tenant, key)`; `provider` (the binding's adapter name) is stored

@@ -33,6 +33,10 @@
 //!
 //! These records travel as JSON in the event's `data` field, which stores persist verbatim; `detail` stays
 //! text for people ([`event_text`]).
+//!
+//! # Webhooks
+//! [`apply_webhook`] applies a provider's notification as a join (amounts only grow, the status follows from
+//! them), idempotently by event id; the rules are in [`webhook`].
 
 use std::fmt;
 
@@ -68,6 +72,8 @@ pub enum Operation {
     Get,
     /// Read an intent's history.
     History,
+    /// Apply a provider's webhook notification.
+    Webhook,
 }
 
 impl Operation {
@@ -82,6 +88,7 @@ impl Operation {
             Operation::Reconcile => "reconcile",
             Operation::Get => "get",
             Operation::History => "history",
+            Operation::Webhook => "webhook",
         }
     }
 }
@@ -260,6 +267,12 @@ struct EventTag {
     pending: Option<PendingOperation>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     authorize: Option<AuthorizeParams>,
+    /// The provider's event id, on events written by a webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    webhook: Option<String>,
+    /// A webhook confirmed the captured amount (a capture notification, not one inferred from a refund).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    capture_confirmed: bool,
 }
 
 /// Writes the human text to `detail` and the record, if any, as JSON to `data`.
@@ -1190,6 +1203,10 @@ pub fn apply_snapshot(
     };
     transition(intent, next, now, parts).map(Some)
 }
+
+pub mod webhook;
+
+pub use webhook::{WebhookOutcome, applied_webhook, apply_webhook};
 
 #[cfg(test)]
 mod tests;

@@ -3,3 +3,5 @@
 pub mod conformance;
 pub mod factories;
 pub mod memory;
+#[cfg(feature = "simulators")]
+pub mod simulators;

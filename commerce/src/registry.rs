@@ -39,7 +39,7 @@ impl Registry {
     }
 
     /// The factories of the adapter features enabled on this crate: `sqlite` and `postgres` (stores),
-    /// `stripe` and `adyen` (webhook verifiers). Hosts [`register`](Registry::register) their own factories
+    /// `stripe` (payment gateway and webhook verifier) and `adyen` (webhook verifier). Hosts [`register`](Registry::register) their own factories
     /// (and the testkit's fakes) on top.
     pub fn with_defaults() -> Registry {
         #[allow(unused_mut, reason = "without adapter features nothing is registered")]
@@ -53,6 +53,8 @@ impl Registry {
         add(Arc::new(commerce_sqlite::SqliteStoreFactory::default()));
         #[cfg(feature = "postgres")]
         add(Arc::new(commerce_postgres::PostgresStoreFactory::default()));
+        #[cfg(feature = "stripe")]
+        add(Arc::new(commerce_stripe::StripeGatewayFactory::default()));
         #[cfg(feature = "stripe")]
         add(Arc::new(commerce_stripe::StripeWebhookFactory::default()));
         #[cfg(feature = "adyen")]

@@ -186,8 +186,15 @@ fn adapter_features_register_their_factories() {
     expect(PortKind::Store, "sqlite", cfg!(feature = "sqlite"));
     expect(PortKind::Store, "postgres", cfg!(feature = "postgres"));
     expect(PortKind::WebhookVerifier, "stripe", cfg!(feature = "stripe"));
+    expect(PortKind::PaymentGateway, "stripe", cfg!(feature = "stripe"));
     expect(PortKind::WebhookVerifier, "adyen", cfg!(feature = "adyen"));
-    let enabled =
-        [cfg!(feature = "sqlite"), cfg!(feature = "postgres"), cfg!(feature = "stripe"), cfg!(feature = "adyen")];
+    // stripe registers two factories (gateway and webhook verifier).
+    let enabled = [
+        cfg!(feature = "sqlite"),
+        cfg!(feature = "postgres"),
+        cfg!(feature = "stripe"),
+        cfg!(feature = "stripe"),
+        cfg!(feature = "adyen"),
+    ];
     assert_eq!(registry.len(), enabled.iter().filter(|e| **e).count());
 }

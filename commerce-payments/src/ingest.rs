@@ -1,0 +1,346 @@
+//! [`WebhookIngestor`]: verify, deduplicate, apply and acknowledge a provider's webhook deliveries.
+//!
+//! The pipeline, per delivery:
+//! 1. the body size is bounded (413, before anything else reads it);
+//! 2. the verifier checks the signature and parses the events (a rejection is a 400 with
+//!    `{"error":{"kind":...,"message":...}}`, and nothing is recorded);
+//! 3. each event is looked up by its payment's provider reference in this tenant's intents and applied with
+//!    [`state::apply_webhook`], which never moves an intent backwards and is idempotent by event id;
+//! 4. the event id is recorded in the [`WebhookEventStore`] *after* the intent change is stored, so a crash
+//!    in between ends in a redelivery that is recognised from the intent's history;
+//! 5. only then is the delivery acknowledged with the verifier's [`ack`](WebhookVerifier::ack).
+//!
+//! A store failure answers 503, never 200, so the provider delivers again. An event for a payment this
+//! tenant does not know is recorded and acknowledged (it may belong to another system sharing the provider
+//! account) and counted in [`IngestReport::unknown_payments`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use commerce_ports::stores::{IntentEvent, PaymentIntent, PaymentIntentStore, WebhookEventStore};
+use commerce_ports::webhook::{WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
+use commerce_ports::{Clock, ErrorKind, TenantId};
+use http::{Response, StatusCode, header};
+
+use crate::error::PaymentsError;
+use crate::service::Payments;
+use crate::state::{self, Operation, Transition, WebhookOutcome};
+
+/// The default largest accepted body: 256 KiB.
+pub const DEFAULT_MAX_WEBHOOK_BODY: usize = 256 * 1024;
+
+const OP: Operation = Operation::Webhook;
+
+/// What one delivery did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IngestReport {
+    /// Events that changed an intent (or settled its pending call).
+    pub applied: u32,
+    /// Events delivered before (recorded, or already in the intent's history).
+    pub duplicates: u32,
+    /// Events for a payment this tenant does not know; recorded and acknowledged.
+    pub unknown_payments: u32,
+    /// Events with nothing to change: already reflected, stale, for a terminal intent, without a payment
+    /// reference, or arriving while another call's outcome is unknown.
+    pub ignored: u32,
+    /// Events contradicting the intent (a void after a capture, an amount the intent cannot hold), recorded in
+    /// its history without a change; also events the intent cannot take without breaking an invariant (not
+    /// retried: a redelivery cannot fix them; reconcile the intent).
+    pub conflicts: u32,
+}
+
+/// Why a delivery was not acknowledged.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum IngestError {
+    /// The body is larger than allowed (413).
+    TooLarge {
+        /// Its size in bytes (the declared `Content-Length` when it was refused on that).
+        size: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// The verifier rejected the delivery (400); nothing was recorded.
+    Rejected(WebhookError),
+    /// A store failed (503); the provider will deliver again, and what was stored is recognised then.
+    Unavailable(PaymentsError),
+}
+
+impl IngestError {
+    /// The HTTP status to answer: 413, 400 or 503.
+    pub fn status(&self) -> u16 {
+        match self {
+            IngestError::TooLarge { .. } => 413,
+            IngestError::Rejected(_) => 400,
+            IngestError::Unavailable(_) => 503,
+        }
+    }
+
+    /// A stable snake_case kind: `payload_too_large`, the [`WebhookErrorKind`](commerce_ports::webhook::WebhookErrorKind)
+    /// name of a rejection, or `unavailable`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IngestError::TooLarge { .. } => "payload_too_large",
+            IngestError::Rejected(e) => e.kind.as_str(),
+            IngestError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> String {
+        match self {
+            IngestError::TooLarge { size, limit } => {
+                format!("body of {size} bytes exceeds the limit of {limit} bytes")
+            }
+            IngestError::Rejected(e) => e.message.clone(),
+            IngestError::Unavailable(e) => format!("{}; deliver again later", e.message()),
+        }
+    }
+
+    /// The JSON body: `{"error":{"kind":...,"message":...}}`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let body = serde_json::json!({ "error": { "kind": self.kind(), "message": self.message() } });
+        body.to_string().into_bytes()
+    }
+}
+
+impl fmt::Display for IngestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "webhook not accepted ({}, {}): {}", self.status(), self.kind(), self.message())
+    }
+}
+
+impl std::error::Error for IngestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            IngestError::TooLarge { .. } => None,
+            IngestError::Rejected(e) => Some(e),
+            IngestError::Unavailable(e) => Some(e),
+        }
+    }
+}
+
+/// What applying one event gave.
+enum Applied {
+    Changed,
+    Duplicate,
+    Ignored,
+    Conflict,
+}
+
+/// Ingests one provider's webhook deliveries for one tenant (one endpoint per tenant and binding).
+///
+/// Mount [`handle`](WebhookIngestor::handle) in any HTTP server; it takes and returns `http` types only.
+/// Servers should bound the body they read to [`max_body_bytes`](WebhookIngestor::max_body_bytes) too
+/// (axum's `DefaultBodyLimit`, hyper's `Limited`): `handle` refuses a larger declared `Content-Length` before
+/// looking at the body, and a larger body before verifying it.
+///
+/// Event ids are recorded under the binding's provider name (the adapter name stored on the intents), which
+/// is also the name intents are looked up with.
+#[derive(Clone)]
+pub struct WebhookIngestor {
+    intents: Arc<dyn PaymentIntentStore>,
+    events: Arc<dyn WebhookEventStore>,
+    clock: Arc<dyn Clock>,
+    tenant: TenantId,
+    provider: String,
+    verifier: Arc<dyn WebhookVerifier>,
+    max_body_bytes: usize,
+}
+
+impl fmt::Debug for WebhookIngestor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookIngestor")
+            .field("tenant", &self.tenant)
+            .field("provider", &self.provider)
+            .field("verifier", &self.verifier)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookIngestor {
+    /// An ingestor over the intents and clock of `payments`, recording event ids in `events`, for `tenant`'s
+    /// binding whose adapter is `provider` (`stripe`), verifying with `verifier`.
+    pub fn new(
+        payments: &Payments,
+        events: Arc<dyn WebhookEventStore>,
+        tenant: TenantId,
+        provider: impl Into<String>,
+        verifier: Arc<dyn WebhookVerifier>,
+    ) -> WebhookIngestor {
+        WebhookIngestor {
+            intents: payments.intents().clone(),
+            events,
+            clock: payments.clock().clone(),
+            tenant,
+            provider: provider.into(),
+            verifier,
+            max_body_bytes: DEFAULT_MAX_WEBHOOK_BODY,
+        }
+    }
+
+    /// Sets the largest accepted body.
+    pub fn with_max_body_bytes(mut self, max_body_bytes: usize) -> WebhookIngestor {
+        self.max_body_bytes = max_body_bytes;
+        self
+    }
+
+    /// The largest accepted body.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// Handles an HTTP delivery: the verifier's acknowledgement once everything is durable, otherwise 413, 400
+    /// or 503 with `{"error":{"kind":...,"message":...}}`.
+    pub async fn handle(&self, request: http::Request<Bytes>) -> Response<Bytes> {
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let limit = u64::try_from(self.max_body_bytes).unwrap_or(u64::MAX);
+        if let Some(size) = declared.filter(|size| *size > limit) {
+            return error_response(&IngestError::TooLarge { size, limit: self.max_body_bytes });
+        }
+        let (parts, body) = request.into_parts();
+        if body.len() > self.max_body_bytes {
+            let size = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            return error_response(&IngestError::TooLarge { size, limit: self.max_body_bytes });
+        }
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+            .collect();
+        let webhook = WebhookRequest::new(headers, Vec::from(body));
+        match self.ingest(&webhook).await {
+            Ok(_) => {
+                let ack = self.verifier.ack();
+                let status = StatusCode::from_u16(ack.status).unwrap_or(StatusCode::OK);
+                response(status, ack.content_type, Bytes::from(ack.body))
+            }
+            Err(e) => error_response(&e),
+        }
+    }
+
+    /// Verifies a delivery and applies its events; `Ok` means everything is durable and the delivery may be
+    /// acknowledged.
+    ///
+    /// # Errors
+    /// [`IngestError::TooLarge`], [`IngestError::Rejected`] (nothing recorded), [`IngestError::Unavailable`]
+    /// (a store failed; events handled before the failure are recognised on redelivery).
+    pub async fn ingest(&self, request: &WebhookRequest) -> Result<IngestReport, IngestError> {
+        if request.body.len() > self.max_body_bytes {
+            let size = u64::try_from(request.body.len()).unwrap_or(u64::MAX);
+            return Err(IngestError::TooLarge { size, limit: self.max_body_bytes });
+        }
+        let events = self.verifier.verify(request, self.clock.now()).map_err(IngestError::Rejected)?;
+        let mut report = IngestReport::default();
+        for event in &events {
+            self.ingest_event(event, &mut report).await.map_err(IngestError::Unavailable)?;
+        }
+        Ok(report)
+    }
+
+    async fn ingest_event(&self, event: &WebhookEvent, report: &mut IngestReport) -> Result<(), PaymentsError> {
+        let store = |e| PaymentsError::from_store(OP, None, e);
+        if self.events.contains(&self.provider, &event.event_id).await.map_err(store)? {
+            bump(&mut report.duplicates);
+            return Ok(());
+        }
+        let applied = match &event.provider_reference {
+            None => None,
+            Some(reference) => {
+                match self.intents.find_by_provider_reference(&self.tenant, &self.provider, reference).await {
+                    Ok(Some(intent)) => Some(self.apply(intent, event).await?),
+                    Ok(None) => {
+                        bump(&mut report.unknown_payments);
+                        None
+                    }
+                    Err(e) => return Err(store(e)),
+                }
+            }
+        };
+        let new = self.events.record(&self.provider, &event.event_id, self.clock.now()).await.map_err(store)?;
+        match applied {
+            Some(Applied::Changed) => bump(&mut report.applied),
+            Some(Applied::Conflict) => bump(&mut report.conflicts),
+            Some(Applied::Ignored) if new => bump(&mut report.ignored),
+            Some(Applied::Duplicate | Applied::Ignored) => bump(&mut report.duplicates),
+            None if event.provider_reference.is_none() => {
+                if new {
+                    bump(&mut report.ignored);
+                } else {
+                    bump(&mut report.duplicates);
+                }
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Applies the event to the intent and stores the change; on a version conflict reloads and applies once
+    /// more (the application recognises its own event id).
+    async fn apply(&self, intent: PaymentIntent, event: &WebhookEvent) -> Result<Applied, PaymentsError> {
+        let id = intent.id.clone();
+        let (mut intent, mut history) = self.load(&intent).await?;
+        for _ in 0..3 {
+            let (transition, applied): (Transition, Applied) =
+                match state::apply_webhook(&intent, &history, event, self.clock.now()) {
+                    Ok(WebhookOutcome::AlreadyApplied) => return Ok(Applied::Duplicate),
+                    Ok(WebhookOutcome::Ignored(_)) => return Ok(Applied::Ignored),
+                    Ok(WebhookOutcome::Apply(t)) => (t, Applied::Changed),
+                    Ok(WebhookOutcome::Conflict(t)) => (t, Applied::Conflict),
+                    // The intent contradicts itself; a redelivery cannot fix that, so the event is not retried.
+                    Err(e) if e.kind() == ErrorKind::Unexpected => return Ok(Applied::Conflict),
+                    Err(e) => return Err(e),
+                };
+            let Transition { intent: next, event: record } = transition;
+            match self.intents.update(next, intent.version, record).await {
+                Ok(()) => return Ok(applied),
+                Err(e) if e.kind() == ErrorKind::Conflict => {
+                    (intent, history) = self.load(&intent).await?;
+                }
+                Err(e) => return Err(PaymentsError::from_store(OP, Some(&id), e)),
+            }
+        }
+        Err(PaymentsError::new(ErrorKind::Conflict, OP, format!("intent `{id}` kept changing while a webhook applied"))
+            .with_intent(id))
+    }
+
+    async fn load(&self, intent: &PaymentIntent) -> Result<(PaymentIntent, Vec<IntentEvent>), PaymentsError> {
+        let store = |e| PaymentsError::from_store(OP, Some(&intent.id), e);
+        for _ in 0..3 {
+            let current = self.intents.get(&intent.tenant, &intent.id).await.map_err(store)?;
+            let history = self.intents.events(&intent.tenant, &intent.id).await.map_err(store)?;
+            if history.last().map(|e| e.sequence) == Some(current.version) {
+                return Ok((current, history));
+            }
+        }
+        Err(PaymentsError::new(
+            ErrorKind::Conflict,
+            OP,
+            format!("intent `{}` kept changing while it was read", intent.id),
+        )
+        .with_intent(intent.id.clone()))
+    }
+}
+
+fn bump(count: &mut u32) {
+    *count = count.saturating_add(1);
+}
+
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    response
+}
+
+fn error_response(error: &IngestError) -> Response<Bytes> {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    response(status, "application/json", Bytes::from(error.to_json()))
+}

@@ -1,0 +1,388 @@
+//! Webhook ingestion: Stripe-signed deliveries against the in-memory stores and gateway.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use commerce_payments::{IngestError, IngestReport, NewPayment, Payments, WebhookIngestor};
+use commerce_ports::payment::TenderKind;
+use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent, StoreSet, WebhookEventStore};
+use commerce_ports::webhook::WebhookRequest;
+use commerce_ports::{
+    ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, Secret, StoreError, TenantId,
+};
+use commerce_stripe::{SIGNATURE_HEADER, StripeWebhookVerifier, sign};
+use commerce_testkit::memory::{GatewayFault, MemoryGateway, MemoryWebhookEventStore, memory_store_set};
+use proptest::prelude::*;
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const T0: OffsetDateTime = datetime!(2025-01-01 12:00 UTC);
+const SECRET: &str = "whsec_test";
+
+fn eur(minor: i64) -> Money {
+    Money::from_minor(minor, Currency::EUR)
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("acme").expect("tenant")
+}
+
+fn key(s: &str) -> IdempotencyKey {
+    IdempotencyKey::new(s).expect("key")
+}
+
+/// A `WebhookEventStore` whose `record` fails while `fail` is set (then clears it).
+#[derive(Debug, Default)]
+struct FlakyEvents {
+    inner: MemoryWebhookEventStore,
+    fail: AtomicBool,
+}
+
+#[async_trait]
+impl WebhookEventStore for FlakyEvents {
+    async fn record(&self, provider: &str, event_id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+        if self.fail.swap(false, Ordering::SeqCst) {
+            return Err(StoreError::new(ErrorKind::Unavailable, "record", "database unavailable"));
+        }
+        self.inner.record(provider, event_id, at).await
+    }
+
+    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        self.inner.contains(provider, event_id).await
+    }
+}
+
+struct Fx {
+    stores: StoreSet,
+    payments: Payments,
+    gateway: MemoryGateway,
+    events: Arc<FlakyEvents>,
+    ingestor: WebhookIngestor,
+}
+
+impl Fx {
+    fn new() -> Fx {
+        let stores = memory_store_set();
+        let payments = Payments::from_stores(&stores, Arc::new(ManualClock::new(T0)));
+        let events = Arc::new(FlakyEvents::default());
+        let verifier = Arc::new(StripeWebhookVerifier::new(Secret::new(SECRET)));
+        let ingestor = WebhookIngestor::new(&payments, events.clone(), tenant(), "stripe", verifier);
+        Fx { stores, payments, gateway: MemoryGateway::new(), events, ingestor }
+    }
+
+    async fn authorized(&self, minor: i64) -> PaymentIntent {
+        let payment = NewPayment::new(
+            tenant(),
+            ChannelId::new("web").expect("channel"),
+            TenderKind::Card,
+            eur(minor),
+            "pm_card_visa",
+            "order-1",
+        );
+        self.payments.authorize(&self.gateway, "stripe", payment, &key("order-1:auth")).await.expect("authorized")
+    }
+
+    /// An intent known to the provider by `reference`, not yet authorized (its authorization answer was lost).
+    async fn awaiting(&self, reference: &str, minor: i64) -> IntentId {
+        let id = IntentId::new(format!("pi_{reference}")).expect("id");
+        let mut intent = PaymentIntent::new(
+            id.clone(),
+            tenant(),
+            ChannelId::new("web").expect("channel"),
+            TenderKind::Card,
+            eur(minor),
+            "stripe",
+            "order-p",
+            T0,
+        );
+        intent.provider_reference = Some(reference.to_owned());
+        let event = IntentEvent::new(1, T0, "create", IntentStatus::RequiresAuthorization);
+        self.stores.intents.create(intent, event).await.expect("created");
+        id
+    }
+
+    async fn get(&self, id: &IntentId) -> PaymentIntent {
+        self.payments.get(&tenant(), id).await.expect("intent")
+    }
+
+    async fn history(&self, id: &IntentId) -> Vec<IntentEvent> {
+        self.payments.history(&tenant(), id).await.expect("history")
+    }
+
+    async fn recorded(&self, event_id: &str) -> bool {
+        self.events.contains("stripe", event_id).await.expect("contains")
+    }
+
+    async fn deliver(&self, body: &[u8]) -> Result<IngestReport, IngestError> {
+        self.ingestor.ingest(&signed(body, T0.unix_timestamp())).await
+    }
+}
+
+fn signed(body: &[u8], timestamp: i64) -> WebhookRequest {
+    let header = sign(&Secret::new(SECRET), timestamp, body);
+    WebhookRequest::new(vec![(SIGNATURE_HEADER.to_owned(), header)], body.to_vec())
+}
+
+fn http_request(body: &[u8], timestamp: i64) -> http::Request<Bytes> {
+    http::Request::post("/webhooks/stripe")
+        .header(SIGNATURE_HEADER, sign(&Secret::new(SECRET), timestamp, body))
+        .body(Bytes::copy_from_slice(body))
+        .expect("request")
+}
+
+/// A Stripe event about payment intent `reference`.
+fn event(id: &str, kind: &str, reference: &str, minor: i64) -> Vec<u8> {
+    let object = match kind {
+        "authorized" => json!({ "object": "payment_intent", "id": reference, "amount": minor,
+                                "amount_capturable": minor, "currency": "eur" }),
+        "captured" => json!({ "object": "payment_intent", "id": reference, "amount": minor,
+                              "amount_received": minor, "currency": "eur" }),
+        "refunded" => json!({ "object": "charge", "id": "ch_1", "payment_intent": reference, "amount": minor,
+                              "amount_refunded": minor, "currency": "eur" }),
+        _ => json!({ "object": "payment_intent", "id": reference, "amount": minor, "currency": "eur" }),
+    };
+    let event_type = match kind {
+        "authorized" => "payment_intent.amount_capturable_updated",
+        "captured" => "payment_intent.succeeded",
+        "refunded" => "charge.refunded",
+        _ => "payment_intent.canceled",
+    };
+    json!({ "id": id, "type": event_type, "created": T0.unix_timestamp(), "data": { "object": object } })
+        .to_string()
+        .into_bytes()
+}
+
+fn report(applied: u32, duplicates: u32, unknown: u32, ignored: u32, conflicts: u32) -> IngestReport {
+    let mut r = IngestReport::default();
+    (r.applied, r.duplicates, r.unknown_payments, r.ignored, r.conflicts) =
+        (applied, duplicates, unknown, ignored, conflicts);
+    r
+}
+
+fn reference(intent: &PaymentIntent) -> String {
+    intent.provider_reference.clone().expect("reference")
+}
+
+#[tokio::test]
+async fn a_valid_event_is_applied_and_acknowledged() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    let body = event("evt_cap", "captured", &reference(&intent), 5_000);
+    let response = fx.ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body().as_ref(), br#"{"received":true}"#);
+    let after = fx.get(&intent.id).await;
+    assert_eq!((after.status, after.captured), (IntentStatus::Captured, eur(5_000)));
+    let last = fx.history(&intent.id).await.pop().expect("event");
+    assert_eq!(last.operation, "webhook");
+    assert!(last.detail.as_deref().is_some_and(|d| d.contains("evt_cap")), "{last:?}");
+    assert!(fx.recorded("evt_cap").await);
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_acknowledged_without_a_second_change() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    let body = event("evt_cap", "captured", &reference(&intent), 5_000);
+    assert_eq!(fx.deliver(&body).await.expect("first"), report(1, 0, 0, 0, 0));
+    let len = fx.history(&intent.id).await.len();
+    assert_eq!(fx.deliver(&body).await.expect("second"), report(0, 1, 0, 0, 0));
+    let response = fx.ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(fx.history(&intent.id).await.len(), len);
+}
+
+#[tokio::test]
+async fn a_capture_before_the_authorization_event_does_not_regress() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    let r = reference(&intent);
+    fx.deliver(&event("evt_cap", "captured", &r, 5_000)).await.expect("capture");
+    let captured = fx.get(&intent.id).await;
+    let len = fx.history(&intent.id).await.len();
+    assert_eq!(fx.deliver(&event("evt_auth", "authorized", &r, 5_000)).await.expect("auth"), report(0, 0, 0, 1, 0));
+    assert_eq!(fx.get(&intent.id).await, captured);
+    assert_eq!(fx.history(&intent.id).await.len(), len);
+    assert!(fx.recorded("evt_auth").await);
+}
+
+#[tokio::test]
+async fn a_void_after_a_capture_is_ignored_and_recorded_as_a_conflict() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    let r = reference(&intent);
+    fx.deliver(&event("evt_cap", "captured", &r, 5_000)).await.expect("capture");
+    assert_eq!(fx.deliver(&event("evt_void", "voided", &r, 5_000)).await.expect("void"), report(0, 0, 0, 0, 1));
+    let after = fx.get(&intent.id).await;
+    assert_eq!((after.status, after.captured), (IntentStatus::Captured, eur(5_000)));
+    let last = fx.history(&intent.id).await.pop().expect("event");
+    assert!(last.detail.as_deref().is_some_and(|d| d.contains("conflict") && d.contains("evt_void")), "{last:?}");
+}
+
+#[tokio::test]
+async fn tampered_stale_and_malformed_deliveries_are_400_and_record_nothing() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    let body = event("evt_cap", "captured", &reference(&intent), 5_000);
+    let now = T0.unix_timestamp();
+
+    let mut tampered = http_request(&body, now);
+    *tampered.body_mut() = Bytes::from(event("evt_cap", "captured", &reference(&intent), 9));
+    let stale = http_request(&body, now - 3_600);
+    let malformed = http_request(b"{not json", now);
+    for (request, kind) in
+        [(tampered, "no_valid_signature"), (stale, "timestamp_outside_tolerance"), (malformed, "malformed_payload")]
+    {
+        let response = fx.ingestor.handle(request).await;
+        assert_eq!(response.status(), 400, "{kind}");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).expect("json");
+        assert_eq!(body["error"]["kind"], kind);
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    assert!(!fx.recorded("evt_cap").await);
+    assert_eq!(fx.get(&intent.id).await, intent);
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let fx = Fx::new();
+    let ingestor = fx.ingestor.clone().with_max_body_bytes(64);
+    let body = vec![b' '; 65];
+    let response = ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 413);
+    let json: serde_json::Value = serde_json::from_slice(response.body()).expect("json");
+    assert_eq!(json["error"]["kind"], "payload_too_large");
+
+    // A declared length over the limit is refused before the body is looked at.
+    let mut declared = http_request(b"{}", T0.unix_timestamp());
+    declared.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from_static("1000000"));
+    assert_eq!(ingestor.handle(declared).await.status(), 413);
+    assert_eq!(fx.ingestor.max_body_bytes(), commerce_payments::DEFAULT_MAX_WEBHOOK_BODY);
+}
+
+#[tokio::test]
+async fn an_event_for_an_unknown_payment_is_acknowledged_and_counted() {
+    let fx = Fx::new();
+    let body = event("evt_other", "captured", "pi_not_ours", 1_000);
+    assert_eq!(fx.deliver(&body).await.expect("ingested"), report(0, 0, 1, 0, 0));
+    assert!(fx.recorded("evt_other").await);
+    let response = fx.ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_store_failure_is_503_and_the_redelivery_applies_once() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    let body = event("evt_cap", "captured", &reference(&intent), 5_000);
+    fx.events.fail.store(true, Ordering::SeqCst);
+    let response = fx.ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 503);
+    let json: serde_json::Value = serde_json::from_slice(response.body()).expect("json");
+    assert_eq!(json["error"]["kind"], "unavailable");
+    assert!(!fx.recorded("evt_cap").await);
+    // The intent change was stored before the failure; the redelivery recognises it.
+    let len = fx.history(&intent.id).await.len();
+    assert_eq!(fx.deliver(&body).await.expect("redelivered"), report(0, 1, 0, 0, 0));
+    assert!(fx.recorded("evt_cap").await);
+    let history = fx.history(&intent.id).await;
+    assert_eq!(history.len(), len);
+    let webhook_events = history.iter().filter(|e| e.operation == "webhook").count();
+    assert_eq!(webhook_events, 1);
+    assert_eq!(fx.get(&intent.id).await.captured, eur(5_000));
+}
+
+#[tokio::test]
+async fn a_webhook_settles_a_pending_capture_like_a_reconciliation() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    fx.gateway.inject(GatewayFault::TimeoutAfterProcessing);
+    let capture_key = key("order-1:capture");
+    let unknown = fx.payments.capture(&fx.gateway, &tenant(), &intent.id, Some(eur(5_000)), true, &capture_key).await;
+    assert_eq!(unknown.map_err(|e| e.kind()).err(), Some(ErrorKind::OutcomeUnknown));
+    assert_eq!(fx.get(&intent.id).await.status, IntentStatus::OutcomeUnknown);
+
+    let r = reference(&intent);
+    fx.deliver(&event("evt_cap", "captured", &r, 5_000)).await.expect("ingested");
+    let settled = fx.get(&intent.id).await;
+    assert_eq!((settled.status, settled.captured), (IntentStatus::Captured, eur(5_000)));
+
+    // A late retry with the same key finds the call applied and does not call the provider.
+    let calls = fx.gateway.provider_calls();
+    let retried = fx.payments.capture(&fx.gateway, &tenant(), &intent.id, Some(eur(5_000)), true, &capture_key).await;
+    assert_eq!(retried.expect("retry").captured, eur(5_000));
+    assert_eq!(fx.gateway.provider_calls(), calls);
+}
+
+#[tokio::test]
+async fn events_while_another_call_is_pending_are_ignored() {
+    let fx = Fx::new();
+    let intent = fx.authorized(5_000).await;
+    fx.gateway.inject(GatewayFault::TimeoutAfterProcessing);
+    let _ = fx.payments.void(&fx.gateway, &tenant(), &intent.id, &key("order-1:void")).await;
+    let before = fx.get(&intent.id).await;
+    assert_eq!(before.status, IntentStatus::OutcomeUnknown);
+    let body = event("evt_auth", "authorized", &reference(&intent), 5_000);
+    assert_eq!(fx.deliver(&body).await.expect("ingested"), report(0, 0, 0, 1, 0));
+    assert_eq!(fx.get(&intent.id).await, before);
+}
+
+// ------------------------------------------------------------------------------------------------------
+// Order and redelivery do not matter
+
+fn final_state(intent: &PaymentIntent) -> (IntentStatus, Money, Money, Money) {
+    (intent.status, intent.authorized, intent.captured, intent.refunded)
+}
+
+async fn run(bodies: &[Vec<u8>], order: &[usize]) -> (IntentStatus, Money, Money, Money) {
+    let fx = Fx::new();
+    let id = fx.awaiting("pi_prop", 5_000).await;
+    for &i in order {
+        fx.deliver(&bodies[i]).await.expect("ingested");
+    }
+    let intent = fx.get(&id).await;
+    let history = fx.history(&id).await;
+    assert_eq!(u64::try_from(history.len()).expect("len"), intent.version);
+    final_state(&intent)
+}
+
+fn scenario() -> impl Strategy<Value = (i64, i64, i64, Vec<usize>)> {
+    (1i64..=5_000)
+        .prop_flat_map(|c| (Just(c), 0i64..=c))
+        .prop_flat_map(|(c, r2)| (Just(c), 0i64..=r2, Just(r2)))
+        .prop_flat_map(|(c, r1, r2)| {
+            let order = proptest::collection::vec(0usize..4, 0..6)
+                .prop_map(|extra| [vec![0, 1, 2, 3], extra].concat())
+                .prop_shuffle();
+            (Just(c), Just(r1), Just(r2), order)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn permutations_with_duplicates_end_like_in_order_delivery((c, r1, r2, order) in scenario()) {
+        let bodies = vec![
+            event("evt_auth", "authorized", "pi_prop", 5_000),
+            event("evt_cap", "captured", "pi_prop", c),
+            event("evt_ref1", "refunded", "pi_prop", r1),
+            event("evt_ref2", "refunded", "pi_prop", r2),
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let in_order = rt.block_on(run(&bodies, &[0, 1, 2, 3]));
+        let shuffled = rt.block_on(run(&bodies, &order));
+        prop_assert_eq!(shuffled, in_order);
+        let expected_status = if r2 == 0 {
+            IntentStatus::Captured
+        } else if r2 == c {
+            IntentStatus::Refunded
+        } else {
+            IntentStatus::PartiallyRefunded
+        };
+        prop_assert_eq!(in_order, (expected_status, eur(5_000), eur(c), eur(r2)));
+    }
+}
