@@ -4,9 +4,11 @@
 //!   their conditions (exit 1 and one line per mistake when it is wrong).
 //! - `commerce params ADAPTER [--port PORT]`: print the parameter template of an adapter.
 //! - `commerce adapters`: list the adapters this build knows.
-//! - `commerce webhook verify --provider stripe|adyen --secret S [--now UNIX_SECONDS] [--tolerance SECONDS]
-//!   [--header 'Name: value']... [--body FILE]`: verify a webhook delivery (body from stdin without
-//!   `--body`); exit 0 with one JSON event per line, 1 with `{"error":{"kind","message"}}`, 2 on usage errors.
+//! - `commerce webhook verify --provider stripe|adyen (--secret S | --secret-env NAME | --secret-file PATH)
+//!   [--now UNIX_SECONDS] [--tolerance SECONDS] [--header 'Name: value']... [--body FILE]`: verify a webhook
+//!   delivery (body from stdin without `--body`); exit 0 with one JSON event per line, 1 with
+//!   `{"error":{"kind","message"}}`, 2 on usage errors. `--secret-env` / `--secret-file` keep a real secret
+//!   out of the process list and shell history; `--secret` is for test secrets.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 use commerce_ports::Secret;
 use commerce_ports::webhook::{WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
 use time::OffsetDateTime;
@@ -24,14 +24,22 @@ pub(crate) enum Provider {
 }
 
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("secret_source").required(true).multiple(false).args(["secret", "secret_env", "secret_file"])))]
 pub(crate) struct VerifyArgs {
     /// Whose scheme to verify with.
     #[arg(long, value_enum)]
     provider: Provider,
     /// Stripe: the endpoint's signing secret (`whsec_...`); Adyen: the HMAC key in hex. Command-line
-    /// arguments are visible to other local users: use test secrets here.
+    /// arguments are visible to other local users (process list, shell history): use test secrets here and
+    /// prefer `--secret-env` or `--secret-file` for real ones. Exactly one of the three is required.
     #[arg(long, value_parser = parse_secret, allow_hyphen_values = true)]
-    secret: Secret,
+    secret: Option<Secret>,
+    /// Read the secret from this environment variable (the safer way: it stays out of the process list).
+    #[arg(long, value_name = "NAME")]
+    secret_env: Option<String>,
+    /// Read the secret from this file (the safer way; one trailing line break is ignored).
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
     /// The current time as unix seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECONDS", value_parser = parse_unix_time, allow_hyphen_values = true)]
     now: Option<OffsetDateTime>,
@@ -66,11 +74,40 @@ fn parse_header(value: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), val.trim().to_owned()))
 }
 
+/// The secret from whichever of `--secret`, `--secret-env`, `--secret-file` was given (clap ensures exactly
+/// one). Messages name the variable or file, never the secret.
+fn resolve_secret(args: &VerifyArgs) -> Result<Secret, String> {
+    if let Some(secret) = &args.secret {
+        return Ok(secret.clone());
+    }
+    if let Some(name) = &args.secret_env {
+        return match std::env::var(name) {
+            Ok(value) => Ok(Secret::new(value)),
+            Err(std::env::VarError::NotPresent) => Err(format!("environment variable `{name}` is not set")),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("environment variable `{name}` is not UTF-8")),
+        };
+    }
+    if let Some(path) = &args.secret_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the secret from {}: {}", path.display(), e.kind()))?;
+        let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+        return Ok(Secret::new(text.to_owned()));
+    }
+    Err("give the secret with --secret, --secret-env or --secret-file".to_owned())
+}
+
 pub(crate) fn verify(args: VerifyArgs) -> ExitCode {
+    let secret = match resolve_secret(&args) {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     // The verifier first: a bad key is reported without waiting for a body on stdin.
     let verifier: Box<dyn WebhookVerifier> = match args.provider {
         Provider::Stripe => {
-            let mut verifier = commerce_stripe::StripeWebhookVerifier::new(args.secret);
+            let mut verifier = commerce_stripe::StripeWebhookVerifier::new(secret);
             if let Some(seconds) = args.tolerance {
                 verifier = verifier.with_tolerance(Duration::from_secs(seconds));
             }
@@ -80,7 +117,7 @@ pub(crate) fn verify(args: VerifyArgs) -> ExitCode {
             if args.tolerance.is_some() {
                 eprintln!("warning: --tolerance is ignored for adyen (Adyen signs no timestamp)");
             }
-            match commerce_adyen::AdyenWebhookVerifier::new(args.secret) {
+            match commerce_adyen::AdyenWebhookVerifier::new(secret) {
                 Ok(verifier) => Box::new(verifier),
                 Err(e) => return rejected(&e),
             }

@@ -225,3 +225,59 @@ fn adyen_non_hex_secret_is_invalid_secret() {
 fn adyen_malformed_json_is_malformed_payload() {
     assert_rejected(&adyen(ADYEN_KEY, b"{\"notificationItems\": ["), "malformed_payload");
 }
+
+/// Runs `commerce webhook verify ARGS` for the Stripe vector (body on stdin) with `env` set.
+fn stripe_with_secret_source(source: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_commerce"));
+    command
+        .args(["webhook", "verify", "--provider", "stripe", "--now", "1533204620", "--header", STRIPE_HEADER])
+        .args(source)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the commerce binary runs");
+    let _ = child.stdin.take().expect("piped stdin").write_all(STRIPE_PAYLOAD.as_bytes());
+    child.wait_with_output().expect("the commerce binary finishes")
+}
+
+#[test]
+fn the_secret_can_come_from_an_environment_variable() {
+    let out = stripe_with_secret_source(&["--secret-env", "COMMERCE_TEST_WHSEC"], &[("COMMERCE_TEST_WHSEC", "secret")]);
+    assert!(out.status.success(), "{} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout_lines(&out)[0]["event_id"], "evt_123");
+
+    let wrong = stripe_with_secret_source(&["--secret-env", "COMMERCE_TEST_WHSEC"], &[("COMMERCE_TEST_WHSEC", "nope")]);
+    assert_rejected(&wrong, "no_valid_signature");
+
+    let unset = stripe_with_secret_source(&["--secret-env", "COMMERCE_TEST_UNSET_VARIABLE"], &[]);
+    assert_eq!(unset.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("COMMERCE_TEST_UNSET_VARIABLE"));
+}
+
+#[test]
+fn the_secret_can_come_from_a_file_with_a_trailing_line_break() {
+    for (name, contents) in [("secret-plain", "secret"), ("secret-lf", "secret\n"), ("secret-crlf", "secret\r\n")] {
+        let path = body_file(name, contents.as_bytes());
+        let out = stripe_with_secret_source(&["--secret-file", path.to_str().expect("utf-8 path")], &[]);
+        assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let missing = body_file("unused", b"").with_file_name("no-such-secret-file");
+    let out = stripe_with_secret_source(&["--secret-file", missing.to_str().expect("utf-8 path")], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn exactly_one_secret_source_is_required() {
+    let none = stripe_with_secret_source(&[], &[]);
+    assert_eq!(none.status.code(), Some(2));
+    let path = body_file("secret-two", b"secret");
+    let two =
+        stripe_with_secret_source(&["--secret", "secret", "--secret-file", path.to_str().expect("utf-8 path")], &[]);
+    assert_eq!(two.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&two.stderr).contains("cannot be used with"),
+        "{}",
+        String::from_utf8_lossy(&two.stderr)
+    );
+}

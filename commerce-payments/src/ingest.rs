@@ -4,21 +4,25 @@
 //! 1. the body size is bounded (413, before anything else reads it);
 //! 2. the verifier checks the signature and parses the events (a rejection is a 400 with
 //!    `{"error":{"kind":...,"message":...}}`, and nothing is recorded);
-//! 3. each event is looked up by its payment's provider reference in this tenant's intents and applied with
-//!    [`state::apply_webhook`], which never moves an intent backwards and is idempotent by event id;
+//! 3. each event is looked up by its payment's provider reference in this tenant's intents, else by its
+//!    merchant reference (for an authorization whose outcome is unknown, which has no provider reference
+//!    yet), and applied with [`state::apply_webhook`], which never moves an intent backwards and is
+//!    idempotent by event id;
 //! 4. the event id is recorded in the [`WebhookEventStore`] *after* the intent change is stored, so a crash
 //!    in between ends in a redelivery that is recognised from the intent's history;
 //! 5. only then is the delivery acknowledged with the verifier's [`ack`](WebhookVerifier::ack).
 //!
 //! A store failure answers 503, never 200, so the provider delivers again. An event for a payment this
 //! tenant does not know is recorded and acknowledged (it may belong to another system sharing the provider
-//! account) and counted in [`IngestReport::unknown_payments`].
+//! account) and counted in [`IngestReport::unknown_payments`] — unless the tenant has an intent of this
+//! provider in `OutcomeUnknown` without a provider reference: then the event may be that authorization's, so
+//! it is not recorded and the delivery answers 503, and the provider delivers it again later.
 
 use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use commerce_ports::stores::{IntentEvent, PaymentIntent, PaymentIntentStore, WebhookEventStore};
+use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent, PaymentIntentStore, WebhookEventStore};
 use commerce_ports::webhook::{WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
 use commerce_ports::{Clock, ErrorKind, TenantId};
 use http::{Response, StatusCode, header};
@@ -31,6 +35,9 @@ use crate::state::{self, Operation, Transition, WebhookOutcome};
 pub const DEFAULT_MAX_WEBHOOK_BODY: usize = 256 * 1024;
 
 const OP: Operation = Operation::Webhook;
+
+/// How many `OutcomeUnknown` intents are looked at when an event matches no intent.
+const UNKNOWN_SCAN_LIMIT: u32 = 1_000;
 
 /// What one delivery did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -64,7 +71,8 @@ pub enum IngestError {
     },
     /// The verifier rejected the delivery (400); nothing was recorded.
     Rejected(WebhookError),
-    /// A store failed (503); the provider will deliver again, and what was stored is recognised then.
+    /// A store failed, or an event matched no intent while an authorization's outcome is unknown (503); the
+    /// provider will deliver again, and what was stored is recognised then.
     Unavailable(PaymentsError),
 }
 
@@ -137,8 +145,9 @@ enum Applied {
 /// (axum's `DefaultBodyLimit`, hyper's `Limited`): `handle` refuses a larger declared `Content-Length` before
 /// looking at the body, and a larger body before verifying it.
 ///
-/// Event ids are recorded under the binding's provider name (the adapter name stored on the intents), which
-/// is also the name intents are looked up with.
+/// Event ids are recorded under this ingestor's tenant and the binding's provider name (the adapter name stored
+/// on the intents, which is also the name intents are looked up with), so tenants sharing a provider account
+/// each process every event.
 #[derive(Clone)]
 pub struct WebhookIngestor {
     intents: Arc<dyn PaymentIntentStore>,
@@ -247,30 +256,41 @@ impl WebhookIngestor {
 
     async fn ingest_event(&self, event: &WebhookEvent, report: &mut IngestReport) -> Result<(), PaymentsError> {
         let store = |e| PaymentsError::from_store(OP, None, e);
-        if self.events.contains(&self.provider, &event.event_id).await.map_err(store)? {
+        if self.events.contains(&self.tenant, &self.provider, &event.event_id).await.map_err(store)? {
             bump(&mut report.duplicates);
             return Ok(());
         }
-        let applied = match &event.provider_reference {
-            None => None,
-            Some(reference) => {
-                match self.intents.find_by_provider_reference(&self.tenant, &self.provider, reference).await {
-                    Ok(Some(intent)) => Some(self.apply(intent, event).await?),
-                    Ok(None) => {
-                        bump(&mut report.unknown_payments);
-                        None
-                    }
-                    Err(e) => return Err(store(e)),
+        let concerns_payment = event.provider_reference.is_some() || event.merchant_reference.is_some();
+        let applied = match self.find_intent(event).await? {
+            Some(intent) => Some(self.apply(intent, event).await?),
+            None if concerns_payment => {
+                // The event may settle an authorization whose outcome is unknown: such an intent has no
+                // provider reference yet, and the event may carry no merchant reference to find it by. Leave
+                // the event unrecorded and ask for a redelivery, so it applies once the intent is findable.
+                if let Some(waiting) = self.unknown_authorization().await? {
+                    return Err(PaymentsError::new(
+                        ErrorKind::Unavailable,
+                        OP,
+                        format!(
+                            "event `{}` matches no intent while intent `{}` awaits the outcome of its authorization",
+                            event.event_id, waiting.id
+                        ),
+                    )
+                    .with_intent(waiting.id));
                 }
+                bump(&mut report.unknown_payments);
+                None
             }
+            None => None,
         };
-        let new = self.events.record(&self.provider, &event.event_id, self.clock.now()).await.map_err(store)?;
+        let new =
+            self.events.record(&self.tenant, &self.provider, &event.event_id, self.clock.now()).await.map_err(store)?;
         match applied {
             Some(Applied::Changed) => bump(&mut report.applied),
             Some(Applied::Conflict) => bump(&mut report.conflicts),
             Some(Applied::Ignored) if new => bump(&mut report.ignored),
             Some(Applied::Duplicate | Applied::Ignored) => bump(&mut report.duplicates),
-            None if event.provider_reference.is_none() => {
+            None if !concerns_payment => {
                 if new {
                     bump(&mut report.ignored);
                 } else {
@@ -280,6 +300,49 @@ impl WebhookIngestor {
             None => {}
         }
         Ok(())
+    }
+
+    /// The tenant's intent the event concerns: by provider reference, else by merchant reference (an intent of
+    /// this provider whose provider reference is unknown or the event's; only when exactly one matches).
+    async fn find_intent(&self, event: &WebhookEvent) -> Result<Option<PaymentIntent>, PaymentsError> {
+        let store = |e| PaymentsError::from_store(OP, None, e);
+        if let Some(reference) = &event.provider_reference {
+            let found = self
+                .intents
+                .find_by_provider_reference(&self.tenant, &self.provider, reference)
+                .await
+                .map_err(store)?;
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        let Some(reference) = &event.merchant_reference else {
+            return Ok(None);
+        };
+        let mut candidates: Vec<PaymentIntent> = self
+            .intents
+            .find_by_reference(&self.tenant, reference)
+            .await
+            .map_err(store)?
+            .into_iter()
+            .filter(|i| {
+                i.provider == self.provider
+                    && (i.provider_reference.is_none() || i.provider_reference == event.provider_reference)
+            })
+            .collect();
+        // Several intents with one merchant reference and no way to tell them apart: apply to none.
+        if candidates.len() == 1 { Ok(candidates.pop()) } else { Ok(None) }
+    }
+
+    /// An intent of this tenant and provider whose authorization outcome is unknown and which has no provider
+    /// reference yet (the oldest of the first [`UNKNOWN_SCAN_LIMIT`] in that state), if any.
+    async fn unknown_authorization(&self) -> Result<Option<PaymentIntent>, PaymentsError> {
+        let unknown = self
+            .intents
+            .list_by_status(&self.tenant, IntentStatus::OutcomeUnknown, UNKNOWN_SCAN_LIMIT)
+            .await
+            .map_err(|e| PaymentsError::from_store(OP, None, e))?;
+        Ok(unknown.into_iter().find(|i| i.provider == self.provider && i.provider_reference.is_none()))
     }
 
     /// Applies the event to the intent and stores the change; on a version conflict reloads and applies once
@@ -333,14 +396,33 @@ fn bump(count: &mut u32) {
     *count = count.saturating_add(1);
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Bytes> {
+fn response(status: StatusCode, content_type: &str, body: Bytes) -> Response<Bytes> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    // A verifier's content type is not checked anywhere else; an invalid one must not panic here.
+    let content_type = http::HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| http::HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
     response
 }
 
 fn error_response(error: &IngestError) -> Response<Bytes> {
     let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     response(status, "application/json", Bytes::from(error.to_json()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_content_type_falls_back_instead_of_panicking() {
+        let r = response(StatusCode::OK, "text/plain\n", Bytes::new());
+        assert_eq!(
+            r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+            Some("application/octet-stream")
+        );
+        let r = response(StatusCode::OK, "application/json", Bytes::new());
+        assert_eq!(r.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some("application/json"));
+    }
 }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use commerce_payments::{IngestError, IngestReport, NewPayment, Payments, WebhookIngestor};
 use commerce_ports::payment::TenderKind;
 use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent, StoreSet, WebhookEventStore};
-use commerce_ports::webhook::WebhookRequest;
+use commerce_ports::webhook::{WebhookAck, WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
 use commerce_ports::{
     ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, Secret, StoreError, TenantId,
 };
@@ -43,15 +43,21 @@ struct FlakyEvents {
 
 #[async_trait]
 impl WebhookEventStore for FlakyEvents {
-    async fn record(&self, provider: &str, event_id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        event_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         if self.fail.swap(false, Ordering::SeqCst) {
             return Err(StoreError::new(ErrorKind::Unavailable, "record", "database unavailable"));
         }
-        self.inner.record(provider, event_id, at).await
+        self.inner.record(tenant, provider, event_id, at).await
     }
 
-    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
-        self.inner.contains(provider, event_id).await
+    async fn contains(&self, tenant: &TenantId, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        self.inner.contains(tenant, provider, event_id).await
     }
 }
 
@@ -113,7 +119,7 @@ impl Fx {
     }
 
     async fn recorded(&self, event_id: &str) -> bool {
-        self.events.contains("stripe", event_id).await.expect("contains")
+        self.events.contains(&tenant(), "stripe", event_id).await.expect("contains")
     }
 
     async fn deliver(&self, body: &[u8]) -> Result<IngestReport, IngestError> {
@@ -271,6 +277,158 @@ async fn an_event_for_an_unknown_payment_is_acknowledged_and_counted() {
     assert!(fx.recorded("evt_other").await);
     let response = fx.ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
     assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn tenants_sharing_a_provider_account_each_apply_the_same_event() {
+    // Tenant A (`acme`, the fixture's) and tenant B share one event store (one database) and one provider
+    // account.
+    let fx = Fx::new();
+    let tenant_b = TenantId::new("globex").expect("tenant");
+    let b_payments = Payments::from_stores(&memory_store_set(), Arc::new(ManualClock::new(T0)));
+    let verifier = Arc::new(StripeWebhookVerifier::new(Secret::new(SECRET)));
+    let ingestor_b = WebhookIngestor::new(&b_payments, fx.events.clone(), tenant_b.clone(), "stripe", verifier);
+    let payment = NewPayment::new(
+        tenant_b.clone(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(5_000),
+        "pm_card_visa",
+        "order-b",
+    );
+    let b_intent =
+        b_payments.authorize(&fx.gateway, "stripe", payment, &key("order-b:auth")).await.expect("authorized");
+    let body = event("evt_shared", "captured", &reference(&b_intent), 5_000);
+
+    // Tenant A does not know the payment: recorded for A and acknowledged.
+    assert_eq!(fx.deliver(&body).await.expect("A ingests"), report(0, 0, 1, 0, 0));
+    assert!(fx.recorded("evt_shared").await);
+    assert!(!fx.events.contains(&tenant_b, "stripe", "evt_shared").await.expect("contains"));
+
+    // Tenant B still applies it.
+    let response = ingestor_b.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 200);
+    let after = b_payments.get(&tenant_b, &b_intent.id).await.expect("intent");
+    assert_eq!((after.status, after.captured), (IntentStatus::Captured, eur(5_000)));
+    assert!(fx.events.contains(&tenant_b, "stripe", "evt_shared").await.expect("contains"));
+    assert_eq!(ingestor_b.ingest(&signed(&body, T0.unix_timestamp())).await.expect("again"), report(0, 1, 0, 0, 0));
+}
+
+/// A Stripe verifier that also fills [`WebhookEvent::merchant_reference`] from `data.object.metadata.reference`
+/// (what the gateway adapter sends), as the Stripe parser is to do.
+#[derive(Debug)]
+struct MerchantReferenceVerifier(StripeWebhookVerifier);
+
+impl WebhookVerifier for MerchantReferenceVerifier {
+    fn provider(&self) -> &'static str {
+        self.0.provider()
+    }
+    fn verify(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<Vec<WebhookEvent>, WebhookError> {
+        let events = self.0.verify(request, now)?;
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("json");
+        let reference = body["data"]["object"]["metadata"]["reference"].as_str().map(str::to_owned);
+        Ok(events
+            .into_iter()
+            .map(|e| match &reference {
+                Some(r) => e.with_merchant_reference(r.clone()),
+                None => e,
+            })
+            .collect())
+    }
+    fn ack(&self) -> WebhookAck {
+        self.0.ack()
+    }
+}
+
+/// A Stripe authorization event for provider intent `provider_reference` of merchant reference `reference`.
+fn authorized_with_reference(id: &str, provider_reference: &str, reference: &str, minor: i64) -> Vec<u8> {
+    let object = json!({ "object": "payment_intent", "id": provider_reference, "amount": minor,
+                         "amount_capturable": minor, "currency": "eur", "metadata": { "reference": reference } });
+    json!({ "id": id, "type": "payment_intent.amount_capturable_updated", "created": T0.unix_timestamp(),
+            "data": { "object": object } })
+    .to_string()
+    .into_bytes()
+}
+
+impl Fx {
+    /// An authorization whose answer was lost: `OutcomeUnknown`, no provider reference, merchant reference
+    /// `order-1`.
+    async fn unknown_authorization(&self) -> PaymentIntent {
+        self.gateway.inject(GatewayFault::TimeoutAfterProcessing);
+        let payment = NewPayment::new(
+            tenant(),
+            ChannelId::new("web").expect("channel"),
+            TenderKind::Card,
+            eur(5_000),
+            "pm_card_visa",
+            "order-1",
+        );
+        let unknown = self.payments.authorize(&self.gateway, "stripe", payment, &key("order-1:auth")).await;
+        assert_eq!(unknown.map_err(|e| e.kind()).err(), Some(ErrorKind::OutcomeUnknown));
+        let listed = self.stores.intents.list_by_status(&tenant(), IntentStatus::OutcomeUnknown, 10).await;
+        let intent = listed.expect("listed").pop().expect("an unknown intent");
+        assert_eq!(intent.provider_reference, None);
+        intent
+    }
+
+    fn with_merchant_references(&self) -> WebhookIngestor {
+        let verifier = Arc::new(MerchantReferenceVerifier(StripeWebhookVerifier::new(Secret::new(SECRET))));
+        WebhookIngestor::new(&self.payments, self.events.clone(), tenant(), "stripe", verifier)
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_authorization_is_settled_by_the_events_merchant_reference() {
+    let fx = Fx::new();
+    let intent = fx.unknown_authorization().await;
+    let ingestor = fx.with_merchant_references();
+    let body = authorized_with_reference("evt_auth", "pi_lost", "order-1", 5_000);
+    let ingested = ingestor.ingest(&signed(&body, T0.unix_timestamp())).await.expect("ingested");
+    assert_eq!(ingested, report(1, 0, 0, 0, 0));
+    let after = fx.get(&intent.id).await;
+    assert_eq!(
+        (after.status, after.authorized, after.provider_reference.as_deref()),
+        (IntentStatus::Authorized, eur(5_000), Some("pi_lost"))
+    );
+    assert!(fx.recorded("evt_auth").await);
+    // From now on the provider reference finds it.
+    let capture = event("evt_cap", "captured", "pi_lost", 5_000);
+    assert_eq!(fx.deliver(&capture).await.expect("capture"), report(1, 0, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn an_unmatched_event_is_redelivered_while_an_authorization_outcome_is_unknown() {
+    let fx = Fx::new();
+    let intent = fx.unknown_authorization().await;
+    // Without a merchant reference the event matches nothing, but may be the unknown authorization's.
+    let body = event("evt_auth", "authorized", "pi_lost", 5_000);
+    let response = fx.ingestor.handle(http_request(&body, T0.unix_timestamp())).await;
+    assert_eq!(response.status(), 503);
+    let json: serde_json::Value = serde_json::from_slice(response.body()).expect("json");
+    assert_eq!(json["error"]["kind"], "unavailable");
+    assert!(!fx.recorded("evt_auth").await);
+    assert_eq!(fx.get(&intent.id).await, intent);
+
+    // A merchant reference matching no intent does not help either.
+    let ingestor = fx.with_merchant_references();
+    let other = authorized_with_reference("evt_other", "pi_other", "order-elsewhere", 5_000);
+    let deferred = ingestor.ingest(&signed(&other, T0.unix_timestamp())).await;
+    assert_eq!(deferred.map_err(|e| e.status()).err(), Some(503));
+    assert!(!fx.recorded("evt_other").await);
+
+    // The redelivery that carries the merchant reference settles it; after that, unmatched events are
+    // recorded and acknowledged as before.
+    let redelivered = authorized_with_reference("evt_auth", "pi_lost", "order-1", 5_000);
+    assert_eq!(
+        ingestor.ingest(&signed(&redelivered, T0.unix_timestamp())).await.expect("applied"),
+        report(1, 0, 0, 0, 0)
+    );
+    assert_eq!(fx.get(&intent.id).await.status, IntentStatus::Authorized);
+    assert_eq!(
+        ingestor.ingest(&signed(&other, T0.unix_timestamp())).await.expect("acknowledged"),
+        report(0, 0, 1, 0, 0)
+    );
+    assert!(fx.recorded("evt_other").await);
 }
 
 #[tokio::test]

@@ -388,6 +388,14 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
         reference: &str,
     ) -> Result<Option<PaymentIntent>, StoreError>;
 
+    /// The tenant's intents with this merchant reference ([`PaymentIntent::reference`]), oldest first
+    /// (created, then id). References are not unique, so every match is returned; for webhooks of payments
+    /// whose provider reference is not known yet.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError>;
+
     /// Intents of a tenant in `status`, oldest update first (for reconciliation), at most `limit`.
     ///
     /// # Errors
@@ -406,36 +414,45 @@ forward_port!(PaymentIntentStore {
     async fn update(&self, intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> Result<(), StoreError>;
     async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError>;
     async fn find_by_provider_reference(&self, tenant: &TenantId, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
+    async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError>;
     async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
 });
 
 // ---------------------------------------------------------------------------------------------------------
 // Processed webhooks
 
-/// Ids of processed webhook events.
+/// Ids of processed webhook events, per tenant.
 ///
 /// # Contract
-/// - `record` is atomic and durable before it returns: of concurrent calls with one (provider, event id),
-///   exactly one gets `true`.
+/// - Ids are scoped by tenant: the key is (tenant, provider, event id). Tenants sharing a provider account
+///   receive the same event ids, and one tenant recording an id must not make it a duplicate for another.
+/// - `record` is atomic and durable before it returns: of concurrent calls with one (tenant, provider,
+///   event id), exactly one gets `true`.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait WebhookEventStore: Send + Sync + Debug + 'static {
-    /// Records an event id; `true` when it was new.
+    /// Records a tenant's event id; `true` when it was new for this tenant.
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn record(&self, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        event_id: &str,
+        received_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
-    /// Whether an event id was recorded.
+    /// Whether the tenant recorded an event id.
     ///
     /// # Errors
     /// `Unavailable`.
-    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError>;
+    async fn contains(&self, tenant: &TenantId, provider: &str, event_id: &str) -> Result<bool, StoreError>;
 }
 
 forward_port!(WebhookEventStore {
-    async fn record(&self, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError>;
-    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError>;
+    async fn record(&self, tenant: &TenantId, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError>;
+    async fn contains(&self, tenant: &TenantId, provider: &str, event_id: &str) -> Result<bool, StoreError>;
 });
 
 // ---------------------------------------------------------------------------------------------------------

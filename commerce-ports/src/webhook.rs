@@ -132,6 +132,12 @@ pub struct WebhookEvent {
     pub kind: PaymentEventKind,
     /// The payment's provider reference, if the event concerns one.
     pub provider_reference: Option<String>,
+    /// The merchant's reference of the payment ([`PaymentIntent::reference`](crate::stores::PaymentIntent::reference)),
+    /// if the event carries one (Stripe `metadata[reference]`, Adyen `merchantReference`). Lets an event be
+    /// matched to an intent whose provider reference is not known yet (an authorization with an unknown
+    /// outcome).
+    #[serde(default)]
+    pub merchant_reference: Option<String>,
     /// The amount, if the event carries one.
     pub amount: Option<Money>,
     /// Whether the provider reports success (Adyen `success`).
@@ -155,10 +161,31 @@ impl WebhookEvent {
             event_type: event_type.into(),
             kind,
             provider_reference: None,
+            merchant_reference: None,
             amount: None,
             success: true,
             occurred_at: None,
         }
+    }
+}
+
+impl WebhookEvent {
+    /// Sets the provider reference.
+    pub fn with_provider_reference(mut self, reference: impl Into<String>) -> WebhookEvent {
+        self.provider_reference = Some(reference.into());
+        self
+    }
+
+    /// Sets the merchant reference.
+    pub fn with_merchant_reference(mut self, reference: impl Into<String>) -> WebhookEvent {
+        self.merchant_reference = Some(reference.into());
+        self
+    }
+
+    /// Sets the amount.
+    pub fn with_amount(mut self, amount: Money) -> WebhookEvent {
+        self.amount = Some(amount);
+        self
     }
 }
 

@@ -158,6 +158,7 @@ impl NotificationItem {
             Some(Money::from_minor(minor, currency))
         });
         event.occurred_at = self.event_date.as_deref().and_then(|d| OffsetDateTime::parse(d, &Rfc3339).ok());
+        event.merchant_reference = self.merchant_reference.as_deref().filter(|r| !r.is_empty()).map(str::to_owned);
         Ok(event)
     }
 
@@ -216,6 +217,7 @@ mod tests {
         );
         assert_eq!(e.as_ref().map(|e| e.kind.clone()), Some(PaymentEventKind::Authorized));
         assert_eq!(e.as_ref().and_then(|e| e.provider_reference.clone()).as_deref(), Some("PSP1"));
+        assert_eq!(e.as_ref().and_then(|e| e.merchant_reference.clone()).as_deref(), Some("order-1"));
         assert_eq!(e.as_ref().and_then(|e| e.amount), Some(Money::from_minor(1250, Currency::EUR)));
         assert_eq!(e.as_ref().and_then(|e| e.occurred_at).map(OffsetDateTime::unix_timestamp), Some(1_714_550_400));
     }

@@ -1,13 +1,17 @@
 //! The connection pool, the statement helpers every store uses, and [`PostgresStores`], the public handle.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use std::time::Instant;
 
 use commerce_ports::StoreError;
 use commerce_ports::stores::StoreSet;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction};
+use deadpool_postgres::{
+    GenericClient, Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
+};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 
@@ -24,6 +28,7 @@ pub(crate) struct Db {
     quoted_schema: String,
     pool_size: usize,
     operation_timeout: Duration,
+    discard: Discard,
 }
 
 impl fmt::Debug for Db {
@@ -33,6 +38,51 @@ impl fmt::Debug for Db {
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .finish_non_exhaustive()
+    }
+}
+
+/// A pooled connection for one operation. Dropping it returns the connection to the pool, but if an operation
+/// under its [`Ctx`] timed out the connection is marked, and the pool discards it (closing it) instead of
+/// handing it out again, since a statement may still be running on it.
+pub(crate) struct Lease<'a> {
+    object: Object,
+    ctx: &'a Ctx,
+    discard: &'a Discard,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Object;
+    fn deref(&self) -> &Object {
+        &self.object
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Object {
+        &mut self.object
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.ctx.has_timed_out() {
+            self.discard.mark(Object::metrics(&self.object).created);
+        }
+    }
+}
+
+/// Connections (known by their creation instant) to discard instead of recycling.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Discard(Arc<Mutex<HashSet<Instant>>>);
+
+impl Discard {
+    fn mark(&self, created: Instant) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(created);
+    }
+
+    /// Whether the connection created at `created` is marked (unmarking it).
+    fn take(&self, created: Instant) -> bool {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(&created)
     }
 }
 
@@ -48,9 +98,11 @@ impl Db {
         template.replace("{s}", &self.quoted_schema)
     }
 
-    /// A pooled connection; waiting is bounded by the connect timeout and sends nothing.
-    pub(crate) async fn client(&self, ctx: &Ctx) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| ctx.pool(e))
+    /// A pooled connection; waiting is bounded by the connect timeout and sends nothing. If an operation under
+    /// `ctx` runs out of time, the connection is closed when the lease is dropped instead of being recycled.
+    pub(crate) async fn client<'a>(&'a self, ctx: &'a Ctx) -> Result<Lease<'a>, StoreError> {
+        let object = self.pool.get().await.map_err(|e| ctx.pool(e))?;
+        Ok(Lease { object, ctx, discard: &self.discard })
     }
 
     /// Runs `work` within the operation timeout; running out is mapped according to `phase`.
@@ -60,9 +112,12 @@ impl Db {
         phase: Phase,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.operation_timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(ctx.timeout(phase, self.operation_timeout)))
+        tokio::time::timeout(self.operation_timeout, work).await.unwrap_or_else(|_| {
+            // The statement may still be running (or its answer on the way): the connection must not serve
+            // another operation.
+            ctx.mark_timed_out();
+            Err(ctx.timeout(phase, self.operation_timeout))
+        })
     }
 
     /// Starts a transaction (READ COMMITTED: every statement sees what committed before it started, and
@@ -164,14 +219,40 @@ impl PostgresStores {
         if config.get_application_name().is_none() {
             config.application_name("commerce-postgres");
         }
+        // The server ends what the client stops waiting for: a statement running past the operation timeout is
+        // cancelled, and a session left idle inside a transaction is closed. (A connection whose operation timed
+        // out is also discarded, see `Lease`.)
+        // Slightly later than the client's own timeout, so the client's answer (outcome unknown, connection
+        // discarded) is deterministic and the server's cancellation only cleans up after it.
+        let margin = (options.operation_timeout / 10).max(Duration::from_millis(100));
+        let timeout_ms = options.operation_timeout.saturating_add(margin).as_millis().max(1);
+        let session = format!("-c statement_timeout={timeout_ms} -c idle_in_transaction_session_timeout={timeout_ms}");
+        let session = match config.get_options() {
+            Some(existing) if !existing.trim().is_empty() => format!("{existing} {session}"),
+            _ => session,
+        };
+        config.options(session);
+        // `Fast` recycling only checks that the connection is open: a connection whose operation timed out never
+        // gets back to the pool (see `Lease`), so nothing can still be running on a recycled one.
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let ctx = Ctx::new("connect", format!("schema `{}` on {url}", options.schema));
+        let discard = Discard::default();
         let pool = Pool::builder(manager)
             .max_size(options.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(options.connect_timeout))
             .create_timeout(Some(options.connect_timeout))
             .recycle_timeout(Some(options.connect_timeout))
+            .pre_recycle(Hook::sync_fn({
+                let discard = discard.clone();
+                move |_, metrics| {
+                    if discard.take(metrics.created) {
+                        Err(HookError::message("an operation on this connection timed out"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }))
             .build()
             .map_err(|e| ctx.err(commerce_ports::ErrorKind::Configuration, format!("building the pool: {e}")))?;
         let db = Db {
@@ -181,11 +262,13 @@ impl PostgresStores {
             schema: options.schema,
             pool_size: options.pool_size,
             operation_timeout: options.operation_timeout,
+            discard,
         };
         let mut client = db.client(&ctx).await?;
         let applied = tokio::time::timeout(db.operation_timeout, schema::migrate(&mut client, &db.schema))
             .await
             .map_err(|_| {
+                ctx.mark_timed_out();
                 ctx.err(
                     commerce_ports::ErrorKind::Unavailable,
                     format!(

@@ -123,12 +123,13 @@ impl DomainClaimStore for PgDomainClaimStore {
             .timed(&ctx, Phase::Autocommit, async {
                 let mut params: Vec<SqlParam<'_>> = row.params().to_vec();
                 params.extend([&pending as SqlParam<'_>, &verified]);
-                let n = execute(&ctx, &client, Phase::Autocommit, "upserting domain_claims", &insert, &params).await?;
+                let n = execute(&ctx, &*client, Phase::Autocommit, "upserting domain_claims", &insert, &params).await?;
                 if n == 1 {
                     return Ok(());
                 }
                 let found =
-                    query_opt(&ctx, &client, Phase::Read, "reading domain_claims", &holder, &[&claim.hostname]).await?;
+                    query_opt(&ctx, &*client, Phase::Read, "reading domain_claims", &holder, &[&claim.hostname])
+                        .await?;
                 let tenant = match &found {
                     Some(found) => {
                         RowReader::new(ctx.op, found, "domain_claims", &["hostname"]).get::<String>("tenant")?
@@ -152,7 +153,7 @@ impl DomainClaimStore for PgDomainClaimStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query_opt(&ctx, &client, Phase::Read, "reading domain_claims", &sql, &[&hostname]),
+                query_opt(&ctx, &*client, Phase::Read, "reading domain_claims", &sql, &[&hostname]),
             )
             .await?;
         row.map(|row| claim_from_row(ctx.op, &row)).transpose()
@@ -176,13 +177,13 @@ impl DomainClaimStore for PgDomainClaimStore {
                     let mut params: Vec<SqlParam<'_>> = row.params().to_vec();
                     params.push(&expected);
                     let n =
-                        execute(&ctx, &client, Phase::Autocommit, "updating domain_claims", &update, &params).await?;
+                        execute(&ctx, &*client, Phase::Autocommit, "updating domain_claims", &update, &params).await?;
                     if n == 1 {
                         return Ok(());
                     }
                 }
                 let found =
-                    query_opt(&ctx, &client, Phase::Read, "reading domain_claims", &current, &[&claim.hostname])
+                    query_opt(&ctx, &*client, Phase::Read, "reading domain_claims", &current, &[&claim.hostname])
                         .await?;
                 let Some(found) = found else {
                     return Err(ctx.err(ErrorKind::NotFound, "does not exist"));
@@ -218,7 +219,7 @@ impl DomainClaimStore for PgDomainClaimStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query(&ctx, &client, Phase::Read, "reading domain_claims", &sql, &[&pending, &now, &limit]),
+                query(&ctx, &*client, Phase::Read, "reading domain_claims", &sql, &[&pending, &now, &limit]),
             )
             .await?;
         rows.iter().map(|row| claim_from_row(ctx.op, row)).collect()
@@ -237,7 +238,7 @@ impl DomainClaimStore for PgDomainClaimStore {
             .timed(&ctx, Phase::Autocommit, async {
                 let n = execute(
                     &ctx,
-                    &client,
+                    &*client,
                     Phase::Autocommit,
                     "upserting domain_mappings",
                     &upsert,
@@ -248,7 +249,7 @@ impl DomainClaimStore for PgDomainClaimStore {
                     return Ok(());
                 }
                 let found =
-                    query_opt(&ctx, &client, Phase::Read, "reading domain_mappings", &holder, &[&mapping.hostname])
+                    query_opt(&ctx, &*client, Phase::Read, "reading domain_mappings", &holder, &[&mapping.hostname])
                         .await?;
                 Err(match found {
                     Some(found) => {
@@ -271,7 +272,7 @@ impl DomainClaimStore for PgDomainClaimStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query_opt(&ctx, &client, Phase::Read, "reading domain_mappings", &sql, &[&hostname]),
+                query_opt(&ctx, &*client, Phase::Read, "reading domain_mappings", &sql, &[&hostname]),
             )
             .await?;
         row.map(|row| mapping_from_row(ctx.op, &row)).transpose()
@@ -285,7 +286,7 @@ impl DomainClaimStore for PgDomainClaimStore {
             .timed(
                 &ctx,
                 Phase::Autocommit,
-                execute(&ctx, &client, Phase::Autocommit, "deleting from domain_mappings", &sql, &[&hostname]),
+                execute(&ctx, &*client, Phase::Autocommit, "deleting from domain_mappings", &sql, &[&hostname]),
             )
             .await
             .map(drop)

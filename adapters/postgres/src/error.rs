@@ -47,13 +47,26 @@ impl Phase {
 pub(crate) struct Ctx {
     pub(crate) op: &'static str,
     subject: String,
+    /// Set when an operation under this context ran out of time: its connection is then discarded rather
+    /// than returned to the pool (see [`Lease`](crate::client::Lease)).
+    timed_out: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Ctx {
     /// A context: `op` is the port method (`begin`, `update`), `subject` names what it works on
     /// (`idempotency key `k` of tenant `t``).
     pub(crate) fn new(op: &'static str, subject: impl Into<String>) -> Ctx {
-        Ctx { op, subject: subject.into() }
+        Ctx { op, subject: subject.into(), timed_out: std::sync::Arc::default() }
+    }
+
+    /// Marks that an operation under this context ran out of time.
+    pub(crate) fn mark_timed_out(&self) {
+        self.timed_out.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether an operation under this context ran out of time.
+    pub(crate) fn has_timed_out(&self) -> bool {
+        self.timed_out.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// An error of `kind` about the subject.

@@ -89,7 +89,7 @@ impl PrintJobStore for PgPrintJobStore {
             .timed(&ctx, Phase::Autocommit, async {
                 let n = execute(
                     &ctx,
-                    &client,
+                    &*client,
                     Phase::Autocommit,
                     "inserting into print_jobs",
                     &insert,
@@ -99,7 +99,7 @@ impl PrintJobStore for PgPrintJobStore {
                 if n == 1 {
                     return Ok(None);
                 }
-                query_opt(&ctx, &client, Phase::Read, "reading print_jobs", &read, &[&key]).await
+                query_opt(&ctx, &*client, Phase::Read, "reading print_jobs", &read, &[&key]).await
             })
             .await?;
         match existing {
@@ -118,7 +118,7 @@ impl PrintJobStore for PgPrintJobStore {
         let client = self.db.client(&ctx).await?;
         let row = self
             .db
-            .timed(&ctx, Phase::Read, query_opt(&ctx, &client, Phase::Read, "reading print_jobs", &sql, &[&printer]))
+            .timed(&ctx, Phase::Read, query_opt(&ctx, &*client, Phase::Read, "reading print_jobs", &sql, &[&printer]))
             .await?;
         row.map(|row| job_from_row(ctx.op, &row)).transpose()
     }
@@ -140,7 +140,7 @@ impl PrintJobStore for PgPrintJobStore {
                 Phase::Autocommit,
                 query_opt(
                     &ctx,
-                    &client,
+                    &*client,
                     Phase::Autocommit,
                     "updating print_jobs",
                     &sql,
@@ -201,7 +201,7 @@ impl PairingStore for PgPairingStore {
             .timed(&ctx, Phase::Autocommit, async {
                 let result = execute(
                     &ctx,
-                    &client,
+                    &*client,
                     Phase::Autocommit,
                     "upserting pairings",
                     &upsert,
@@ -217,7 +217,7 @@ impl PairingStore for PgPairingStore {
                     return Err(e);
                 }
                 let found =
-                    query_opt(&ctx, &client, Phase::Read, "reading pairings", &holder, &[&pairing.token_hash]).await?;
+                    query_opt(&ctx, &*client, Phase::Read, "reading pairings", &holder, &[&pairing.token_hash]).await?;
                 let other = match &found {
                     Some(row) => RowReader::new(ctx.op, row, "pairings", &["client"]).get::<String>("client")?,
                     None => "?".to_owned(),
@@ -235,7 +235,7 @@ impl PairingStore for PgPairingStore {
         let client = self.db.client(&ctx).await?;
         let row = self
             .db
-            .timed(&ctx, Phase::Read, query_opt(&ctx, &client, Phase::Read, "reading pairings", &sql, &[&token_hash]))
+            .timed(&ctx, Phase::Read, query_opt(&ctx, &*client, Phase::Read, "reading pairings", &sql, &[&token_hash]))
             .await?;
         row.map(|row| pairing_from_row(ctx.op, &row)).transpose()
     }
@@ -250,7 +250,7 @@ impl PairingStore for PgPairingStore {
             .timed(
                 &ctx,
                 Phase::Autocommit,
-                execute(&ctx, &client, Phase::Autocommit, "updating pairings", &sql, &[&client_s, &at]),
+                execute(&ctx, &*client, Phase::Autocommit, "updating pairings", &sql, &[&client_s, &at]),
             )
             .await?;
         if n == 0 {

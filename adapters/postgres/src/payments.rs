@@ -69,7 +69,7 @@ impl IdempotencyStore for PgIdempotencyStore {
                 for _ in 0..BEGIN_ATTEMPTS {
                     let claimed = query_opt(
                         &ctx,
-                        &client,
+                        &*client,
                         Phase::Autocommit,
                         "claiming in idempotency_records",
                         &claim_sql,
@@ -83,7 +83,7 @@ impl IdempotencyStore for PgIdempotencyStore {
                     }
                     let existing = query_opt(
                         &ctx,
-                        &client,
+                        &*client,
                         Phase::Read,
                         "reading idempotency_records",
                         &read_sql,
@@ -124,13 +124,14 @@ impl IdempotencyStore for PgIdempotencyStore {
         self.db
             .timed(&ctx, Phase::Autocommit, async {
                 let params: [SqlParam<'_>; 3] = [&tenant_s, &key_s, &response];
-                let n =
-                    execute(&ctx, &client, Phase::Autocommit, "updating idempotency_records", &update, &params).await?;
+                let n = execute(&ctx, &*client, Phase::Autocommit, "updating idempotency_records", &update, &params)
+                    .await?;
                 if n == 1 {
                     return Ok(());
                 }
                 let found =
-                    query_opt(&ctx, &client, Phase::Read, "reading idempotency_records", &exists, &params[..2]).await?;
+                    query_opt(&ctx, &*client, Phase::Read, "reading idempotency_records", &exists, &params[..2])
+                        .await?;
                 Err(match found {
                     Some(_) => ctx.err(ErrorKind::InvalidState, "is already completed; its first response stands"),
                     None => ctx.err(ErrorKind::NotFound, "has no idempotency record"),
@@ -152,10 +153,10 @@ impl IdempotencyStore for PgIdempotencyStore {
             .timed(&ctx, Phase::Autocommit, async {
                 let params: [SqlParam<'_>; 2] = [&tenant_s, &key_s];
                 let n =
-                    execute(&ctx, &client, Phase::Autocommit, "deleting from idempotency_records", &delete, &params)
+                    execute(&ctx, &*client, Phase::Autocommit, "deleting from idempotency_records", &delete, &params)
                         .await?;
                 if n == 0
-                    && query_opt(&ctx, &client, Phase::Read, "reading idempotency_records", &completed, &params)
+                    && query_opt(&ctx, &*client, Phase::Read, "reading idempotency_records", &completed, &params)
                         .await?
                         .is_some()
                 {
@@ -179,7 +180,7 @@ impl IdempotencyStore for PgIdempotencyStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query_opt(&ctx, &client, Phase::Read, "reading idempotency_records", &sql, &[&tenant_s, &key_s]),
+                query_opt(&ctx, &*client, Phase::Read, "reading idempotency_records", &sql, &[&tenant_s, &key_s]),
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
@@ -381,7 +382,7 @@ impl PgPaymentIntentStore {
         params: &[SqlParam<'_>],
     ) -> Result<Vec<PaymentIntent>, StoreError> {
         let client = self.db.client(ctx).await?;
-        let rows = self.db.timed(ctx, Phase::Read, query(ctx, &client, Phase::Read, step, sql, params)).await?;
+        let rows = self.db.timed(ctx, Phase::Read, query(ctx, &*client, Phase::Read, step, sql, params)).await?;
         rows.iter().map(|row| intent_from_row(ctx.op, row)).collect()
     }
 }
@@ -434,7 +435,7 @@ impl PaymentIntentStore for PgPaymentIntentStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query_opt(&ctx, &client, Phase::Read, "reading payment_intents", &sql, &[&tenant_s, &id_s]),
+                query_opt(&ctx, &*client, Phase::Read, "reading payment_intents", &sql, &[&tenant_s, &id_s]),
             )
             .await?;
         match row {
@@ -506,7 +507,7 @@ impl PaymentIntentStore for PgPaymentIntentStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query(&ctx, &client, Phase::Read, "reading intent_events", &sql, &[&tenant_s, &id_s]),
+                query(&ctx, &*client, Phase::Read, "reading intent_events", &sql, &[&tenant_s, &id_s]),
             )
             .await?;
         if rows.is_empty() {
@@ -534,6 +535,16 @@ impl PaymentIntentStore for PgPaymentIntentStore {
         let tenant_s = tenant.as_str();
         let found = self.list(&ctx, "reading payment_intents", &sql, &[&tenant_s, &provider, &reference]).await?;
         Ok(found.into_iter().next())
+    }
+
+    async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError> {
+        let ctx = Ctx::new("find_by_reference", format!("reference `{reference}` for tenant `{tenant}`"));
+        let sql = self.db.sql(&format!(
+            "SELECT {INTENT_COLUMNS} FROM {{s}}.payment_intents
+             WHERE tenant = $1 AND reference = $2 ORDER BY created_at, id"
+        ));
+        let tenant_s = tenant.as_str();
+        self.list(&ctx, "reading payment_intents", &sql, &[&tenant_s, &reference]).await
     }
 
     async fn list_by_status(
@@ -568,12 +579,19 @@ impl PgWebhookEventStore {
 
 #[async_trait]
 impl WebhookEventStore for PgWebhookEventStore {
-    async fn record(&self, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError> {
-        let ctx = Ctx::new("record", format!("webhook event `{event_id}` of `{provider}`"));
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        event_id: &str,
+        received_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let ctx = Ctx::new("record", format!("webhook event `{event_id}` of `{provider}` for tenant `{tenant}`"));
         let sql = self.db.sql(
-            "INSERT INTO {s}.webhook_events (provider, event_id, received_at) VALUES ($1, $2, $3)
-             ON CONFLICT (provider, event_id) DO NOTHING",
+            "INSERT INTO {s}.webhook_events (tenant, provider, event_id, received_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant, provider, event_id) DO NOTHING",
         );
+        let tenant = tenant.as_str();
         let client = self.db.client(&ctx).await?;
         let n = self
             .db
@@ -582,27 +600,35 @@ impl WebhookEventStore for PgWebhookEventStore {
                 Phase::Autocommit,
                 execute(
                     &ctx,
-                    &client,
+                    &*client,
                     Phase::Autocommit,
                     "inserting into webhook_events",
                     &sql,
-                    &[&provider, &event_id, &received_at],
+                    &[&tenant, &provider, &event_id, &received_at],
                 ),
             )
             .await?;
         Ok(n == 1)
     }
 
-    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
-        let ctx = Ctx::new("contains", format!("webhook event `{event_id}` of `{provider}`"));
-        let sql = self.db.sql("SELECT 1 FROM {s}.webhook_events WHERE provider = $1 AND event_id = $2");
+    async fn contains(&self, tenant: &TenantId, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        let ctx = Ctx::new("contains", format!("webhook event `{event_id}` of `{provider}` for tenant `{tenant}`"));
+        let sql = self.db.sql("SELECT 1 FROM {s}.webhook_events WHERE tenant = $1 AND provider = $2 AND event_id = $3");
+        let tenant = tenant.as_str();
         let client = self.db.client(&ctx).await?;
         let found = self
             .db
             .timed(
                 &ctx,
                 Phase::Read,
-                query_opt(&ctx, &client, Phase::Read, "reading webhook_events", &sql, &[&provider, &event_id]),
+                query_opt(
+                    &ctx,
+                    &*client,
+                    Phase::Read,
+                    "reading webhook_events",
+                    &sql,
+                    &[&tenant, &provider, &event_id],
+                ),
             )
             .await?;
         Ok(found.is_some())

@@ -237,7 +237,7 @@ impl ReplicationStore for PgReplicationStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query(&ctx, &client, Phase::Read, "reading replication_outbox", &sql, &key.with(&[&limit])),
+                query(&ctx, &*client, Phase::Read, "reading replication_outbox", &sql, &key.with(&[&limit])),
             )
             .await?;
         rows.iter().map(|row| change_from_row(ctx.op, row)).collect()
@@ -259,7 +259,7 @@ impl ReplicationStore for PgReplicationStore {
                 Phase::Autocommit,
                 execute(
                     &ctx,
-                    &client,
+                    &*client,
                     Phase::Autocommit,
                     "deleting from replication_outbox",
                     &sql,
@@ -283,7 +283,7 @@ impl ReplicationStore for PgReplicationStore {
             .timed(
                 &ctx,
                 Phase::Read,
-                query_opt(&ctx, &client, Phase::Read, "reading replication_checkpoints", &sql, &key.params()),
+                query_opt(&ctx, &*client, Phase::Read, "reading replication_checkpoints", &sql, &key.params()),
             )
             .await?;
         match row {

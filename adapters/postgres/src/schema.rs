@@ -10,7 +10,7 @@
 //! | `idempotency_records`    | tenant, key                           | claims, leases, stored responses      |
 //! | `payment_intents`        | tenant, id                            | intents; money as minor units + currency |
 //! | `intent_events`          | tenant, intent_id, sequence           | append-only history (`data` verbatim) |
-//! | `webhook_events`         | provider, event_id                    | processed webhook ids                 |
+//! | `webhook_events`         | tenant, provider, event_id            | processed webhook ids, per tenant     |
 //! | `domain_claims`          | hostname                              | one current claim per hostname        |
 //! | `domain_mappings`        | hostname                              | verified hostname -> tenant, channel  |
 //! | `replication_outbox`     | stream, sequence                      | pending changes (payload `BYTEA`)     |
@@ -78,6 +78,7 @@ CREATE TABLE {s}.payment_intents (
 );
 CREATE INDEX payment_intents_by_provider_reference
     ON {s}.payment_intents (tenant, provider, provider_reference) WHERE provider_reference IS NOT NULL;
+CREATE INDEX payment_intents_by_reference ON {s}.payment_intents (tenant, reference, created_at, id);
 CREATE INDEX payment_intents_by_status ON {s}.payment_intents (tenant, status, updated_at, id);
 
 CREATE TABLE {s}.intent_events (
@@ -98,10 +99,11 @@ CREATE TABLE {s}.intent_events (
 );
 
 CREATE TABLE {s}.webhook_events (
+    tenant      TEXT        NOT NULL,
     provider    TEXT        NOT NULL,
     event_id    TEXT        NOT NULL,
     received_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (provider, event_id)
+    PRIMARY KEY (tenant, provider, event_id)
 );
 
 CREATE TABLE {s}.domain_claims (

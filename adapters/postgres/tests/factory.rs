@@ -42,8 +42,23 @@ async fn factory_builds_every_store_from_a_url_secret() {
         let shown = format!("{adapter:?}");
         assert!(!shown.contains(&password), "the password shows in {shown}");
         let Adapter::Store(set) = adapter else { panic!("not a store adapter") };
-        assert!(set.webhooks.record("stripe", "evt_factory", OffsetDateTime::now_utc()).await.unwrap());
-        assert!(set.webhooks.contains("stripe", "evt_factory").await.unwrap());
+        assert!(
+            set.webhooks
+                .record(
+                    &commerce_ports::TenantId::new("acme").unwrap(),
+                    "stripe",
+                    "evt_factory",
+                    OffsetDateTime::now_utc()
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            set.webhooks
+                .contains(&commerce_ports::TenantId::new("acme").unwrap(), "stripe", "evt_factory")
+                .await
+                .unwrap()
+        );
 
         let stores = PostgresStores::connect(&url, PostgresOptions::new().with_schema(schema.clone())).await.unwrap();
         for shown in [format!("{stores:?}"), format!("{:?}", stores.store_set()), stores.url().to_string()] {

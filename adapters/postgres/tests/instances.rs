@@ -165,11 +165,13 @@ async fn concurrent_webhook_records_across_two_instances_one_is_new() {
     common::on_fresh_schema("concurrent_webhook_records_across_two_instances_one_is_new", |url, schema| async move {
         let sets = two_instances(&url, &schema).await;
         let now = now();
-        let results =
-            race(&sets, 32, |set, _| async move { set.webhooks.record("stripe", "evt_123", now).await }).await;
+        let results = race(&sets, 32, |set, _| async move {
+            set.webhooks.record(&TenantId::new("acme").unwrap(), "stripe", "evt_123", now).await
+        })
+        .await;
         let fresh = results.into_iter().map(|r| r.expect("record")).filter(|new| *new).count();
         assert_eq!(fresh, 1, "{fresh} of 32 concurrent records of one id were new");
-        assert!(sets[0].webhooks.contains("stripe", "evt_123").await.unwrap());
+        assert!(sets[0].webhooks.contains(&TenantId::new("acme").unwrap(), "stripe", "evt_123").await.unwrap());
     })
     .await;
 }

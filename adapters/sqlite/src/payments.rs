@@ -634,6 +634,27 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
             .await
     }
 
+    async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError> {
+        const OP: &str = "find_by_reference";
+        let (tenant, reference) = (tenant.to_string(), reference.to_owned());
+        self.db
+            .run(OP, move |conn| {
+                let rows = conn
+                    .prepare_cached(&format!(
+                        "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant = ?1 AND reference = ?2
+                         ORDER BY created_at, id"
+                    ))
+                    .and_then(|mut s| {
+                        s.query_map(params![tenant, reference], read_intent)?.collect::<Result<Vec<_>, _>>()
+                    })
+                    .context(OP, || {
+                        format!("looking up the intents of tenant `{tenant}` with reference `{reference}`")
+                    })?;
+                rows.into_iter().map(|v| intent_from_row(OP, v)).collect()
+            })
+            .await
+    }
+
     async fn list_by_status(
         &self,
         tenant: &TenantId,
@@ -664,7 +685,7 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
 // ---------------------------------------------------------------------------------------------------------
 // Webhook ids
 
-/// [`WebhookEventStore`] on table `webhook_events`, keyed by (provider, event id).
+/// [`WebhookEventStore`] on table `webhook_events`, keyed by (tenant, provider, event id).
 #[derive(Debug, Clone)]
 pub(crate) struct SqliteWebhookEventStore {
     db: Arc<Database>,
@@ -678,33 +699,41 @@ impl SqliteWebhookEventStore {
 
 #[async_trait]
 impl WebhookEventStore for SqliteWebhookEventStore {
-    async fn record(&self, provider: &str, event_id: &str, received_at: OffsetDateTime) -> Result<bool, StoreError> {
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        event_id: &str,
+        received_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "record";
         let received_at = time_to_sql(OP, "received_at", received_at)?;
-        let (provider, event_id) = (provider.to_owned(), event_id.to_owned());
+        let (tenant, provider, event_id) = (tenant.to_string(), provider.to_owned(), event_id.to_owned());
         self.db
             .run(OP, move |conn| {
                 // One statement, atomic on its own: of concurrent inserts of one id, one changes a row.
                 let inserted = conn
                     .prepare_cached(
-                        "INSERT INTO webhook_events (provider, event_id, received_at) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (provider, event_id) DO NOTHING",
+                        "INSERT INTO webhook_events (tenant, provider, event_id, received_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (tenant, provider, event_id) DO NOTHING",
                     )
-                    .and_then(|mut s| s.execute(params![provider, event_id, received_at]))
-                    .context(OP, || format!("recording {provider} webhook event `{event_id}`"))?;
+                    .and_then(|mut s| s.execute(params![tenant, provider, event_id, received_at]))
+                    .context(OP, || format!("recording {provider} webhook event `{event_id}` of tenant `{tenant}`"))?;
                 Ok(inserted == 1)
             })
             .await
     }
 
-    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+    async fn contains(&self, tenant: &TenantId, provider: &str, event_id: &str) -> Result<bool, StoreError> {
         const OP: &str = "contains";
-        let (provider, event_id) = (provider.to_owned(), event_id.to_owned());
+        let (tenant, provider, event_id) = (tenant.to_string(), provider.to_owned(), event_id.to_owned());
         self.db
             .run(OP, move |conn| {
-                conn.prepare_cached("SELECT 1 FROM webhook_events WHERE provider = ?1 AND event_id = ?2")
-                    .and_then(|mut s| s.exists(params![provider, event_id]))
-                    .context(OP, || format!("looking up {provider} webhook event `{event_id}`"))
+                conn.prepare_cached(
+                    "SELECT 1 FROM webhook_events WHERE tenant = ?1 AND provider = ?2 AND event_id = ?3",
+                )
+                .and_then(|mut s| s.exists(params![tenant, provider, event_id]))
+                .context(OP, || format!("looking up {provider} webhook event `{event_id}` of tenant `{tenant}`"))
             })
             .await
     }

@@ -70,6 +70,8 @@ CREATE TABLE payment_intents (
 
 CREATE INDEX payment_intents_by_provider_reference
     ON payment_intents (tenant, provider, provider_reference);
+CREATE INDEX payment_intents_by_reference
+    ON payment_intents (tenant, reference, created_at, id);
 CREATE INDEX payment_intents_by_status
     ON payment_intents (tenant, status, updated_at, id);
 
@@ -100,10 +102,11 @@ BEGIN
 END;
 
 CREATE TABLE webhook_events (
+    tenant      TEXT NOT NULL,
     provider    TEXT NOT NULL,
     event_id    TEXT NOT NULL,
     received_at INTEGER NOT NULL,
-    PRIMARY KEY (provider, event_id)
+    PRIMARY KEY (tenant, provider, event_id)
 ) STRICT, WITHOUT ROWID;
 
 CREATE TABLE domain_claims (

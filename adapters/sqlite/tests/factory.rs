@@ -31,7 +31,17 @@ async fn the_factory_builds_stores_on_a_file() {
     let adapter = SqliteStoreFactory::new().build(params).await.expect("build");
     assert_eq!(adapter.port(), PortKind::Store);
     let Adapter::Store(set) = adapter else { panic!("not a store set") };
-    assert!(set.webhooks.record("stripe", "evt_f", OffsetDateTime::now_utc()).await.expect("record"));
+    assert!(
+        set.webhooks
+            .record(
+                &commerce_ports::TenantId::new("acme").expect("tenant"),
+                "stripe",
+                "evt_f",
+                OffsetDateTime::now_utc()
+            )
+            .await
+            .expect("record")
+    );
     assert!(db.path().exists(), "the database file was not created");
 }
 

@@ -57,7 +57,9 @@ async fn webhook_record_on_two_store_sets_is_new_exactly_once() {
     let tasks: Vec<_> = (0..32)
         .map(|n| {
             let set = pick(n, &a, &b);
-            tokio::spawn(async move { set.webhooks.record("stripe", "evt_race", now).await })
+            tokio::spawn(async move {
+                set.webhooks.record(&TenantId::new("acme").expect("tenant"), "stripe", "evt_race", now).await
+            })
         })
         .collect();
     let mut fresh = 0;

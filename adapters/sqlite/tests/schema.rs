@@ -65,7 +65,12 @@ async fn data_survives_closing_and_reopening() {
             .await
             .expect("create");
         set.intents.update(authorized.clone(), 1, event.clone()).await.expect("update");
-        assert!(set.webhooks.record("stripe", "evt_1", now()).await.expect("record"));
+        assert!(
+            set.webhooks
+                .record(&TenantId::new("acme").expect("tenant"), "stripe", "evt_1", now())
+                .await
+                .expect("record")
+        );
         set.print_jobs.enqueue(job.clone()).await.expect("enqueue");
         set.pairings.put(Pairing::new(client.clone(), "hash-1", vec![printer.clone()], now())).await.expect("put");
     }
@@ -83,8 +88,13 @@ async fn data_survives_closing_and_reopening() {
     let events = set.intents.events(&tenant, &created.id).await.expect("events");
     assert_eq!(events.len(), 2);
     assert_eq!(events.get(1), Some(&event), "the event (detail and data) must come back verbatim");
-    assert!(set.webhooks.contains("stripe", "evt_1").await.expect("contains"));
-    assert!(!set.webhooks.record("stripe", "evt_1", now()).await.expect("record again"));
+    assert!(set.webhooks.contains(&TenantId::new("acme").expect("tenant"), "stripe", "evt_1").await.expect("contains"));
+    assert!(
+        !set.webhooks
+            .record(&TenantId::new("acme").expect("tenant"), "stripe", "evt_1", now())
+            .await
+            .expect("record again")
+    );
     assert_eq!(set.print_jobs.next(&printer).await.expect("next"), Some(job));
     let pairing = set.pairings.by_token_hash("hash-1").await.expect("by hash").expect("pairing");
     assert_eq!(pairing.devices, vec![printer]);

@@ -78,6 +78,26 @@ impl StripeGateway {
     }
 }
 
+/// Maps the answer to a mutating call that Stripe accepted (2xx). The action happened, so an answer this
+/// adapter cannot read (unknown status, unmapped currency) is `OutcomeUnknown` (retry with the same key or
+/// reconcile with `retrieve`), never `Unexpected`; the mapping error is kept as the source. Other errors
+/// (a refund Stripe reports as failed) pass through.
+fn after_action<T>(operation: &'static str, mapped: Result<T, PaymentError>) -> Result<T, PaymentError> {
+    mapped.map_err(|error| {
+        if error.kind() == ErrorKind::Unexpected {
+            PaymentError::new(
+                ErrorKind::OutcomeUnknown,
+                operation,
+                "Stripe accepted the request but its answer could not be mapped; retry with the same \
+                 idempotency key or reconcile with retrieve",
+            )
+            .with_source(error)
+        } else {
+            error
+        }
+    })
+}
+
 fn key(key: &IdempotencyKey) -> &str {
     // IdempotencyKey::MAX_LEN is 255, Stripe's limit, so the caller's key is always sent as it is.
     key.as_str()
@@ -134,7 +154,7 @@ impl PaymentGateway for StripeGateway {
             .add("metadata", &Value::Object(metadata));
         let intent: PaymentIntentDto =
             self.client.post(OP, &["v1", "payment_intents"], &form, key(&request.idempotency_key)).await?;
-        intent.snapshot(OP)
+        after_action(OP, intent.snapshot(OP))
     }
 
     async fn capture(&self, request: CaptureRequest) -> Result<ModificationResult, PaymentError> {
@@ -152,7 +172,7 @@ impl PaymentGateway for StripeGateway {
                 key(&request.idempotency_key),
             )
             .await?;
-        let currency = intent.money_currency(OP)?;
+        let currency = after_action(OP, intent.money_currency(OP))?;
         let reference = intent.charge_id().unwrap_or(&intent.id).to_owned();
         Ok(ModificationResult::new(
             reference,
@@ -172,7 +192,7 @@ impl PaymentGateway for StripeGateway {
             None => {}
         }
         let refund: RefundDto = self.client.post(OP, &["v1", "refunds"], &form, key(&request.idempotency_key)).await?;
-        refund.result(OP)
+        after_action(OP, refund.result(OP))
     }
 
     async fn void(&self, request: VoidRequest) -> Result<ModificationResult, PaymentError> {
@@ -189,7 +209,7 @@ impl PaymentGateway for StripeGateway {
                 key(&request.idempotency_key),
             )
             .await?;
-        let currency = intent.money_currency(OP)?;
+        let currency = after_action(OP, intent.money_currency(OP))?;
         Ok(ModificationResult::new(
             intent.id,
             ModificationStatus::Succeeded,

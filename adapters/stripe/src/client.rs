@@ -5,7 +5,8 @@
 //! 409, 424, 429 and 500-504 (unless `Stripe-Should-Retry: false`; `true` forces a retry), and when no
 //! complete answer arrived after the request may have been sent (timeout, reset, unreadable body). When such
 //! an ambiguous attempt happened and the retries run out without a definitive answer, a POST fails with
-//! `OutcomeUnknown`.
+//! `OutcomeUnknown`; so does a POST whose last answer is a 5xx (the result of a 500 is indeterminate, a
+//! 502/504 from a proxy says nothing), except a 503 with `Stripe-Should-Retry: false` (not processed).
 
 use std::time::Duration;
 

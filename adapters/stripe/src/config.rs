@@ -111,14 +111,24 @@ impl StripeConfig {
         }
     }
 
-    /// Points the gateway at another base URL (a simulator, a proxy). Only `http` and `https` URLs.
+    /// Points the gateway at another base URL (a simulator, a proxy). Only `http` and `https` URLs, without
+    /// credentials: the API key is the only credential sent, and userinfo (`https://user:pass@host`) would
+    /// end up in logs and error messages wherever the URL is shown.
     ///
     /// # Errors
-    /// `Configuration` naming the URL when it does not parse or has another scheme.
+    /// `Configuration` when the URL does not parse, has another scheme, or carries a username or password.
+    /// The message never repeats the URL (it may hold credentials).
     pub fn with_base_url(mut self, base_url: &str) -> Result<StripeConfig, PaymentError> {
-        let url = Url::parse(base_url).map_err(|e| config_error(format!("base_url `{base_url}` is not a URL: {e}")))?;
+        let url = Url::parse(base_url).map_err(|e| config_error(format!("base_url is not a URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(config_error(format!("base_url `{base_url}` must be an http or https URL")));
+            return Err(config_error("base_url must be an http or https URL".to_owned()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(config_error(
+                "base_url must not contain a username or password (userinfo before `@`); the API key is the only \
+                 credential, give it as `api_key`"
+                    .to_owned(),
+            ));
         }
         self.base_url = url;
         Ok(self)
@@ -162,7 +172,16 @@ mod tests {
         assert_eq!(config.base_url.as_str(), "https://api.stripe.com/");
         assert!(config.clone().with_base_url("ftp://example.com").is_err());
         assert!(config.clone().with_base_url("not a url").is_err());
-        assert!(config.with_base_url("http://127.0.0.1:1234").is_ok());
+        assert!(config.clone().with_base_url("http://127.0.0.1:1234").is_ok());
+        for url in
+            ["https://user:hunter2@api.example.com", "https://user@api.example.com", "https://:hunter2@h.example"]
+        {
+            let err = config.clone().with_base_url(url).err();
+            assert_eq!(err.as_ref().map(|e| e.kind()), Some(ErrorKind::Configuration), "{url}");
+            let text = format!("{err:?} {}", err.as_ref().map(ToString::to_string).unwrap_or_default());
+            assert!(text.contains("username or password"), "{text}");
+            assert!(!text.contains("hunter2") && !text.contains("user@") && !text.contains("example"), "{text}");
+        }
         assert_eq!(StripeConfig::new(Secret::new("")).err().map(|e| e.kind()), Some(ErrorKind::Configuration));
     }
 }

@@ -81,6 +81,18 @@ impl StripeFailure {
         matches!(self, StripeFailure::AfterSend(_) | StripeFailure::Malformed { .. })
     }
 
+    /// Whether this is a server-side (5xx) answer whose effect is indeterminate: Stripe says the result of a
+    /// 500 is unknown (and stores it under the key), and a 502/504 from a proxy says nothing about whether
+    /// Stripe acted. Only a 503 with `Stripe-Should-Retry: false` states that nothing was processed.
+    pub(crate) fn is_indeterminate_server_error(&self) -> bool {
+        match self {
+            StripeFailure::Api { status, should_retry, .. } => {
+                (500..=599).contains(status) && !(*status == 503 && *should_retry == Some(false))
+            }
+            _ => false,
+        }
+    }
+
     /// The provider's hint on when to retry.
     pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -94,7 +106,8 @@ impl StripeFailure {
 ///
 /// `mutating` is true for POSTs; `maybe_processed` when any attempt may have been acted on; `attempts` how
 /// many were made. A transient last failure after a possibly processed attempt of a mutating call is
-/// `OutcomeUnknown` (retry with the same key), never a plain failure.
+/// `OutcomeUnknown` (retry with the same key), never a plain failure; so is a mutating call whose last answer
+/// is an indeterminate 5xx (see [`StripeFailure::is_indeterminate_server_error`]).
 pub(crate) fn to_payment_error(
     operation: &'static str,
     failure: StripeFailure,
@@ -113,6 +126,26 @@ pub(crate) fn to_payment_error(
             ),
         )
         .with_source(failure);
+    }
+    if mutating && failure.is_indeterminate_server_error() {
+        let code = match &failure {
+            StripeFailure::Api { error, .. } => error.code.clone().or_else(|| error.kind.clone()),
+            _ => None,
+        };
+        let error = PaymentError::new(
+            ErrorKind::OutcomeUnknown,
+            operation,
+            format!(
+                "the result is indeterminate after {attempts} attempt(s) ({failure}); retry with the same \
+                 idempotency key or reconcile with retrieve"
+            ),
+        )
+        .with_retry(RetryClass::SameKeyOnly)
+        .with_source(failure);
+        return match code {
+            Some(code) => error.with_provider_code(code),
+            None => error,
+        };
     }
     let exhausted = attempts > 1 && failure.is_retryable();
     let error = match failure {
@@ -329,6 +362,33 @@ mod tests {
     }
 
     #[test]
+    fn a_final_5xx_on_a_post_is_outcome_unknown_unless_a_503_says_not_processed() {
+        let failure = |status, should_retry| StripeFailure::Api {
+            status,
+            error: ApiError::parse(br#"{"error":{"type":"api_error","message":"boom"}}"#),
+            retry_after: None,
+            should_retry,
+        };
+        for (status, should_retry) in
+            [(500, None), (500, Some(false)), (502, None), (504, None), (503, None), (503, Some(true)), (505, None)]
+        {
+            let e = to_payment_error("capture", failure(status, should_retry), true, false, 3);
+            assert_eq!(
+                (e.kind(), e.retry(), e.provider_code()),
+                (ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly, Some("api_error")),
+                "{status} {should_retry:?}"
+            );
+            assert!(std::error::Error::source(&e).is_some());
+            let single = to_payment_error("capture", failure(status, should_retry), true, false, 1);
+            assert_eq!(single.kind(), ErrorKind::OutcomeUnknown, "{status} {should_retry:?}");
+            let read = to_payment_error("retrieve", failure(status, should_retry), false, false, 1);
+            assert_eq!(read.kind(), ErrorKind::Unavailable, "{status} {should_retry:?}");
+        }
+        let not_processed = to_payment_error("capture", failure(503, Some(false)), true, false, 1);
+        assert_eq!((not_processed.kind(), not_processed.retry()), (ErrorKind::Unavailable, RetryClass::Retryable));
+    }
+
+    #[test]
     fn retry_rules_follow_status_and_should_retry_header() {
         let failure = |status, should_retry| StripeFailure::Api {
             status,
@@ -344,7 +404,7 @@ mod tests {
         }
         assert!(!failure(503, Some(false)).is_retryable());
         assert!(failure(400, Some(true)).is_retryable());
-        let exhausted = to_payment_error("capture", failure(503, None), true, false, 3);
+        let exhausted = to_payment_error("retrieve", failure(503, None), false, false, 3);
         assert_eq!((exhausted.kind(), exhausted.retry()), (ErrorKind::Unavailable, RetryClass::Exhausted));
         let unknown = to_payment_error("capture", failure(503, None), true, true, 3);
         assert_eq!(unknown.kind(), ErrorKind::OutcomeUnknown);

@@ -208,6 +208,14 @@ mod tests {
             assert_eq!(err.as_ref().and_then(|e| e.param.clone()), Some(param.to_owned()), "{err:?}");
             assert!(!format!("{err:?}").contains("sk_test_x"));
         }
+        let with_userinfo = Params::new()
+            .with("api_key", key())
+            .with("base_url", ParamValue::Text("https://admin:hunter2@proxy.example".into()));
+        let err = StripeGatewayFactory::new().build(with_userinfo).await.err();
+        assert_eq!(err.as_ref().and_then(|e| e.param.clone()), Some("base_url".to_owned()), "{err:?}");
+        let text = format!("{err:?} {}", err.as_ref().map(ToString::to_string).unwrap_or_default());
+        assert!(text.contains("username or password"), "{text}");
+        assert!(!text.contains("hunter2") && !text.contains("admin") && !text.contains("proxy.example"), "{text}");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub(crate) fn parse_event(body: &[u8]) -> Result<WebhookEvent, WebhookError> {
     if let Some(object) = object {
         parsed.provider_reference = provider_reference(object);
         parsed.amount = amount(event_type, object);
+        // The gateway sends the merchant's reference as `metadata[reference]`; it finds the intent when the
+        // provider reference is not known yet (an authorization whose outcome was unknown).
+        parsed.merchant_reference = object
+            .get("metadata")
+            .and_then(|m| m.get("reference"))
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
     }
     Ok(parsed)
 }
@@ -326,13 +334,20 @@ impl RefundDto {
         let status = match self.status.as_str() {
             "succeeded" => ModificationStatus::Succeeded,
             "pending" | "requires_action" => ModificationStatus::Pending,
-            other => {
+            other @ ("failed" | "canceled") => {
                 return Err(PaymentError::new(
                     ErrorKind::Declined,
                     operation,
                     format!("refund `{}` ended with status `{other}`", self.id),
                 )
                 .with_provider_code(format!("refund_{other}")));
+            }
+            other => {
+                return Err(PaymentError::new(
+                    ErrorKind::Unexpected,
+                    operation,
+                    format!("refund `{}` has a status this adapter does not know: `{other}`", self.id),
+                ));
             }
         };
         Ok(ModificationResult::new(self.id.clone(), status, Money::from_minor(self.amount, currency)))
@@ -431,6 +446,8 @@ mod gateway_tests {
             Some((ModificationStatus::Pending, Money::from_minor(300, Currency::JPY)))
         );
         assert_eq!(refund("failed").result("refund").err().map(|e| e.kind()), Some(ErrorKind::Declined));
+        assert_eq!(refund("canceled").result("refund").err().map(|e| e.kind()), Some(ErrorKind::Declined));
+        assert_eq!(refund("mystery").result("refund").err().map(|e| e.kind()), Some(ErrorKind::Unexpected));
     }
 }
 
@@ -471,6 +488,15 @@ mod tests {
                 ("stripe", "evt_1", event_type)
             );
         }
+    }
+
+    #[test]
+    fn the_merchant_reference_comes_from_the_metadata_the_gateway_sends() {
+        let pi = json!({ "object": "payment_intent", "id": "pi_1", "amount": 100, "currency": "eur",
+                         "metadata": { "reference": "W-1001" } });
+        assert_eq!(event("payment_intent.succeeded", pi).merchant_reference.as_deref(), Some("W-1001"));
+        let bare = json!({ "object": "payment_intent", "id": "pi_2", "amount": 100, "currency": "eur" });
+        assert_eq!(event("payment_intent.succeeded", bare).merchant_reference, None);
     }
 
     #[test]

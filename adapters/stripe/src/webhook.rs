@@ -125,7 +125,8 @@ impl StripeWebhookVerifier {
         let joined = values.join(",");
         let header = SignatureHeader::parse(&joined)?;
 
-        let Some(expected) = tag(&self.secret, header.timestamp, &request.body) else {
+        // The signed string uses `t` exactly as sent (`t=0153...` signs "0153..."), not a re-formatted number.
+        let Some(expected) = tag(&self.secret, header.raw_timestamp, &request.body) else {
             return Err(WebhookError::new(
                 WebhookErrorKind::InvalidSecret,
                 "the Stripe signing secret cannot key HMAC-SHA256",
@@ -179,6 +180,8 @@ impl WebhookVerifier for StripeWebhookVerifier {
 #[derive(Debug)]
 struct SignatureHeader<'a> {
     timestamp: i64,
+    /// `t` exactly as it appears in the header (digits only): the text that was signed.
+    raw_timestamp: &'a str,
     /// Every `v1` value, in header order, undecoded.
     v1: Vec<&'a str>,
 }
@@ -208,25 +211,25 @@ impl<'a> SignatureHeader<'a> {
                     let Some(t) = parsed else {
                         return Err(malformed("`t` is not a unix timestamp in whole seconds".to_owned()));
                     };
-                    timestamp = Some(t);
+                    timestamp = Some((t, val));
                 }
                 SCHEME_V1 => v1.push(val),
                 // `v0` and schemes Stripe may add later are not verified here.
                 _ => {}
             }
         }
-        let Some(timestamp) = timestamp else {
+        let Some((timestamp, raw_timestamp)) = timestamp else {
             return Err(malformed("no `t` (timestamp) entry".to_owned()));
         };
-        Ok(SignatureHeader { timestamp, v1 })
+        Ok(SignatureHeader { timestamp, raw_timestamp, v1 })
     }
 }
 
-/// The HMAC-SHA256 tag of `"{timestamp}.{body}"`; `None` only if the key were refused, which HMAC never
-/// does (keys of any length are valid).
-fn tag(secret: &Secret, timestamp: i64, body: &[u8]) -> Option<[u8; TAG_LEN]> {
+/// The HMAC-SHA256 tag of `"{timestamp}.{body}"`, `timestamp` being the header's `t` text as sent; `None`
+/// only if the key were refused, which HMAC never does (keys of any length are valid).
+fn tag(secret: &Secret, timestamp: &str, body: &[u8]) -> Option<[u8; TAG_LEN]> {
     let mut mac = HmacSha256::new_from_slice(secret.expose().as_bytes()).ok()?;
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
     Some(mac.finalize().into_bytes().into())
@@ -244,7 +247,7 @@ fn tag(secret: &Secret, timestamp: i64, body: &[u8]) -> Option<[u8; TAG_LEN]> {
 /// assert!(header.starts_with("t=1700000000,v1="));
 /// ```
 pub fn sign(secret: &Secret, timestamp: i64, body: &[u8]) -> String {
-    match tag(secret, timestamp, body) {
+    match tag(secret, &timestamp.to_string(), body) {
         Some(tag) => format!("t={timestamp},{SCHEME_V1}={}", hex::encode(tag)),
         // Unreachable (HMAC accepts any key); a header without `v1` can never verify, so this fails safe.
         None => format!("t={timestamp}"),
@@ -260,6 +263,12 @@ mod tests {
         let header = SignatureHeader::parse("t=12, v1=aa ,v0=bb,v1=cc,v9=dd").ok();
         let header = header.as_ref().map(|h| (h.timestamp, h.v1.clone()));
         assert_eq!(header, Some((12, vec!["aa", "cc"])));
+    }
+
+    #[test]
+    fn the_raw_timestamp_text_is_kept() {
+        let header = SignatureHeader::parse("t=0012,v1=aa").ok();
+        assert_eq!(header.map(|h| (h.timestamp, h.raw_timestamp)), Some((12, "0012")));
     }
 
     #[test]

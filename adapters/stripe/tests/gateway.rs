@@ -140,16 +140,34 @@ async fn a_503_that_must_not_be_retried_is_unavailable_after_one_attempt() {
 }
 
 #[tokio::test]
-async fn persistent_5xx_before_processing_is_unavailable_with_retries_exhausted() {
+async fn persistent_5xx_on_a_post_is_outcome_unknown_as_the_client_cannot_tell_it_was_not_processed() {
     let sim = simulator().await;
     let gw = gateway(&sim);
     for _ in 0..3 {
         sim.inject_on("/v1/payment_intents", Fault::Unavailable { status: 500, should_retry: None });
     }
     let request = AuthorizeRequest::new(eur(100), TenderKind::Card, "pm_card_visa", "x", key("exhausted"));
-    let err = gw.authorize(request).await.err();
-    assert_eq!(err.as_ref().map(|e| (e.kind(), e.retry())), Some((ErrorKind::Unavailable, RetryClass::Exhausted)));
+    let err = gw.authorize(request.clone()).await.err();
+    assert_eq!(err.as_ref().map(|e| (e.kind(), e.retry())), Some((ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly)));
     assert_eq!(sim.processed_calls(), 0);
+    // The same-key retry the error asks for settles it.
+    assert_eq!(gw.authorize(request).await.map(|s| s.authorized).ok(), Some(eur(100)));
+    assert_eq!(sim.processed_calls(), 1);
+
+    // 502 and 504 (from a proxy) are as ambiguous as a 500; GETs stay Unavailable.
+    let reference = authorized(&gw, "gateway-5xx", 1_000).await;
+    for status in [502, 504] {
+        for _ in 0..3 {
+            sim.inject_on("/capture", Fault::Unavailable { status, should_retry: None });
+        }
+        let err = gw.capture(CaptureRequest::new(&reference, eur(1_000), key("gateway-5xx-capture"))).await.err();
+        assert_eq!(err.map(|e| (e.kind(), e.retry())), Some((ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly)));
+    }
+    for _ in 0..3 {
+        sim.inject_on(reference.clone(), Fault::Unavailable { status: 500, should_retry: None });
+    }
+    let read = gw.retrieve(&reference).await.err();
+    assert_eq!(read.map(|e| (e.kind(), e.retry())), Some((ErrorKind::Unavailable, RetryClass::Exhausted)));
 }
 
 #[tokio::test]
@@ -158,8 +176,10 @@ async fn a_stored_5xx_is_replayed_like_stripe_does() {
     let gw = gateway_with(&sim, sim.api_key(), 1);
     sim.inject_on("/v1/payment_intents", Fault::ApiError { status: 500, should_retry: Some(false) });
     let request = AuthorizeRequest::new(eur(100), TenderKind::Card, "pm_card_visa", "x", key("stored-500"));
-    assert_eq!(gw.authorize(request.clone()).await.err().map(|e| e.kind()), Some(ErrorKind::Unavailable));
-    assert_eq!(gw.authorize(request).await.err().map(|e| e.kind()), Some(ErrorKind::Unavailable), "replayed");
+    // Stripe: the result of a 500 is indeterminate, whatever `Stripe-Should-Retry` says.
+    let unknown = Some((ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly));
+    assert_eq!(gw.authorize(request.clone()).await.err().map(|e| (e.kind(), e.retry())), unknown);
+    assert_eq!(gw.authorize(request).await.err().map(|e| (e.kind(), e.retry())), unknown, "replayed");
 }
 
 #[tokio::test]
@@ -272,4 +292,48 @@ async fn a_wrong_api_key_is_an_authentication_error_that_never_shows_the_key() {
     assert!(!err.to_string().contains("wrong_and_secret"), "{err}");
     assert!(!format!("{err:?}").contains("wrong_and_secret"), "{err:?}");
     assert_eq!(sim.requests_received(), 1, "authentication failures are not retried");
+}
+
+#[tokio::test]
+async fn an_unmappable_answer_to_a_post_is_outcome_unknown_and_unexpected_for_reads() {
+    let sim = simulator().await;
+    let gw = gateway(&sim);
+    sim.inject_on("/v1/payment_intents", Fault::UnknownStatus);
+    let request = AuthorizeRequest::new(eur(800), TenderKind::Card, "pm_card_visa", "odd", key("odd-auth"));
+    let err = gw.authorize(request.clone()).await.err();
+    assert_eq!(err.as_ref().map(|e| (e.kind(), e.retry())), Some((ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly)));
+    assert!(err.as_ref().and_then(std::error::Error::source).is_some(), "the mapping error is kept");
+    assert_eq!(sim.processed_calls(), 1, "the authorization happened");
+    // The same-key retry gets Stripe's stored answer.
+    let snapshot = gw.authorize(request).await;
+    assert_eq!(snapshot.as_ref().map(|s| s.authorized).ok(), Some(eur(800)));
+    assert_eq!(sim.processed_calls(), 1);
+
+    let reference = snapshot.map(|s| s.provider_reference).unwrap_or_default();
+    sim.inject_on(reference.clone(), Fault::UnknownStatus);
+    assert_eq!(gw.retrieve(&reference).await.err().map(|e| e.kind()), Some(ErrorKind::Unexpected));
+}
+
+#[tokio::test]
+async fn a_capture_slower_than_the_client_timeout_is_captured_once_by_same_key_retries() {
+    let sim = simulator().await;
+    let gw = gateway(&sim);
+    let reference = authorized(&gw, "slow", 2_000).await;
+    // Longer than the client's request timeout: the first attempt times out while Stripe is still working.
+    sim.inject_on("/capture", Fault::Latency(CLIENT_TIMEOUT + Duration::from_millis(400)));
+    let request = CaptureRequest::new(&reference, eur(2_000), key("slow-capture"));
+    let mut outcome = gw.capture(request.clone()).await;
+    for _ in 0..10 {
+        match &outcome {
+            Err(e) if e.kind() == ErrorKind::OutcomeUnknown || e.kind() == ErrorKind::InProgress => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                outcome = gw.capture(request.clone()).await;
+            }
+            _ => break,
+        }
+    }
+    assert_eq!(outcome.map(|c| c.amount).ok(), Some(eur(2_000)));
+    assert_eq!(sim.processed_calls_on("/capture"), 1);
+    let view = gw.retrieve(&reference).await.ok();
+    assert_eq!(view.map(|v| (v.status, v.captured)), Some((ProviderPaymentStatus::Captured, eur(2_000))));
 }

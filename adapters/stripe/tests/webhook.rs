@@ -44,6 +44,23 @@ fn published_vector_verifies() {
 }
 
 #[test]
+fn the_signature_covers_the_raw_timestamp_text() {
+    use hmac::{Hmac, Mac};
+    // A `t` with a leading zero: the signed string is "01533204620.{body}", not the re-formatted number.
+    let raw_t = "01533204620";
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(VECTOR_SECRET.as_bytes()).expect("any key length");
+    mac.update(format!("{raw_t}.{VECTOR_PAYLOAD}").as_bytes());
+    let v1 = hex::encode(mac.finalize().into_bytes());
+    let header = format!("t={raw_t},v1={v1}");
+    let events = vector_verifier().verify(&request(&header, VECTOR_PAYLOAD), at(VECTOR_T));
+    assert_eq!(events.map(|e| e.len()).ok(), Some(1));
+    // A signature over the re-formatted number does not match what was sent as `t`.
+    let reformatted = format!("t={raw_t},v1={VECTOR_V1}");
+    let forged = vector_verifier().verify(&request(&reformatted, VECTOR_PAYLOAD), at(VECTOR_T));
+    assert_eq!(kind_of(forged), Some(WebhookErrorKind::NoValidSignature));
+}
+
+#[test]
 fn sign_reproduces_the_published_vector() {
     let header = sign(&Secret::new(VECTOR_SECRET), VECTOR_T, VECTOR_PAYLOAD.as_bytes());
     assert_eq!(header, format!("t={VECTOR_T},v1={VECTOR_V1}"));

@@ -147,6 +147,9 @@ impl PaymentIntentStore for InterleavingStore {
     ) -> Result<Option<PaymentIntent>, StoreError> {
         self.inner.find_by_provider_reference(tenant, provider, reference).await
     }
+    async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError> {
+        self.inner.find_by_reference(tenant, reference).await
+    }
     async fn list_by_status(
         &self,
         tenant: &TenantId,

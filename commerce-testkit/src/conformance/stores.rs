@@ -361,6 +361,43 @@ pub async fn intents_list_by_status(store: &dyn PaymentIntentStore, fx: &StoreFi
     Ok(())
 }
 
+/// Intents are found by merchant reference within the tenant, every match oldest first.
+pub async fn intents_find_by_reference(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "intents_find_by_reference";
+    let reference = fx.id(B, "order");
+    let mut expected = Vec::new();
+    // Created newest first, so an insertion-ordered answer is caught.
+    for (n, name) in ["b", "a"].iter().enumerate() {
+        let mut i = intent(fx, B, name)?;
+        i.reference.clone_from(&reference);
+        i.created_at = fx.now + Duration::seconds(10 - i64::try_from(n).unwrap_or(0));
+        i.updated_at = i.created_at;
+        step(
+            B,
+            "create",
+            store.create(i.clone(), IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization)).await,
+        )?;
+        expected.push(i.id.clone());
+    }
+    expected.reverse();
+    let unrelated = intent(fx, B, "c")?;
+    step(
+        B,
+        "create unrelated",
+        store.create(unrelated, IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization)).await,
+    )?;
+    let tenant = fx.tenant(B)?;
+    let found = step(B, "find by reference", store.find_by_reference(&tenant, &reference).await)?;
+    let ids: Vec<IntentId> = found.into_iter().map(|i| i.id).collect();
+    ensure!(B, ids == expected, "found {ids:?}, expected {expected:?} (oldest first)");
+    let none = step(B, "find unknown reference", store.find_by_reference(&tenant, &fx.id(B, "nope")).await)?;
+    ensure!(B, none.is_empty(), "an unknown reference found {none:?}");
+    let other = step(B, "tenant id", TenantId::new(fx.id(B, "other")))?;
+    let leaked = step(B, "find from another tenant", store.find_by_reference(&other, &reference).await)?;
+    ensure!(B, leaked.is_empty(), "another tenant found this tenant's intents: {leaked:?}");
+    Ok(())
+}
+
 /// Runs the payment intent store behaviours.
 pub async fn run_intents(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Report {
     let mut r = Report::default();
@@ -368,18 +405,26 @@ pub async fn run_intents(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> R
     r.record("intents_refuse_stale_and_duplicate_writes", intents_refuse_stale_and_duplicate_writes(store, fx).await);
     r.record("intents_concurrent_updates_one_wins", intents_concurrent_updates_one_wins(store, fx).await);
     r.record("intents_list_by_status", intents_list_by_status(store, fx).await);
+    r.record("intents_find_by_reference", intents_find_by_reference(store, fx).await);
     r
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // Webhook ids
 
-/// A webhook id is new once; concurrent records of one id give exactly one `true`.
+/// A webhook id is new once per tenant; concurrent records of one id give exactly one `true`; the same
+/// (provider, event id) is new for another tenant and for another provider.
 pub async fn webhooks_deduplicate(store: &dyn WebhookEventStore, fx: &StoreFixture) -> Outcome {
     const B: &str = "webhooks_deduplicate";
     let id = fx.id(B, "evt");
-    ensure!(B, !step(B, "contains", store.contains("stripe", &id).await)?, "an unrecorded id is reported as seen");
-    let results = join_all((0..16).map(|_| store.record("stripe", &id, fx.now))).await;
+    let tenant = fx.tenant(B)?;
+    let other = step(B, "tenant id", TenantId::new(fx.id(B, "other")))?;
+    ensure!(
+        B,
+        !step(B, "contains", store.contains(&tenant, "stripe", &id).await)?,
+        "an unrecorded id is reported as seen"
+    );
+    let results = join_all((0..16).map(|_| store.record(&tenant, "stripe", &id, fx.now))).await;
     let mut fresh = 0;
     for r in results {
         if step(B, "record", r)? {
@@ -387,10 +432,25 @@ pub async fn webhooks_deduplicate(store: &dyn WebhookEventStore, fx: &StoreFixtu
         }
     }
     ensure!(B, fresh == 1, "{fresh} of 16 concurrent records of one id were new");
-    ensure!(B, step(B, "contains", store.contains("stripe", &id).await)?, "a recorded id is not found");
+    ensure!(B, step(B, "contains", store.contains(&tenant, "stripe", &id).await)?, "a recorded id is not found");
     ensure!(
         B,
-        step(B, "record other provider", store.record("adyen", &id, fx.now).await)?,
+        !step(B, "contains for another tenant", store.contains(&other, "stripe", &id).await)?,
+        "one tenant's recorded id is reported as seen for another tenant"
+    );
+    ensure!(
+        B,
+        step(B, "record other tenant", store.record(&other, "stripe", &id, fx.now).await)?,
+        "ids are not scoped per tenant: another tenant's record of the same id was not new"
+    );
+    ensure!(
+        B,
+        step(B, "contains for the other tenant", store.contains(&other, "stripe", &id).await)?,
+        "the other tenant's recorded id is not found"
+    );
+    ensure!(
+        B,
+        step(B, "record other provider", store.record(&tenant, "adyen", &id, fx.now).await)?,
         "ids are not scoped per provider"
     );
     Ok(())

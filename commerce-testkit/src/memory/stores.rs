@@ -192,6 +192,14 @@ impl PaymentIntentStore for MemoryPaymentIntentStore {
             .cloned())
     }
 
+    async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError> {
+        let inner = lock(&self.inner);
+        let mut found: Vec<PaymentIntent> =
+            inner.intents.values().filter(|i| &i.tenant == tenant && i.reference == reference).cloned().collect();
+        found.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        Ok(found)
+    }
+
     async fn list_by_status(
         &self,
         tenant: &TenantId,
@@ -209,20 +217,26 @@ impl PaymentIntentStore for MemoryPaymentIntentStore {
 
 // ---------------------------------------------------------------------------------------------------------
 
-/// In-memory [`WebhookEventStore`].
+/// In-memory [`WebhookEventStore`], keyed by (tenant, provider, event id).
 #[derive(Debug, Default)]
 pub struct MemoryWebhookEventStore {
-    seen: Mutex<HashSet<(String, String)>>,
+    seen: Mutex<HashSet<(TenantId, String, String)>>,
 }
 
 #[async_trait]
 impl WebhookEventStore for MemoryWebhookEventStore {
-    async fn record(&self, provider: &str, event_id: &str, _received_at: OffsetDateTime) -> Result<bool, StoreError> {
-        Ok(lock(&self.seen).insert((provider.to_owned(), event_id.to_owned())))
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        event_id: &str,
+        _received_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        Ok(lock(&self.seen).insert((tenant.clone(), provider.to_owned(), event_id.to_owned())))
     }
 
-    async fn contains(&self, provider: &str, event_id: &str) -> Result<bool, StoreError> {
-        Ok(lock(&self.seen).contains(&(provider.to_owned(), event_id.to_owned())))
+    async fn contains(&self, tenant: &TenantId, provider: &str, event_id: &str) -> Result<bool, StoreError> {
+        Ok(lock(&self.seen).contains(&(tenant.clone(), provider.to_owned(), event_id.to_owned())))
     }
 }
 

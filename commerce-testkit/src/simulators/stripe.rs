@@ -88,6 +88,9 @@ pub enum Fault {
     ConnectionReset,
     /// Process the request, then answer 200 with a body that is not JSON.
     MalformedBody,
+    /// Process the request, then answer its 2xx with the object's `status` replaced by one no client knows
+    /// (the answer stored under the idempotency key keeps the real status).
+    UnknownStatus,
 }
 
 /// A response before it is turned into HTTP.
@@ -425,16 +428,46 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     };
     let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let query_params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let key = if method == Method::POST { idempotency_key } else { None };
+
+    // Processing runs in a detached task: hyper drops this handler future when the client goes away (a
+    // client timeout), and that must not cancel a request half-way with its key left in flight forever.
+    // As at Stripe, a request that was received is processed to the end whatever the client does.
+    let processing = tokio::spawn(process(shared, fault, method, path, params, query_params, key));
+    match processing.await {
+        Ok(Processed::Early(answer)) => Ok(http_response(answer)),
+        Ok(Processed::Done(answer)) => after_processing(fault, answer).await,
+        Err(_) => Err(std::io::Error::other("simulator: processing task failed")),
+    }
+}
+
+/// The outcome of [`process`].
+enum Processed {
+    /// An answer sent as it is (an idempotency conflict or a key in use).
+    Early(Answer),
+    /// An answer (processed or replayed) that goes through [`after_processing`].
+    Done(Answer),
+}
+
+/// Idempotency, the injected latency and the API itself, for one received request.
+async fn process(
+    shared: Arc<Shared>,
+    fault: Option<Fault>,
+    method: Method,
+    path: String,
+    params: Vec<(String, String)>,
+    query_params: Vec<(String, String)>,
+    key: Option<String>,
+) -> Processed {
     let endpoint = format!("{method} {path}");
 
     // Idempotency (POST only, as at Stripe).
-    let key = if method == Method::POST { idempotency_key } else { None };
     let mut sorted = params.clone();
     sorted.sort();
     if let Some(key) = &key {
         let early = idempotency_check(&mut shared.lock(), key, &endpoint, sorted);
         if let Some(answer) = early {
-            return if answer.replayed { after_processing(fault, answer).await } else { Ok(http_response(answer)) };
+            return if answer.replayed { Processed::Done(answer) } else { Processed::Early(answer) };
         }
     }
 
@@ -469,7 +502,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         }
         answer
     };
-    after_processing(fault, answer).await
+    Processed::Done(answer)
 }
 
 /// Stripe's idempotency rules for a POST with `key`: an early answer (conflict, in use, replay), or `None`
@@ -512,6 +545,13 @@ async fn after_processing(fault: Option<Fault>, answer: Answer) -> Result<Respon
         Some(Fault::DropAfterProcessing) => Err(dropped()),
         Some(Fault::MalformedBody) => {
             Ok(http_response(Answer { status: 200, body: "{\"object\": \"payment_int".to_owned(), ..answer }))
+        }
+        Some(Fault::UnknownStatus) if (200..300).contains(&answer.status) => {
+            let mut body: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+            if let Some(object) = body.as_object_mut() {
+                object.insert("status".to_owned(), Value::String("simulator_unknown_status".to_owned()));
+            }
+            Ok(http_response(Answer { body: body.to_string(), ..answer }))
         }
         _ => Ok(http_response(answer)),
     }
