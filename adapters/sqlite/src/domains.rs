@@ -5,7 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use commerce_ports::stores::{ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping};
 use commerce_ports::{ChannelId, ErrorKind, StoreError, TenantId};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::types::ToSql;
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use time::OffsetDateTime;
 
 use crate::backend::{Database, immediate};
@@ -45,6 +46,23 @@ struct ClaimValues {
 }
 
 impl ClaimValues {
+    /// The values as `?1` to `?11` of the claim statements, so the upsert and the update bind alike.
+    fn columns(&self) -> [&dyn ToSql; 11] {
+        [
+            &self.hostname,
+            &self.tenant,
+            &self.channel,
+            &self.token,
+            &self.status,
+            &self.attempts,
+            &self.next_check_at,
+            &self.last_failure,
+            &self.version,
+            &self.created_at,
+            &self.updated_at,
+        ]
+    }
+
     fn new(op: &'static str, claim: DomainClaim) -> Result<ClaimValues, StoreError> {
         Ok(ClaimValues {
             status: enum_to_sql(op, "status", &claim.status)?,
@@ -136,21 +154,7 @@ impl DomainClaimStore for SqliteDomainClaimStore {
                          WHERE domain_claims.status NOT IN (?12, ?13)"
                     ))
                     .and_then(|mut s| {
-                        s.execute(params![
-                            v.hostname,
-                            v.tenant,
-                            v.channel,
-                            v.token,
-                            v.status,
-                            v.attempts,
-                            v.next_check_at,
-                            v.last_failure,
-                            v.version,
-                            v.created_at,
-                            v.updated_at,
-                            pending,
-                            verified
-                        ])
+                        s.execute(params_from_iter(v.columns().into_iter().chain([&pending as &dyn ToSql, &verified])))
                     })
                     .context(OP, || format!("storing the claim of `{}`", v.hostname))?;
                 if written == 0 {
@@ -190,20 +194,7 @@ impl DomainClaimStore for SqliteDomainClaimStore {
                          WHERE hostname = ?1 AND version = ?12",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![
-                            v.hostname,
-                            v.tenant,
-                            v.channel,
-                            v.token,
-                            v.status,
-                            v.attempts,
-                            v.next_check_at,
-                            v.last_failure,
-                            v.version,
-                            v.created_at,
-                            v.updated_at,
-                            expected
-                        ])
+                        s.execute(params_from_iter(v.columns().into_iter().chain([&expected as &dyn ToSql])))
                     })
                     .context(OP, || format!("updating the claim of `{}`", v.hostname))?
                 } else {

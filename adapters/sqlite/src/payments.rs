@@ -8,7 +8,8 @@ use commerce_ports::stores::{
     PaymentIntentStore, WebhookEventStore,
 };
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId, TenderKind};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::types::ToSql;
+use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use time::OffsetDateTime;
 
 use crate::backend::{Database, immediate};
@@ -60,21 +61,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 let outcome = if inserted == 1 {
                     IdempotencyBegin::Started { recovered: false }
                 } else {
-                    let (operation, fingerprint, response, held_until) = tx
-                        .prepare_cached(
-                            "SELECT operation, fingerprint, response, lease_until FROM idempotency_records
-                             WHERE tenant = ?1 AND key = ?2",
-                        )
-                        .and_then(|mut s| {
-                            s.query_row(params![tenant, key], |r| {
-                                Ok((
-                                    r.get::<_, String>(0)?,
-                                    r.get::<_, String>(1)?,
-                                    r.get::<_, Option<Vec<u8>>>(2)?,
-                                    r.get::<_, i64>(3)?,
-                                ))
-                            })
-                        })
+                    let (operation, fingerprint, response, held_until) = select_record(&tx, &tenant, &key)
                         .context(OP, || format!("reading idempotency record {row_key}"))?;
                     if operation != claim.operation || fingerprint != claim.fingerprint {
                         IdempotencyBegin::Conflict { operation }
@@ -167,22 +154,8 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         self.db
             .run(OP, move |conn| {
                 let row_key = idempotency_row_key(&tenant, &key);
-                let row = conn
-                    .prepare_cached(
-                        "SELECT operation, fingerprint, response, lease_until FROM idempotency_records
-                         WHERE tenant = ?1 AND key = ?2",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(params![tenant, key], |r| {
-                            Ok((
-                                r.get::<_, String>(0)?,
-                                r.get::<_, String>(1)?,
-                                r.get::<_, Option<Vec<u8>>>(2)?,
-                                r.get::<_, i64>(3)?,
-                            ))
-                        })
-                        .optional()
-                    })
+                let row = select_record(conn, &tenant, &key)
+                    .optional()
                     .context(OP, || format!("reading idempotency record {row_key}"))?;
                 let Some((operation, fingerprint, response, lease_until)) = row else {
                     return Ok(None);
@@ -221,6 +194,17 @@ impl SqlitePaymentIntentStore {
 
 const INTENT_COLUMNS: &str = "tenant, id, channel, tender, status, currency, amount_minor, authorized_minor, \
      captured_minor, refunded_minor, provider, provider_reference, reference, version, created_at, updated_at";
+
+/// The stored columns of one idempotency record: operation, fingerprint, response, lease_until.
+type StoredRecord = (String, String, Option<Vec<u8>>, i64);
+
+/// Reads one idempotency record (`QueryReturnedNoRows` when there is none).
+fn select_record(conn: &rusqlite::Connection, tenant: &dyn ToSql, key: &dyn ToSql) -> rusqlite::Result<StoredRecord> {
+    conn.prepare_cached(
+        "SELECT operation, fingerprint, response, lease_until FROM idempotency_records WHERE tenant = ?1 AND key = ?2",
+    )
+    .and_then(|mut s| s.query_row(params![tenant, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))))
+}
 
 /// A payment intent as column values, checked before any SQL runs.
 #[derive(Debug)]
@@ -275,6 +259,28 @@ impl IntentValues {
             created_at: time_to_sql(op, "created_at", intent.created_at)?,
             updated_at: time_to_sql(op, "updated_at", intent.updated_at)?,
         })
+    }
+
+    /// The values in the order of `INTENT_COLUMNS` (`?1` to `?16`), so the insert and the update bind alike.
+    fn columns(&self) -> [&dyn ToSql; 16] {
+        [
+            &self.tenant,
+            &self.id,
+            &self.channel,
+            &self.tender,
+            &self.status,
+            &self.currency,
+            &self.amount,
+            &self.authorized,
+            &self.captured,
+            &self.refunded,
+            &self.provider,
+            &self.provider_reference,
+            &self.reference,
+            &self.version,
+            &self.created_at,
+            &self.updated_at,
+        ]
     }
 
     fn row_key(&self) -> String {
@@ -459,26 +465,7 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                          ON CONFLICT (tenant, id) DO NOTHING"
                     ))
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            v.tenant,
-                            v.id,
-                            v.channel,
-                            v.tender,
-                            v.status,
-                            v.currency,
-                            v.amount,
-                            v.authorized,
-                            v.captured,
-                            v.refunded,
-                            v.provider,
-                            v.provider_reference,
-                            v.reference,
-                            v.version,
-                            v.created_at,
-                            v.updated_at
-                        ])
-                    })
+                    .and_then(|mut s| s.execute(params_from_iter(v.columns())))
                     .context(OP, || format!("inserting intent {}", v.row_key()))?;
                 if inserted == 0 {
                     return Err(StoreError::new(
@@ -542,25 +529,7 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
                          WHERE tenant = ?1 AND id = ?2 AND version = ?17",
                     )
                     .and_then(|mut s| {
-                        s.execute(params![
-                            v.tenant,
-                            v.id,
-                            v.channel,
-                            v.tender,
-                            v.status,
-                            v.currency,
-                            v.amount,
-                            v.authorized,
-                            v.captured,
-                            v.refunded,
-                            v.provider,
-                            v.provider_reference,
-                            v.reference,
-                            v.version,
-                            v.created_at,
-                            v.updated_at,
-                            expected
-                        ])
+                        s.execute(params_from_iter(v.columns().into_iter().chain([&expected as &dyn ToSql])))
                     })
                     .context(OP, || format!("updating intent {}", v.row_key()))?;
                 if updated == 0 {
