@@ -9,6 +9,9 @@
 //!   delivery (body from stdin without `--body`); exit 0 with one JSON event per line, 1 with
 //!   `{"error":{"kind","message"}}`, 2 on usage errors. `--secret-env` / `--secret-file` keep a real secret
 //!   out of the process list and shell history; `--secret` is for test secrets.
+//! - `commerce payments authorize|capture|refund|void|show --config FILE --tenant T --channel C ...`: payment
+//!   intent operations against the configuration's `[store]` and gateways; exit 0 with the intent as one JSON
+//!   object, 1 with `{"error":{"kind","message"}}`, 2 on usage errors (see `payments.rs`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,13 +23,14 @@ use commerce_ports::factory::PortKind;
 use commerce_ports::{ConditionStatus, SystemClock};
 use time::format_description::well_known::Rfc3339;
 
+mod payments;
 mod webhook;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "commerce",
     version,
-    about = "Operate commerce integrations: check configuration, inspect adapters, verify webhooks"
+    about = "Operate commerce integrations: check configuration, inspect adapters, verify webhooks, operate payments"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -54,6 +58,13 @@ enum Command {
     Webhook {
         #[command(subcommand)]
         command: WebhookCommand,
+    },
+    /// Payment intents: authorize, capture, refund, void, show. Each prints the intent as one JSON object
+    /// (exit 0) or `{"error":{"kind":...,"message":...}}` (exit 1). State lives in the configuration's
+    /// `[store]`; a `memory` store does not survive the command.
+    Payments {
+        #[command(subcommand)]
+        command: payments::PaymentsCommand,
     },
 }
 
@@ -119,6 +130,7 @@ async fn main() -> ExitCode {
         Command::Params { adapter, port } => params(&adapter, port.as_deref()),
         Command::Adapters => adapters(),
         Command::Webhook { command: WebhookCommand::Verify(args) } => webhook::verify(args),
+        Command::Payments { command } => payments::run(command).await,
     }
 }
 

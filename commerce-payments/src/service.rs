@@ -10,7 +10,8 @@ use commerce_ports::payment::{
     PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
 };
 use commerce_ports::stores::{
-    IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, PaymentIntent, PaymentIntentStore, StoreSet,
+    IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, IntentSnapshot, IntentUpdate, KeyResolution,
+    PaymentIntent, PaymentIntentStore, PaymentLedger, SplitLedger, StoreSet,
 };
 use commerce_ports::{
     ChannelId, Clock, ErrorKind, IdempotencyKey, IntentId, Money, PaymentError, RetryClass, TenantId,
@@ -110,6 +111,7 @@ pub struct Payments {
 struct Inner {
     intents: Arc<dyn PaymentIntentStore>,
     idempotency: Arc<dyn IdempotencyStore>,
+    ledger: Arc<dyn PaymentLedger>,
     clock: Arc<dyn Clock>,
     lease: Duration,
 }
@@ -119,6 +121,7 @@ impl fmt::Debug for Payments {
         f.debug_struct("Payments")
             .field("intents", &self.inner.intents)
             .field("idempotency", &self.inner.idempotency)
+            .field("ledger", &self.inner.ledger)
             .field("clock", &self.inner.clock)
             .field("lease", &self.inner.lease)
             .finish()
@@ -126,19 +129,39 @@ impl fmt::Debug for Payments {
 }
 
 /// What claiming the idempotency key gave.
-#[expect(clippy::large_enum_variant, reason = "a short-lived local; boxing buys nothing")]
 enum Claim {
-    Proceed,
+    /// The caller holds the key; the intent, if it exists (created by the claim when asked).
+    Proceed(Option<IntentSnapshot>),
     Replay(Result<PaymentIntent, PaymentsError>),
 }
 
 /// How an operation ends for its idempotency key.
-#[expect(clippy::large_enum_variant, reason = "a short-lived local; boxing buys nothing")]
 enum Outcome {
     /// Certain: store it as the key's outcome.
     Done(Result<PaymentIntent, PaymentsError>),
     /// Nothing certain happened, or the answer is unknown: release the key so a retry runs again.
     Release(PaymentsError),
+    /// The key was resolved (completed or released) together with the intent's update.
+    Resolved(Result<PaymentIntent, PaymentsError>),
+}
+
+/// How [`Payments::persist`] resolves the idempotency key together with the intent's update.
+#[derive(Clone, Copy)]
+enum Resolve<'a> {
+    /// Complete the key with the updated intent.
+    Ok,
+    /// Complete the key with this error.
+    Err(&'a PaymentsError),
+    /// Release the key.
+    Release,
+}
+
+/// The key an operation holds, and how to resolve it.
+#[derive(Clone, Copy)]
+struct HeldKey<'a> {
+    tenant: &'a TenantId,
+    key: &'a IdempotencyKey,
+    resolve: Resolve<'a>,
 }
 
 impl Outcome {
@@ -166,11 +189,14 @@ enum Settlement {
 }
 
 impl Settlement {
-    fn into_outcome(self) -> Outcome {
-        match self {
-            Settlement::Applied(intent) => Outcome::Done(Ok(intent)),
-            Settlement::Refused { error, .. } => Outcome::Done(Err(error)),
-            Settlement::Unsettled(error) => Outcome::Release(error),
+    /// The outcome for the key; `resolved` when the key was resolved with the intent's update.
+    fn into_outcome(self, resolved: bool) -> Outcome {
+        match (self, resolved) {
+            (Settlement::Applied(intent), true) => Outcome::Resolved(Ok(intent)),
+            (Settlement::Refused { error, .. } | Settlement::Unsettled(error), true) => Outcome::Resolved(Err(error)),
+            (Settlement::Applied(intent), false) => Outcome::Done(Ok(intent)),
+            (Settlement::Refused { error, .. }, false) => Outcome::Done(Err(error)),
+            (Settlement::Unsettled(error), false) => Outcome::Release(error),
         }
     }
 }
@@ -334,12 +360,13 @@ impl Payments {
         idempotency: Arc<dyn IdempotencyStore>,
         clock: Arc<dyn Clock>,
     ) -> Payments {
-        Payments { inner: Arc::new(Inner { intents, idempotency, clock, lease: Payments::DEFAULT_LEASE }) }
+        let ledger: Arc<dyn PaymentLedger> = Arc::new(SplitLedger::new(intents.clone(), idempotency.clone()));
+        Payments { inner: Arc::new(Inner { intents, idempotency, ledger, clock, lease: Payments::DEFAULT_LEASE }) }
     }
 
     /// A service over the intent and idempotency stores of a [`StoreSet`].
     pub fn from_stores(stores: &StoreSet, clock: Arc<dyn Clock>) -> Payments {
-        Payments::new(stores.intents.clone(), stores.idempotency.clone(), clock)
+        Payments::new(stores.intents.clone(), stores.idempotency.clone(), clock).with_ledger(stores.ledger.clone())
     }
 
     /// Sets the idempotency lease: how long a caller owns a key; after it, a caller with the same key takes
@@ -350,8 +377,26 @@ impl Payments {
             inner: Arc::new(Inner {
                 intents: i.intents.clone(),
                 idempotency: i.idempotency.clone(),
+                ledger: i.ledger.clone(),
                 clock: i.clock.clone(),
                 lease,
+            }),
+        }
+    }
+
+    /// Uses `ledger` for the two store calls of every operation (claim, then commit). It must work on the
+    /// same intents and idempotency records as the service's stores: pass the ledger of the same database
+    /// (`SqliteStores::ledger`, `PostgresStores::ledger`), which makes each call one transaction. Without
+    /// it the service composes its two stores ([`SplitLedger`]).
+    pub fn with_ledger(self, ledger: Arc<dyn PaymentLedger>) -> Payments {
+        let i = &self.inner;
+        Payments {
+            inner: Arc::new(Inner {
+                intents: i.intents.clone(),
+                idempotency: i.idempotency.clone(),
+                ledger,
+                clock: i.clock.clone(),
+                lease: i.lease,
             }),
         }
     }
@@ -400,10 +445,46 @@ impl Payments {
         };
         let fingerprint = fingerprint(OP, &params)?;
         let tenant = payment.tenant.clone();
-        if let Claim::Replay(result) = self.claim(&tenant, key, OP, &fingerprint).await? {
-            return result;
-        }
-        let outcome = self.authorize_claimed(gateway, provider, &payment, key, fingerprint).await;
+        let id = intent_id_for(&tenant, key)?;
+        let caps = gateway.capabilities();
+        let prepared = validate_new_payment(provider, &payment, &caps)
+            .and_then(|()| provider_key(&tenant, key, caps.max_idempotency_key_len))
+            .and_then(|pk| {
+                let call = ProviderCall::new(OP, pk.as_str(), fingerprint.clone());
+                let intent = PaymentIntent::new(
+                    id.clone(),
+                    tenant.clone(),
+                    payment.channel.clone(),
+                    payment.tender,
+                    payment.amount,
+                    provider,
+                    payment.reference.clone(),
+                    self.inner.clock.now(),
+                );
+                let params = AuthorizeParams::new(call.clone(), payment.payment_method.clone(), payment.capture_method);
+                let Transition { intent, event } = state::creation(intent, params)?;
+                Ok((call, (intent, event)))
+            });
+        let (call, create) = match prepared {
+            Ok((call, create)) => (call, create),
+            Err(invalid) => {
+                // Refused before anything was created or sent; the refusal is the key's stored outcome.
+                return match self.claim(&tenant, key, OP, &fingerprint, &id, None).await? {
+                    Claim::Replay(result) => result,
+                    Claim::Proceed(_) => self.finish(&tenant, key, Outcome::Done(Err(invalid))).await,
+                };
+            }
+        };
+        let snapshot = match self.claim(&tenant, key, OP, &fingerprint, &id, Some(create)).await? {
+            Claim::Replay(result) => return result,
+            Claim::Proceed(Some(snapshot)) => snapshot,
+            Claim::Proceed(None) => {
+                let error = PaymentsError::new(ErrorKind::Unexpected, OP, format!("the store did not create `{id}`"))
+                    .with_intent(id.clone());
+                return self.finish(&tenant, key, Outcome::Release(error)).await;
+            }
+        };
+        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, call).await;
         self.finish(&tenant, key, outcome).await
     }
 
@@ -525,14 +606,14 @@ impl Payments {
             )
             .with_capture_method(params.capture_method);
             let answer = gateway.authorize(request).await;
-            return match self.settle_authorization(current, history, &pending.call, answer).await {
+            return match self.settle_authorization(current, history, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
                 Settlement::Unsettled(error) => Err(error),
             };
         };
         let snapshot =
             gateway.retrieve(&reference).await.map_err(|e| PaymentsError::from_gateway(OP, Some(intent), e))?;
-        self.persist(OP, current, history, |i, h, now| state::apply_snapshot(i, h, &snapshot, now)).await
+        self.persist(OP, current, history, None, |i, h, now| state::apply_snapshot(i, h, &snapshot, now)).await
     }
 
     // -----------------------------------------------------------------------------------------------------
@@ -540,26 +621,13 @@ impl Payments {
     async fn authorize_claimed(
         &self,
         gateway: &dyn PaymentGateway,
-        provider: &str,
         payment: &NewPayment,
         key: &IdempotencyKey,
-        fingerprint: String,
+        snapshot: IntentSnapshot,
+        call: ProviderCall,
     ) -> Outcome {
-        const OP: Operation = Operation::Authorize;
-        let caps = gateway.capabilities();
-        let tenant = &payment.tenant;
-        let prepared = validate_new_payment(provider, payment, &caps)
-            .and_then(|()| provider_key(tenant, key, caps.max_idempotency_key_len))
-            .and_then(|pk| intent_id_for(tenant, key).map(|id| (pk, id)));
-        let (pk, id) = match prepared {
-            Ok(x) => x,
-            Err(e) => return Outcome::Done(Err(e)),
-        };
-        let call = ProviderCall::new(OP, pk.as_str(), fingerprint);
-        let (intent, history) = match self.load_or_create(provider, payment, &id, &call).await {
-            Ok(x) => x,
-            Err(e) => return Outcome::Release(e),
-        };
+        let IntentSnapshot { intent, history, .. } = snapshot;
+        let id = intent.id.clone();
         let call = match state::admit_authorize(&intent, &history, &call) {
             Ok(Admission::Send(call)) => call,
             Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
@@ -578,58 +646,35 @@ impl Payments {
         )
         .with_capture_method(payment.capture_method);
         let answer = gateway.authorize(request).await;
-        self.settle_authorization(intent, history, &call, answer).await.into_outcome()
+        let tenant = payment.tenant.clone();
+        let (settlement, resolved) =
+            self.settle_authorization(intent, history, &call, answer, Some((&tenant, key))).await;
+        settlement.into_outcome(resolved)
     }
 
-    async fn load_or_create(
-        &self,
-        provider: &str,
-        payment: &NewPayment,
-        id: &IntentId,
-        call: &ProviderCall,
-    ) -> Result<(PaymentIntent, Vec<IntentEvent>), PaymentsError> {
-        const OP: Operation = Operation::Authorize;
-        match self.load(OP, &payment.tenant, id).await {
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            other => return other,
-        }
-        let intent = PaymentIntent::new(
-            id.clone(),
-            payment.tenant.clone(),
-            payment.channel.clone(),
-            payment.tender,
-            payment.amount,
-            provider,
-            payment.reference.clone(),
-            self.inner.clock.now(),
-        );
-        let params = AuthorizeParams::new(call.clone(), payment.payment_method.clone(), payment.capture_method);
-        let Transition { intent, event } = state::creation(intent, params)?;
-        match self.inner.intents.create(intent.clone(), event.clone()).await {
-            Ok(()) => Ok((intent, vec![event])),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => self.load(OP, &payment.tenant, id).await,
-            Err(e) => Err(PaymentsError::from_store(OP, Some(id), e)),
-        }
-    }
-
+    /// Records an authorization's answer; with `key`, resolves the key in the same store call and says so.
     async fn settle_authorization(
         &self,
         intent: PaymentIntent,
         history: Vec<IntentEvent>,
         call: &ProviderCall,
         answer: Result<PaymentSnapshot, PaymentError>,
-    ) -> Settlement {
+        key: Option<(&TenantId, &IdempotencyKey)>,
+    ) -> (Settlement, bool) {
         const OP: Operation = Operation::Authorize;
         let id = intent.id.clone();
         let amount = intent.amount;
+        let held = |resolve| key.map(|(tenant, key)| HeldKey { tenant, key, resolve });
         match answer {
             Ok(snapshot) => {
                 match self
-                    .persist(OP, intent, history, |i, h, now| state::apply_authorization(i, h, call, &snapshot, now))
+                    .persist(OP, intent, history, held(Resolve::Ok), |i, h, now| {
+                        state::apply_authorization(i, h, call, &snapshot, now)
+                    })
                     .await
                 {
-                    Ok(intent) => Settlement::Applied(intent),
-                    Err(e) => Settlement::Unsettled(recording_failed(OP, &id, e)),
+                    Ok(intent) => (Settlement::Applied(intent), key.is_some()),
+                    Err(e) => (Settlement::Unsettled(recording_failed(OP, &id, e)), false),
                 }
             }
             Err(answer) => {
@@ -638,23 +683,24 @@ impl Payments {
                     Certainty::Unknown => {
                         let message = error.message().to_owned();
                         // Whether or not this is recorded, the outcome is unknown to the caller.
-                        let _ = self
-                            .persist(OP, intent, history, |i, h, now| {
+                        let recorded = self
+                            .persist(OP, intent, history, held(Resolve::Release), |i, h, now| {
                                 state::apply_unknown(i, h, call, Some(amount), false, &message, now)
                             })
-                            .await;
-                        Settlement::Unsettled(error.with_retry(RetryClass::SameKeyOnly))
+                            .await
+                            .is_ok();
+                        (Settlement::Unsettled(error.with_retry(RetryClass::SameKeyOnly)), recorded && key.is_some())
                     }
-                    Certainty::NothingHappened => Settlement::Unsettled(error),
+                    Certainty::NothingHappened => (Settlement::Unsettled(error), false),
                     Certainty::Certain => {
                         match self
-                            .persist(OP, intent, history, |i, h, now| {
+                            .persist(OP, intent, history, held(Resolve::Err(&error)), |i, h, now| {
                                 state::apply_authorization_refused(i, h, call, &error, now)
                             })
                             .await
                         {
-                            Ok(intent) => Settlement::Refused { intent, error },
-                            Err(e) => Settlement::Unsettled(recording_failed(OP, &id, e)),
+                            Ok(intent) => (Settlement::Refused { intent, error }, key.is_some()),
+                            Err(e) => (Settlement::Unsettled(recording_failed(OP, &id, e)), false),
                         }
                     }
                 }
@@ -672,32 +718,39 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         let op = command.operation();
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
-        if let Claim::Replay(result) = self.claim(tenant, key, op, &fingerprint).await? {
-            return result;
-        }
-        let outcome = self.modify_claimed(gateway, tenant, intent, command, key, fingerprint).await;
+        let snapshot = match self.claim(tenant, key, op, &fingerprint, intent, None).await? {
+            Claim::Replay(result) => return result,
+            Claim::Proceed(snapshot) => snapshot,
+        };
+        let outcome = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint).await;
         self.finish(tenant, key, outcome).await
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the parts of one claimed operation")]
     async fn modify_claimed(
         &self,
         gateway: &dyn PaymentGateway,
         tenant: &TenantId,
         id: &IntentId,
+        snapshot: Option<IntentSnapshot>,
         command: Command,
         key: &IdempotencyKey,
         fingerprint: String,
     ) -> Outcome {
         let op = command.operation();
         let caps = gateway.capabilities();
+        let held = |resolve| Some(HeldKey { tenant, key, resolve });
         let call = match provider_key(tenant, key, caps.max_idempotency_key_len) {
             Ok(pk) => ProviderCall::new(op, pk.as_str(), fingerprint),
             Err(e) => return Outcome::Done(Err(PaymentsError::new(e.kind(), op, e.message()).with_intent(id.clone()))),
         };
-        let (intent, history) = match self.load(op, tenant, id).await {
-            Ok(x) => x,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Outcome::Done(Err(e)),
-            Err(e) => return Outcome::Release(e),
+        let Some(IntentSnapshot { intent, history, .. }) = snapshot else {
+            return Outcome::Done(Err(PaymentsError::new(
+                ErrorKind::NotFound,
+                op,
+                format!("no intent `{id}` for tenant `{tenant}`"),
+            )
+            .with_intent(id.clone())));
         };
         let modification = match state::admit_modification(&intent, &history, &call, command) {
             Ok(Admission::Send(m)) => m,
@@ -736,21 +789,27 @@ impl Payments {
                     Certainty::Unknown => {
                         let message = error.message().to_owned();
                         let (amount, final_capture) = (modification.amount(), modification.final_capture());
+                        let error = error.with_retry(RetryClass::SameKeyOnly);
                         // Whether or not this is recorded, the outcome is unknown to the caller.
-                        let _ = self
-                            .persist(op, intent, history, |i, h, now| {
+                        match self
+                            .persist(op, intent, history, held(Resolve::Release), |i, h, now| {
                                 state::apply_unknown(i, h, &call, amount, final_capture, &message, now)
                             })
-                            .await;
-                        Outcome::Release(error.with_retry(RetryClass::SameKeyOnly))
+                            .await
+                        {
+                            Ok(_) => Outcome::Resolved(Err(error)),
+                            Err(_) => Outcome::Release(error),
+                        }
                     }
                     Certainty::NothingHappened => Outcome::Release(error),
                     Certainty::Certain => {
                         match self
-                            .persist(op, intent, history, |i, h, now| state::apply_refusal(i, h, &call, &error, now))
+                            .persist(op, intent, history, held(Resolve::Err(&error)), |i, h, now| {
+                                state::apply_refusal(i, h, &call, &error, now)
+                            })
                             .await
                         {
-                            Ok(_) => Outcome::Done(Err(error)),
+                            Ok(_) => Outcome::Resolved(Err(error)),
                             Err(e) => Outcome::Release(recording_failed(op, id, e)),
                         }
                     }
@@ -758,12 +817,12 @@ impl Payments {
             }
         };
         match self
-            .persist(op, intent, history, |i, h, now| {
+            .persist(op, intent, history, held(Resolve::Ok), |i, h, now| {
                 state::apply_modification(i, h, &call, &modification, &result, now)
             })
             .await
         {
-            Ok(intent) => Outcome::Done(Ok(intent)),
+            Ok(intent) => Outcome::Resolved(Ok(intent)),
             Err(e) => Outcome::Release(recording_failed(op, id, e)),
         }
     }
@@ -777,6 +836,8 @@ impl Payments {
         key: &IdempotencyKey,
         op: Operation,
         fingerprint: &str,
+        intent: &IntentId,
+        create: Option<(PaymentIntent, IntentEvent)>,
     ) -> Result<Claim, PaymentsError> {
         let now = self.inner.clock.now();
         let lease_until = time::Duration::try_from(self.inner.lease)
@@ -784,14 +845,14 @@ impl Payments {
             .and_then(|lease| now.checked_add(lease))
             .unwrap_or(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT));
         let claim = IdempotencyClaim::new(op.as_str(), fingerprint, now, lease_until);
-        let begun = self
+        let claimed = self
             .inner
-            .idempotency
-            .begin(tenant, key, claim)
+            .ledger
+            .claim(tenant, key, claim, intent, create)
             .await
             .map_err(|e| PaymentsError::from_store(op, None, e))?;
-        match begun {
-            IdempotencyBegin::Started { .. } => Ok(Claim::Proceed),
+        match claimed.begin {
+            IdempotencyBegin::Started { .. } => Ok(Claim::Proceed(claimed.intent)),
             IdempotencyBegin::Completed(bytes) => Ok(Claim::Replay(decode_outcome(op, &bytes))),
             IdempotencyBegin::InProgress => Err(PaymentsError::new(
                 ErrorKind::InProgress,
@@ -836,6 +897,7 @@ impl Payments {
                 let _ = self.inner.idempotency.release(tenant, key).await;
                 Err(error)
             }
+            Outcome::Resolved(result) => result,
         }
     }
 
@@ -860,11 +922,15 @@ impl Payments {
 
     /// Applies a transition and stores it; on a version conflict reloads and re-applies once (the state
     /// functions recognise an answer that is already reflected).
+    ///
+    /// With `held`, the idempotency key is resolved in the same store call as the update (or alone when the
+    /// transition changes nothing); the key is then resolved exactly when this returns `Ok`.
     async fn persist<F>(
         &self,
         op: Operation,
         intent: PaymentIntent,
         history: Vec<IntentEvent>,
+        held: Option<HeldKey<'_>>,
         apply: F,
     ) -> Result<PaymentIntent, PaymentsError>
     where
@@ -876,11 +942,26 @@ impl Payments {
         let (mut intent, mut history) = (intent, history);
         let mut reloaded = false;
         loop {
-            let Some(Transition { intent: next, event }) = apply(&intent, &history, self.inner.clock.now())? else {
-                return Ok(intent);
+            let transition = apply(&intent, &history, self.inner.clock.now())?;
+            let written = match (held, transition) {
+                (None, None) => return Ok(intent),
+                (None, Some(Transition { intent: next, event })) => {
+                    self.inner.intents.update(next.clone(), intent.version, event).await.map(|()| next)
+                }
+                (Some(held), transition) => {
+                    let (next, update) = match transition {
+                        Some(Transition { intent: next, event }) => {
+                            let update = IntentUpdate::new(next.clone(), intent.version, event);
+                            (next, Some(update))
+                        }
+                        None => (intent.clone(), None),
+                    };
+                    let resolution = resolution(op, &next, held.resolve)?;
+                    self.inner.ledger.commit(held.tenant, held.key, update, resolution).await.map(|()| next)
+                }
             };
-            match self.inner.intents.update(next.clone(), intent.version, event).await {
-                Ok(()) => return Ok(next),
+            match written {
+                Ok(next) => return Ok(next),
                 Err(e) if e.kind() == ErrorKind::Conflict && !reloaded => {
                     reloaded = true;
                     (intent, history) = self.load(op, &tenant, &id).await?;
@@ -889,6 +970,19 @@ impl Payments {
             }
         }
     }
+}
+
+/// The key's resolution for a persisted intent.
+fn resolution(op: Operation, intent: &PaymentIntent, resolve: Resolve<'_>) -> Result<KeyResolution, PaymentsError> {
+    let stored = match resolve {
+        Resolve::Release => return Ok(KeyResolution::Release),
+        Resolve::Ok => serde_json::to_vec(&StoredOutcome::Ok(intent.clone())),
+        Resolve::Err(error) => serde_json::to_vec(&StoredOutcome::Err(error.to_stored())),
+    };
+    stored.map(KeyResolution::Complete).map_err(|e| {
+        PaymentsError::new(ErrorKind::Unexpected, op, format!("cannot encode the outcome: {e}"))
+            .with_intent(intent.id.clone())
+    })
 }
 
 fn decode_outcome(op: Operation, bytes: &[u8]) -> Result<PaymentIntent, PaymentsError> {

@@ -335,6 +335,9 @@ impl WebhookVerifier for MerchantReferenceVerifier {
             })
             .collect())
     }
+    fn authenticate(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<(), WebhookError> {
+        self.0.authenticate(request, now)
+    }
     fn ack(&self) -> WebhookAck {
         self.0.ack()
     }

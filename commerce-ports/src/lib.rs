@@ -24,6 +24,7 @@ pub use secret::{Secret, constant_time_eq};
 pub mod certificate;
 pub mod dns;
 pub mod factory;
+pub mod offline_queue;
 pub mod peripherals;
 pub mod replication;
 pub mod route;
@@ -35,14 +36,15 @@ pub mod webhook;
 
 pub use certificate::CertificateIssuer;
 pub use dns::DnsResolver;
+pub use offline_queue::OfflineQueueStore;
 pub use payment::{PaymentGateway, TenderKind};
 pub use peripherals::{CashDrawer, LineDisplay, ReceiptPrinter, Scale, Scanner};
 pub use replication::ReplicationTransport;
 pub use route::RoutePublisher;
 pub use shipping::ShippingCarrier;
 pub use stores::{
-    DomainClaimStore, IdempotencyStore, PairingStore, PaymentIntentStore, PrintJobStore, ReplicationStore, StoreSet,
-    WebhookEventStore,
+    DomainClaimStore, IdempotencyStore, PairingStore, PaymentIntentStore, PaymentLedger, PrintJobStore,
+    ReplicationStore, StoreSet, WebhookEventStore,
 };
 pub use tax::TaxCalculator;
 pub use terminal::PaymentTerminal;

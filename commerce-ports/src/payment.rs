@@ -100,6 +100,9 @@ pub struct GatewayCapabilities {
     pub tokenize: bool,
     /// Captures, refunds and voids are answered "received" and settle later by webhook.
     pub asynchronous_modifications: bool,
+    /// [`PaymentGateway::retrieve`] reads the provider's current view of a payment. Providers without a
+    /// lookup API (Adyen Checkout) settle by webhook only; their `retrieve` is `Unsupported`.
+    pub retrieve: bool,
     /// The longest idempotency key the provider accepts; the adapter derives a stable shorter one if needed.
     pub max_idempotency_key_len: usize,
     /// Tender kinds this gateway can process.
@@ -119,6 +122,7 @@ impl GatewayCapabilities {
             void: false,
             tokenize: false,
             asynchronous_modifications: false,
+            retrieve: false,
             max_idempotency_key_len: IdempotencyKey::MAX_LEN,
             tenders: Vec::new(),
         }
@@ -136,6 +140,7 @@ impl GatewayCapabilities {
             void: true,
             tokenize: true,
             asynchronous_modifications: false,
+            retrieve: true,
             max_idempotency_key_len: IdempotencyKey::MAX_LEN,
             tenders,
         }

@@ -16,6 +16,7 @@ use crate::error::StoreError;
 use crate::forward::forward_port;
 use crate::ids::{ChannelId, DeviceId, IdempotencyKey, IntentId, RegisterId, TenantId};
 use crate::money::Money;
+use crate::offline_queue::OfflineQueueStore;
 use crate::payment::TenderKind;
 use crate::peripherals::ReceiptDocument;
 use crate::replication::{Change, Stream};
@@ -417,6 +418,232 @@ forward_port!(PaymentIntentStore {
     async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError>;
     async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Payment ledger: the two store calls of one payment operation
+
+/// An intent and its whole history, read together (the last event's sequence is the intent's version).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IntentSnapshot {
+    /// The intent.
+    pub intent: PaymentIntent,
+    /// Its events, oldest first.
+    pub history: Vec<IntentEvent>,
+}
+
+impl IntentSnapshot {
+    /// A snapshot.
+    pub fn new(intent: PaymentIntent, history: Vec<IntentEvent>) -> IntentSnapshot {
+        IntentSnapshot { intent, history }
+    }
+}
+
+/// What [`PaymentLedger::claim`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LedgerClaim {
+    /// The idempotency answer, as [`IdempotencyStore::begin`] gives it.
+    pub begin: IdempotencyBegin,
+    /// The intent (created by this claim if asked and absent), only when `begin` is `Started` and the intent
+    /// exists.
+    pub intent: Option<IntentSnapshot>,
+}
+
+impl LedgerClaim {
+    /// A claim answer.
+    pub fn new(begin: IdempotencyBegin, intent: Option<IntentSnapshot>) -> LedgerClaim {
+        LedgerClaim { begin, intent }
+    }
+}
+
+/// An intent change for [`PaymentLedger::commit`], with the meaning of [`PaymentIntentStore::update`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IntentUpdate {
+    /// The new intent (version `expected_version + 1`).
+    pub intent: PaymentIntent,
+    /// The version it replaces.
+    pub expected_version: u64,
+    /// The event it appends (sequence `expected_version + 1`).
+    pub event: IntentEvent,
+}
+
+impl IntentUpdate {
+    /// An update.
+    pub fn new(intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> IntentUpdate {
+        IntentUpdate { intent, expected_version, event }
+    }
+}
+
+/// What [`PaymentLedger::commit`] does with the idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyResolution {
+    /// Store this response as the key's outcome ([`IdempotencyStore::complete`]).
+    Complete(Vec<u8>),
+    /// Delete the uncompleted record so a retry runs again ([`IdempotencyStore::release`]).
+    Release,
+}
+
+/// Payment intents and idempotency records together: the store side of one payment operation in two calls,
+/// one before the provider call ([`claim`](PaymentLedger::claim)) and one after
+/// ([`commit`](PaymentLedger::commit)). A database that holds both implements it with one transaction per
+/// call; [`SplitLedger`] composes any two separate stores (without the atomicity).
+///
+/// # Contract
+/// - `claim` is [`IdempotencyStore::begin`]; only when it gives `Started`, it also reads the intent `intent`
+///   with its history, and when `create` is given and the intent does not exist, first creates it with
+///   [`PaymentIntentStore::create`]'s rules. It is atomic: the claim and the creation happen together or not
+///   at all. It need not be durable by itself: it must be durable no later than the next `commit` of the
+///   same store returns. (A claim lost to a power failure before that is a retry that starts over; every
+///   retry re-sends the same provider idempotency key, so the provider replays instead of acting twice.)
+/// - `commit` applies `update` as [`PaymentIntentStore::update`] and resolves the key, atomically and
+///   durably: a stale version is `Conflict` and changes nothing, neither the intent nor the key; resolving a
+///   key that is completed already is `InvalidState` and changes nothing.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait PaymentLedger: Send + Sync + Debug + 'static {
+    /// Claims `key` and reads (or creates) the intent the operation works on.
+    ///
+    /// # Errors
+    /// `InvalidRequest` (a `create` whose version or sequence is not 1, or for another intent id);
+    /// `Unavailable`.
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        claim: IdempotencyClaim,
+        intent: &IntentId,
+        create: Option<(PaymentIntent, IntentEvent)>,
+    ) -> Result<LedgerClaim, StoreError>;
+
+    /// Applies `update` (if any) and resolves `key`.
+    ///
+    /// # Errors
+    /// `Conflict` (stale version), `NotFound` (no such intent or key), `InvalidState` (key completed),
+    /// `InvalidRequest` (versions or sequence inconsistent), `Unavailable`.
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        update: Option<IntentUpdate>,
+        resolution: KeyResolution,
+    ) -> Result<(), StoreError>;
+}
+
+forward_port!(PaymentLedger {
+    async fn claim(&self, tenant: &TenantId, key: &IdempotencyKey, claim: IdempotencyClaim, intent: &IntentId, create: Option<(PaymentIntent, IntentEvent)>) -> Result<LedgerClaim, StoreError>;
+    async fn commit(&self, tenant: &TenantId, key: &IdempotencyKey, update: Option<IntentUpdate>, resolution: KeyResolution) -> Result<(), StoreError>;
+});
+
+/// A [`PaymentLedger`] over two separate stores, one call after the other. Each step keeps its own store's
+/// guarantees, but `commit` is not atomic: if the key's resolution fails after the intent update, the key
+/// stays leased until its lease ends (the intent's history then tells a retry what happened). Use a store's
+/// own ledger when it has one.
+#[derive(Debug, Clone)]
+pub struct SplitLedger {
+    intents: Arc<dyn PaymentIntentStore>,
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
+impl SplitLedger {
+    /// A ledger over these stores.
+    pub fn new(intents: Arc<dyn PaymentIntentStore>, idempotency: Arc<dyn IdempotencyStore>) -> SplitLedger {
+        SplitLedger { intents, idempotency }
+    }
+
+    async fn read(&self, tenant: &TenantId, id: &IntentId) -> Result<Option<IntentSnapshot>, StoreError> {
+        for _ in 0..3 {
+            let intent = match self.intents.get(tenant, id).await {
+                Ok(intent) => intent,
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let history = self.intents.events(tenant, id).await?;
+            if history.last().map(|e| e.sequence) == Some(intent.version) {
+                return Ok(Some(IntentSnapshot::new(intent, history)));
+            }
+        }
+        Err(StoreError::new(
+            crate::ErrorKind::Conflict,
+            "claim",
+            format!("intent `{id}` kept changing while it was read"),
+        ))
+    }
+}
+
+#[async_trait]
+impl PaymentLedger for SplitLedger {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        claim: IdempotencyClaim,
+        intent: &IntentId,
+        create: Option<(PaymentIntent, IntentEvent)>,
+    ) -> Result<LedgerClaim, StoreError> {
+        if let Some((new, _)) = &create
+            && (&new.id != intent || &new.tenant != tenant)
+        {
+            return Err(StoreError::invalid("claim", format!("`create` is for intent `{}`, not `{intent}`", new.id)));
+        }
+        let begin = self.idempotency.begin(tenant, key, claim).await?;
+        if !matches!(begin, IdempotencyBegin::Started { .. }) {
+            return Ok(LedgerClaim::new(begin, None));
+        }
+        let snapshot = match (self.read(tenant, intent).await, create) {
+            (Ok(None), Some((new, event))) => match self.intents.create(new.clone(), event.clone()).await {
+                Ok(()) => Ok(Some(IntentSnapshot::new(new, vec![event]))),
+                Err(e) if e.kind() == crate::ErrorKind::AlreadyExists => self.read(tenant, intent).await,
+                Err(e) => Err(e),
+            },
+            (other, _) => other,
+        };
+        match snapshot {
+            Ok(intent) => Ok(LedgerClaim::new(begin, intent)),
+            Err(e) => {
+                // Nothing happened under the key: give it back so a retry can run.
+                let _ = self.idempotency.release(tenant, key).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        update: Option<IntentUpdate>,
+        resolution: KeyResolution,
+    ) -> Result<(), StoreError> {
+        // Refuse a key that cannot be resolved before touching the intent (the atomic ledgers refuse both).
+        match self.idempotency.get(tenant, key).await? {
+            None => {
+                return Err(StoreError::new(
+                    crate::ErrorKind::NotFound,
+                    "commit",
+                    format!("no idempotency record for key `{key}`"),
+                ));
+            }
+            Some(record) if record.response.is_some() => {
+                return Err(StoreError::new(
+                    crate::ErrorKind::InvalidState,
+                    "commit",
+                    format!("key `{key}` is already completed; its first response stands"),
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(IntentUpdate { intent, expected_version, event }) = update {
+            self.intents.update(intent, expected_version, event).await?;
+        }
+        match resolution {
+            KeyResolution::Complete(response) => self.idempotency.complete(tenant, key, response).await,
+            KeyResolution::Release => self.idempotency.release(tenant, key).await,
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Processed webhooks
@@ -844,10 +1071,16 @@ pub struct StoreSet {
     pub print_jobs: Arc<dyn PrintJobStore>,
     /// Pairings.
     pub pairings: Arc<dyn PairingStore>,
+    /// The offline store-and-forward queue of card-present payments.
+    pub offline_queue: Arc<dyn OfflineQueueStore>,
+    /// Intents and idempotency records written together: the backend's own ledger (one transaction per
+    /// call) when it has one, otherwise a [`SplitLedger`] over `intents` and `idempotency`.
+    pub ledger: Arc<dyn PaymentLedger>,
 }
 
 impl StoreSet {
     /// A set from its parts.
+    #[allow(clippy::too_many_arguments, reason = "one argument per store port of the set")]
     pub fn new(
         idempotency: Arc<dyn IdempotencyStore>,
         intents: Arc<dyn PaymentIntentStore>,
@@ -856,7 +1089,15 @@ impl StoreSet {
         replication: Arc<dyn ReplicationStore>,
         print_jobs: Arc<dyn PrintJobStore>,
         pairings: Arc<dyn PairingStore>,
+        offline_queue: Arc<dyn OfflineQueueStore>,
     ) -> StoreSet {
-        StoreSet { idempotency, intents, webhooks, domains, replication, print_jobs, pairings }
+        let ledger = Arc::new(SplitLedger::new(intents.clone(), idempotency.clone()));
+        StoreSet { idempotency, intents, webhooks, domains, replication, print_jobs, pairings, offline_queue, ledger }
+    }
+
+    /// Replaces the [`SplitLedger`] with the backend's own ledger over the same intents and idempotency records.
+    pub fn with_ledger(mut self, ledger: Arc<dyn PaymentLedger>) -> StoreSet {
+        self.ledger = ledger;
+        self
     }
 }

@@ -170,6 +170,58 @@ impl TerminalRefundRequest {
     }
 }
 
+/// A card read while the provider could not be reached: what the store-and-forward queue holds until it can
+/// be forwarded. The card data is the terminal's own encrypted blob, opaque to everyone but the provider.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OfflineCardRead {
+    /// Card scheme (`visa`, `mastercard`), when the terminal could tell.
+    pub scheme: Option<String>,
+    /// How the card was read.
+    pub entry_mode: EntryMode,
+    /// Last four digits, for the receipt.
+    pub masked_pan: Option<String>,
+    /// The terminal's encrypted card data, forwarded verbatim; never logged or shown.
+    pub card_data: String,
+}
+
+impl OfflineCardRead {
+    /// A card read.
+    pub fn new(scheme: Option<String>, entry_mode: EntryMode, card_data: impl Into<String>) -> OfflineCardRead {
+        OfflineCardRead { scheme, entry_mode, masked_pan: None, card_data: card_data.into() }
+    }
+}
+
+impl Debug for OfflineCardRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OfflineCardRead")
+            .field("scheme", &self.scheme)
+            .field("entry_mode", &self.entry_mode)
+            .field("masked_pan", &self.masked_pan)
+            .field("card_data", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A payment accepted offline, submitted to the provider once the link is back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OfflineForwardRequest {
+    /// The original payment request (its idempotency key is reused for every forwarding attempt).
+    pub payment: TerminalPaymentRequest,
+    /// The card read taken offline.
+    pub card: OfflineCardRead,
+    /// When the payment was accepted offline (unix seconds).
+    pub accepted_at: i64,
+}
+
+impl OfflineForwardRequest {
+    /// A forwarding request.
+    pub fn new(payment: TerminalPaymentRequest, card: OfflineCardRead, accepted_at: i64) -> OfflineForwardRequest {
+        OfflineForwardRequest { payment, card, accepted_at }
+    }
+}
+
 /// A card-present payment terminal.
 ///
 /// # Contract
@@ -179,6 +231,11 @@ impl TerminalRefundRequest {
 /// - [`capabilities`](PaymentTerminal::capabilities)`.offline` describes offline acceptance exactly; a
 ///   terminal without it never approves offline.
 /// - Refunds are never taken offline.
+/// - Offline acceptance is two steps: [`read_offline`](PaymentTerminal::read_offline) reads the card without
+///   contacting the provider (the caller then applies its offline policy and queues the payment durably, or
+///   refuses it), and [`forward_offline`](PaymentTerminal::forward_offline) submits a queued payment once
+///   the link is back, with the payment's own idempotency key, so forwarding twice charges once. A terminal
+///   whose `capabilities().offline` is `None` answers both with `Unsupported`.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait PaymentTerminal: Send + Sync + Debug + 'static {
@@ -209,6 +266,20 @@ pub trait PaymentTerminal: Send + Sync + Debug + 'static {
     /// # Errors
     /// `NotFound` when the terminal never saw it (it is then safe to pay again with the same key).
     async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError>;
+
+    /// Reads a card for an offline payment, without contacting the provider.
+    ///
+    /// # Errors
+    /// `Unsupported` unless `offline`; `Timeout` (no card presented); `Unavailable` (terminal unreachable);
+    /// `InvalidRequest`.
+    async fn read_offline(&self, request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError>;
+
+    /// Submits a payment accepted offline to the provider.
+    ///
+    /// # Errors
+    /// `Unsupported` unless `offline`; `Declined` (the merchant carries the loss); `OutcomeUnknown` (forward
+    /// again with the same request); `Unavailable`, `Timeout` (nothing was sent).
+    async fn forward_offline(&self, request: OfflineForwardRequest) -> Result<TerminalPaymentResult, TerminalError>;
 }
 
 forward_port!(PaymentTerminal {
@@ -217,4 +288,6 @@ forward_port!(PaymentTerminal {
     async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError>;
     async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError>;
     async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError>;
+    async fn read_offline(&self, request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError>;
+    async fn forward_offline(&self, request: OfflineForwardRequest) -> Result<TerminalPaymentResult, TerminalError>;
 });

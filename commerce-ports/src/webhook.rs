@@ -7,6 +7,7 @@ use std::fmt::{self, Debug};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::forward::forward_port;
 use crate::money::Money;
 
 /// An incoming webhook request as any HTTP server sees it.
@@ -214,6 +215,9 @@ impl WebhookAck {
 /// - `verify` checks the signature over the exact signed bytes with a constant-time comparison before it
 ///   interprets or returns anything (a provider whose signatures sit inside the body, like Adyen's, reads
 ///   the JSON only to find them); every distinct failure has its own [`WebhookErrorKind`].
+/// - [`authenticate`](WebhookVerifier::authenticate) is `verify` without building the events: the same
+///   checks in the same order with the same errors. `verify` fails whenever `authenticate` does, with the
+///   same error; when `authenticate` passes, `verify` can still fail, but only with `MalformedPayload`.
 /// - `now` is passed in (tests pin it); timestamps outside the tolerance are rejected.
 /// - A batch (Adyen) is accepted only when every item verifies; one bad item rejects the batch.
 /// - Bodies over the verifier's size limit are rejected with `PayloadTooLarge` before hashing.
@@ -229,30 +233,25 @@ pub trait WebhookVerifier: Send + Sync + Debug + 'static {
     /// A [`WebhookError`] whose kind says exactly what was wrong.
     fn verify(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<Vec<WebhookEvent>, WebhookError>;
 
+    /// Only authenticates: the size limit, the signature(s) and the timestamp tolerance, without building
+    /// events (for a caller that needs to know a delivery is the provider's before queueing it, and for
+    /// measuring the cost of authentication alone).
+    ///
+    /// A provider whose signatures sit inside the body (Adyen) reads the JSON to find them, so it can also
+    /// answer `MalformedPayload` here; one whose signature covers the raw bytes (Stripe) never does.
+    ///
+    /// # Errors
+    /// The [`WebhookError`] that [`verify`](WebhookVerifier::verify) would return for the same request and
+    /// `now`, unless that error is about the events themselves.
+    fn authenticate(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<(), WebhookError>;
+
     /// The acknowledgement the provider expects.
     fn ack(&self) -> WebhookAck;
 }
 
-impl<T: WebhookVerifier + ?Sized> WebhookVerifier for std::sync::Arc<T> {
-    fn provider(&self) -> &'static str {
-        (**self).provider()
-    }
-    fn verify(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<Vec<WebhookEvent>, WebhookError> {
-        (**self).verify(request, now)
-    }
-    fn ack(&self) -> WebhookAck {
-        (**self).ack()
-    }
-}
-
-impl<T: WebhookVerifier + ?Sized> WebhookVerifier for Box<T> {
-    fn provider(&self) -> &'static str {
-        (**self).provider()
-    }
-    fn verify(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<Vec<WebhookEvent>, WebhookError> {
-        (**self).verify(request, now)
-    }
-    fn ack(&self) -> WebhookAck {
-        (**self).ack()
-    }
-}
+forward_port!(WebhookVerifier {
+    fn provider(&self) -> &'static str;
+    fn verify(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<Vec<WebhookEvent>, WebhookError>;
+    fn authenticate(&self, request: &WebhookRequest, now: OffsetDateTime) -> Result<(), WebhookError>;
+    fn ack(&self) -> WebhookAck;
+});

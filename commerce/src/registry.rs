@@ -39,7 +39,8 @@ impl Registry {
     }
 
     /// The factories of the adapter features enabled on this crate: `sqlite` and `postgres` (stores),
-    /// `stripe` (payment gateway and webhook verifier) and `adyen` (webhook verifier). Hosts [`register`](Registry::register) their own factories
+    /// `stripe` (payment gateway and webhook verifier) and `adyen` (payment gateway, payment terminal and
+    /// webhook verifier). Hosts [`register`](Registry::register) their own factories
     /// (and the testkit's fakes) on top.
     pub fn with_defaults() -> Registry {
         #[allow(unused_mut, reason = "without adapter features nothing is registered")]
@@ -57,6 +58,10 @@ impl Registry {
         add(Arc::new(commerce_stripe::StripeGatewayFactory::default()));
         #[cfg(feature = "stripe")]
         add(Arc::new(commerce_stripe::StripeWebhookFactory::default()));
+        #[cfg(feature = "adyen")]
+        add(Arc::new(commerce_adyen::AdyenGatewayFactory::default()));
+        #[cfg(feature = "adyen")]
+        add(Arc::new(commerce_adyen::AdyenTerminalFactory::default()));
         #[cfg(feature = "adyen")]
         add(Arc::new(commerce_adyen::AdyenWebhookFactory::default()));
         registry

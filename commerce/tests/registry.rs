@@ -188,12 +188,16 @@ fn adapter_features_register_their_factories() {
     expect(PortKind::WebhookVerifier, "stripe", cfg!(feature = "stripe"));
     expect(PortKind::PaymentGateway, "stripe", cfg!(feature = "stripe"));
     expect(PortKind::WebhookVerifier, "adyen", cfg!(feature = "adyen"));
-    // stripe registers two factories (gateway and webhook verifier).
+    expect(PortKind::PaymentGateway, "adyen", cfg!(feature = "adyen"));
+    expect(PortKind::PaymentTerminal, "adyen", cfg!(feature = "adyen"));
+    // stripe registers two factories (gateway and webhook verifier), adyen three (and a terminal).
     let enabled = [
         cfg!(feature = "sqlite"),
         cfg!(feature = "postgres"),
         cfg!(feature = "stripe"),
         cfg!(feature = "stripe"),
+        cfg!(feature = "adyen"),
+        cfg!(feature = "adyen"),
         cfg!(feature = "adyen"),
     ];
     assert_eq!(registry.len(), enabled.iter().filter(|e| **e).count());

@@ -1,298 +1,390 @@
-//! Adyen notification JSON (DTOs) and its mapping to [`WebhookEvent`]s.
+//! Checkout shapes <-> port types: request bodies of `/payments` and the modifications, the payment response
+//! (`resultCode`) -> [`PaymentSnapshot`] or a decline, modification responses -> [`ModificationResult`], and
+//! idempotency keys within Adyen's 64 characters.
 //!
-//! Only the fields the signature or the port needs are read; anything else in a notification is ignored.
+//! Only the fields the port needs are read; anything else is ignored.
 
-use commerce_ports::webhook::{PaymentEventKind, WebhookError, WebhookErrorKind, WebhookEvent};
-use commerce_ports::{Currency, Money};
+use std::collections::BTreeMap;
+
+use commerce_ports::payment::{
+    AuthorizeRequest, CaptureMethod, ModificationResult, ModificationStatus, PaymentSnapshot, ProviderPaymentStatus,
+};
+use commerce_ports::{Currency, DeclineDetails, ErrorKind, IdempotencyKey, Money, PaymentError};
 use serde::Deserialize;
-use serde_json::{Map, Number, Value};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
-use crate::signature::SignedFields;
-use crate::webhook::PROVIDER;
+/// The longest `Idempotency-Key` Adyen accepts.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 64;
 
-/// `{"live": "...", "notificationItems": [{"NotificationRequestItem": {...}}]}`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Notification {
-    #[serde(rename = "notificationItems")]
-    pub(crate) items: Vec<ItemEnvelope>,
+/// The key sent to Adyen: the caller's key when it fits, otherwise `sha256-` and the first 57 hex digits of its
+/// SHA-256 (64 characters, stable, so retries of one call keep one key).
+pub(crate) fn wire_key(key: &IdempotencyKey) -> String {
+    let key = key.as_str();
+    if key.len() <= MAX_IDEMPOTENCY_KEY_LEN {
+        return key.to_owned();
+    }
+    let digest = hex::encode(Sha256::digest(key.as_bytes()));
+    let prefix = "sha256-";
+    let take = MAX_IDEMPOTENCY_KEY_LEN.saturating_sub(prefix.len());
+    format!("{prefix}{}", digest.get(..take).unwrap_or(&digest))
 }
 
-/// One element of `notificationItems`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ItemEnvelope {
-    #[serde(rename = "NotificationRequestItem")]
-    pub(crate) item: NotificationItem,
+/// `{"currency":"EUR","value":1250}`: Adyen takes minor units with the ISO 4217 exponent.
+///
+/// # Errors
+/// `InvalidRequest` when the amount is not positive.
+pub(crate) fn wire_amount(operation: &'static str, amount: Money) -> Result<Value, PaymentError> {
+    if !amount.is_positive() {
+        return Err(PaymentError::invalid(operation, format!("amount must be positive, got {amount}")));
+    }
+    Ok(json!({ "currency": amount.currency().code(), "value": amount.minor() }))
 }
 
-/// A `NotificationRequestItem`: every field is optional on the wire; what an event needs is checked after
-/// the signature verified.
-#[derive(Debug, Deserialize)]
+/// The `paymentMethod` object for a [`PaymentMethodRef`](commerce_ports::payment::PaymentMethodRef):
+///
+/// - a JSON object (what Adyen's Web/Drop-in components produce as `state.data.paymentMethod`, for example
+///   `{"type":"scheme","encryptedCardNumber":...}`) is sent verbatim;
+/// - any other text is a stored payment method (token) of the shopper: `{"type":"scheme",
+///   "storedPaymentMethodId": text}`. Test names such as `pm_card_visa` travel the same way (the simulator
+///   honours them).
+pub(crate) fn payment_method(operation: &'static str, reference: &str) -> Result<(Value, bool), PaymentError> {
+    let trimmed = reference.trim();
+    if trimmed.is_empty() {
+        return Err(PaymentError::invalid(operation, "payment_method must not be empty"));
+    }
+    if trimmed.starts_with('{') {
+        let value: Value = serde_json::from_str(trimmed).map_err(|e| {
+            PaymentError::invalid(operation, format!("payment_method looks like JSON but does not parse: {e}"))
+        })?;
+        if value.get("type").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(PaymentError::invalid(operation, "payment_method JSON has no `type`"));
+        }
+        return Ok((value, false));
+    }
+    Ok((json!({ "type": "scheme", "storedPaymentMethodId": trimmed }), true))
+}
+
+/// The `/payments` body. Manual capture is `additionalData.manualCapture = "true"`; automatic capture sends
+/// `captureDelayHours: 0`, so an account configured with delayed capture still captures at once.
+pub(crate) fn payment_body(
+    operation: &'static str,
+    request: &AuthorizeRequest,
+    merchant_account: &str,
+) -> Result<Value, PaymentError> {
+    let amount = wire_amount(operation, request.amount)?;
+    let (method, stored) = payment_method(operation, &request.payment_method.0)?;
+    let mut body = json!({
+        "amount": amount,
+        "reference": request.reference,
+        "paymentMethod": method,
+        "merchantAccount": merchant_account,
+    });
+    let mut additional = Map::new();
+    match request.capture_method {
+        CaptureMethod::Manual => {
+            additional.insert("manualCapture".to_owned(), json!("true"));
+        }
+        _ => body["captureDelayHours"] = json!(0),
+    }
+    if stored {
+        // A stored method is a card-on-file payment the shopper is not present for.
+        body["shopperInteraction"] = json!("ContAuth");
+        body["recurringProcessingModel"] = json!("CardOnFile");
+    }
+    if let Some(shopper) = request.metadata.get("shopper_reference") {
+        body["shopperReference"] = json!(shopper);
+    }
+    let metadata: BTreeMap<&String, &String> =
+        request.metadata.iter().filter(|(k, _)| k.as_str() != "shopper_reference").collect();
+    if !metadata.is_empty() {
+        body["metadata"] = json!(metadata);
+    }
+    if !additional.is_empty() {
+        body["additionalData"] = Value::Object(additional);
+    }
+    Ok(body)
+}
+
+/// An `amount` in a response.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct AmountDto {
+    currency: String,
+    value: i64,
+}
+
+impl AmountDto {
+    fn money(&self) -> Option<Money> {
+        Currency::from_code(&self.currency).ok().map(|c| Money::from_minor(self.value, c))
+    }
+}
+
+/// The `/payments` response fields the port needs.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct NotificationItem {
+pub(crate) struct PaymentResponseDto {
     psp_reference: Option<String>,
-    original_reference: Option<String>,
-    merchant_account_code: Option<String>,
-    merchant_reference: Option<String>,
+    result_code: Option<String>,
+    refusal_reason: Option<String>,
+    refusal_reason_code: Option<String>,
     amount: Option<AmountDto>,
-    event_code: Option<String>,
-    success: Option<Flag>,
-    event_date: Option<String>,
-    additional_data: Option<Map<String, Value>>,
+    #[serde(default)]
+    additional_data: Map<String, Value>,
 }
 
-#[derive(Debug, Deserialize)]
-struct AmountDto {
-    value: Option<Number>,
-    currency: Option<String>,
-}
-
-/// `success` is a string (`"true"`) on the wire; a JSON boolean is accepted too.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Flag {
-    Text(String),
-    Bool(bool),
-}
-
-/// Where the signature of an item stands, before any HMAC is computed.
-#[derive(Debug)]
-pub(crate) enum SignatureField<'a> {
-    /// `additionalData.hmacSignature` is absent, null or empty.
-    Missing,
-    /// It is there but not a string.
-    NotText,
-    /// The Base64 signature.
-    Present(&'a str),
-}
-
-/// Parses a body into a notification. Messages give the JSON position, never body content.
-pub(crate) fn parse_notification(body: &[u8]) -> Result<Notification, WebhookError> {
-    let notification: Notification = serde_json::from_slice(body).map_err(|e| {
-        let what = if e.is_data() { "is not an Adyen notification" } else { "is not JSON" };
-        WebhookError::new(
-            WebhookErrorKind::MalformedPayload,
-            format!(
-                "body {what} (line {}, column {}; expected {{\"notificationItems\":[{{\"NotificationRequestItem\":{{...}}}}]}})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    if notification.items.is_empty() {
-        return Err(WebhookError::new(WebhookErrorKind::MalformedPayload, "`notificationItems` is empty"));
-    }
-    Ok(notification)
-}
-
-impl NotificationItem {
-    /// `pspReference`, or `""`.
-    pub(crate) fn psp_reference(&self) -> &str {
-        self.psp_reference.as_deref().unwrap_or("")
-    }
-
-    /// The signed text of `success`.
-    fn success_text(&self) -> &str {
-        match &self.success {
-            Some(Flag::Text(text)) => text,
-            Some(Flag::Bool(true)) => "true",
-            Some(Flag::Bool(false)) => "false",
-            None => "",
+impl PaymentResponseDto {
+    /// The port meaning of the answer to `request`.
+    ///
+    /// | resultCode | result |
+    /// | --- | --- |
+    /// | `Authorised`, `Success` | `Authorized` (manual capture) / `Captured` (automatic) |
+    /// | `PartiallyAuthorised` | `Authorized` with the partial `amount` |
+    /// | `Pending`, `Received` | `Pending` |
+    /// | `RedirectShopper`, `ChallengeShopper`, `IdentifyShopper`, `PresentToShopper`, `AuthenticationFinished`, `AuthenticationNotRequired` | `RequiresAction` |
+    /// | `Cancelled` | `Voided` |
+    /// | `Refused` | `Declined` error with `refusalReasonCode` as decline code |
+    /// | `Error` | `Unexpected` error naming `refusalReason` |
+    /// | anything else, or no `pspReference` | `Unexpected` (the caller turns it into `OutcomeUnknown`) |
+    pub(crate) fn snapshot(
+        self,
+        operation: &'static str,
+        request: &AuthorizeRequest,
+    ) -> Result<PaymentSnapshot, PaymentError> {
+        let result_code = self.result_code.clone().unwrap_or_default();
+        let reason = self.refusal_reason.clone().unwrap_or_else(|| "no refusalReason given".to_owned());
+        match result_code.as_str() {
+            "Refused" => {
+                let mut decline = DeclineDetails::default();
+                decline.decline_code = self.refusal_reason_code.clone().or_else(|| self.refusal_reason.clone());
+                decline.advice_code = self.text("merchantAdviceCode");
+                decline.network_decline_code = self.text("refusalReasonRaw");
+                let mut error =
+                    PaymentError::new(ErrorKind::Declined, operation, format!("Adyen refused the payment: {reason}"))
+                        .with_decline(decline)
+                        .with_provider_code("Refused");
+                if let Some(psp) = &self.psp_reference {
+                    error = error.with_source(RefusedPayment(psp.clone()));
+                }
+                return Err(error);
+            }
+            "Error" => {
+                return Err(PaymentError::new(
+                    ErrorKind::Unexpected,
+                    operation,
+                    format!("Adyen reported an error while processing the payment: {reason}"),
+                )
+                .with_retry(commerce_ports::RetryClass::Permanent)
+                .with_provider_code("Error"));
+            }
+            _ => {}
         }
-    }
-
-    /// `additionalData.hmacSignature`.
-    pub(crate) fn signature(&self) -> SignatureField<'_> {
-        match self.additional_data.as_ref().and_then(|d| d.get("hmacSignature")) {
-            None | Some(Value::Null) => SignatureField::Missing,
-            Some(Value::String(s)) if s.is_empty() => SignatureField::Missing,
-            Some(Value::String(s)) => SignatureField::Present(s),
-            Some(_) => SignatureField::NotText,
-        }
-    }
-
-    /// Calls `f` with the item's signed fields (`amount.value` needs a temporary string).
-    pub(crate) fn with_signed_fields<R>(&self, f: impl FnOnce(&SignedFields<'_>) -> R) -> R {
-        let amount_value = self.amount.as_ref().and_then(|a| a.value.as_ref()).map(Number::to_string);
-        let fields = SignedFields {
-            psp_reference: self.psp_reference(),
-            original_reference: self.original_reference.as_deref().unwrap_or(""),
-            merchant_account_code: self.merchant_account_code.as_deref().unwrap_or(""),
-            merchant_reference: self.merchant_reference.as_deref().unwrap_or(""),
-            amount_value: amount_value.as_deref().unwrap_or(""),
-            amount_currency: self.amount.as_ref().and_then(|a| a.currency.as_deref()).unwrap_or(""),
-            event_code: self.event_code.as_deref().unwrap_or(""),
-            success: self.success_text(),
+        let status = match result_code.as_str() {
+            "Authorised" | "Success" => match request.capture_method {
+                CaptureMethod::Manual => ProviderPaymentStatus::Authorized,
+                _ => ProviderPaymentStatus::Captured,
+            },
+            "PartiallyAuthorised" => ProviderPaymentStatus::Authorized,
+            "Pending" | "Received" => ProviderPaymentStatus::Pending,
+            "RedirectShopper"
+            | "ChallengeShopper"
+            | "IdentifyShopper"
+            | "PresentToShopper"
+            | "AuthenticationFinished"
+            | "AuthenticationNotRequired" => ProviderPaymentStatus::RequiresAction,
+            "Cancelled" => ProviderPaymentStatus::Voided,
+            other => {
+                return Err(PaymentError::new(
+                    ErrorKind::Unexpected,
+                    operation,
+                    format!("Adyen answered an unknown resultCode `{other}`"),
+                ));
+            }
         };
-        f(&fields)
-    }
-
-    /// The port event of a verified item; `index` names the item in messages.
-    pub(crate) fn to_event(&self, index: usize) -> Result<WebhookEvent, WebhookError> {
-        let malformed = |what: &str| {
-            WebhookError::new(WebhookErrorKind::MalformedPayload, format!("notificationItems[{index}]: {what}"))
+        let psp = self.psp_reference.clone().filter(|p| !p.is_empty()).ok_or_else(|| {
+            PaymentError::new(
+                ErrorKind::Unexpected,
+                operation,
+                format!("resultCode {result_code} without pspReference"),
+            )
+        })?;
+        let authorized = match (&self.amount, status) {
+            (Some(amount), ProviderPaymentStatus::Authorized) if result_code == "PartiallyAuthorised" => {
+                amount.money().filter(|m| m.currency() == request.amount.currency()).ok_or_else(|| {
+                    PaymentError::new(ErrorKind::Unexpected, operation, "partial authorisation in another currency")
+                })?
+            }
+            _ => request.amount,
         };
-        let psp_reference = self.psp_reference();
-        if psp_reference.is_empty() {
-            return Err(malformed("no `pspReference`"));
+        let mut snapshot = PaymentSnapshot::authorized(psp, status, authorized);
+        if status == ProviderPaymentStatus::Captured {
+            snapshot.captured = authorized;
         }
-        let event_code = self.event_code.as_deref().unwrap_or("");
-        if event_code.is_empty() {
-            return Err(malformed("no `eventCode`"));
+        Ok(snapshot)
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.additional_data.get(key).and_then(Value::as_str).map(str::to_owned)
+    }
+}
+
+/// The pspReference of a refused payment, kept as the source of a decline.
+#[derive(Debug, thiserror::Error)]
+#[error("refused payment pspReference {0}")]
+pub(crate) struct RefusedPayment(String);
+
+/// The answer to a modification (`/captures`, `/refunds`, `/cancels`, `/reversals`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ModificationResponseDto {
+    psp_reference: Option<String>,
+    status: Option<String>,
+    amount: Option<AmountDto>,
+}
+
+impl ModificationResponseDto {
+    /// `status: "received"` -> [`ModificationStatus::Pending`] with the modification's own pspReference; the
+    /// outcome arrives by notification (CAPTURE, REFUND, CANCELLATION, ...). `fallback` is the amount asked
+    /// for, used when the answer carries none (cancels).
+    pub(crate) fn result(self, operation: &'static str, fallback: Money) -> Result<ModificationResult, PaymentError> {
+        let status = self.status.unwrap_or_default();
+        if status != "received" {
+            return Err(PaymentError::new(
+                ErrorKind::Unexpected,
+                operation,
+                format!("Adyen answered the {operation} with status `{status}` instead of `received`"),
+            ));
         }
-        let success = match self.success_text() {
-            "true" => true,
-            "false" => false,
-            _ => return Err(malformed("`success` is not \"true\" or \"false\"")),
+        let psp = self.psp_reference.filter(|p| !p.is_empty()).ok_or_else(|| {
+            PaymentError::new(ErrorKind::Unexpected, operation, "modification answer without pspReference")
+        })?;
+        let amount = match self.amount {
+            Some(amount) => amount.money().ok_or_else(|| {
+                PaymentError::new(ErrorKind::Unexpected, operation, "modification amount in an unknown currency")
+            })?,
+            None => fallback,
         };
-
-        let event_id = format!("{psp_reference}:{event_code}:{success}");
-        let mut event = WebhookEvent::new(PROVIDER, event_id, event_code, self.kind(event_code, success));
-        event.success = success;
-        event.provider_reference =
-            Some(self.original_reference.as_deref().filter(|r| !r.is_empty()).unwrap_or(psp_reference).to_owned());
-        event.amount = self.amount.as_ref().and_then(|a| {
-            let minor = a.value.as_ref()?.as_i64()?;
-            let currency = Currency::from_code(&a.currency.as_deref()?.to_ascii_uppercase()).ok()?;
-            Some(Money::from_minor(minor, currency))
-        });
-        event.occurred_at = self.event_date.as_deref().and_then(|d| OffsetDateTime::parse(d, &Rfc3339).ok());
-        event.merchant_reference = self.merchant_reference.as_deref().filter(|r| !r.is_empty()).map(str::to_owned);
-        Ok(event)
-    }
-
-    /// The port meaning of an event code and its `success`.
-    fn kind(&self, event_code: &str, success: bool) -> PaymentEventKind {
-        match (event_code, success) {
-            ("AUTHORISATION", true) => PaymentEventKind::Authorized,
-            ("AUTHORISATION", false) => PaymentEventKind::AuthorizationFailed,
-            ("CAPTURE", true) => PaymentEventKind::Captured,
-            // Adyen reports a capture the acquirer refused as CAPTURE with success "false".
-            ("CAPTURE", false) | ("CAPTURE_FAILED", _) => PaymentEventKind::CaptureFailed,
-            ("REFUND", true) => PaymentEventKind::Refunded,
-            ("REFUND", false) | ("REFUND_FAILED", _) => PaymentEventKind::RefundFailed,
-            ("CANCELLATION", true) => PaymentEventKind::Voided,
-            // CANCEL_OR_REFUND refunds a payment that was already captured; Adyen says which it did.
-            ("CANCEL_OR_REFUND", true) if self.modification_action() == Some("refund") => PaymentEventKind::Refunded,
-            ("CANCEL_OR_REFUND", true) => PaymentEventKind::Voided,
-            _ => PaymentEventKind::Other,
-        }
-    }
-
-    /// `additionalData["modification.action"]` (`cancel` or `refund`) of a CANCEL_OR_REFUND.
-    fn modification_action(&self) -> Option<&str> {
-        self.additional_data.as_ref()?.get("modification.action")?.as_str()
+        Ok(ModificationResult::new(psp, ModificationStatus::Pending, amount))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use commerce_ports::TenderKind;
 
     use super::*;
 
-    fn item(value: Value) -> NotificationItem {
-        match serde_json::from_value(value) {
-            Ok(item) => item,
-            Err(e) => panic!("{e}"),
-        }
+    fn request(capture: CaptureMethod) -> AuthorizeRequest {
+        let key = IdempotencyKey::new("k1").unwrap_or_else(|e| panic!("{e}"));
+        AuthorizeRequest::new(Money::from_minor(1_250, Currency::EUR), TenderKind::Card, "pm_card_visa", "order-1", key)
+            .with_capture_method(capture)
     }
 
-    fn event(value: Value) -> Result<WebhookEvent, WebhookError> {
-        item(value).to_event(0)
-    }
-
-    #[test]
-    fn maps_an_authorisation() {
-        let e = event(json!({
-            "pspReference": "PSP1", "merchantReference": "order-1", "eventCode": "AUTHORISATION",
-            "success": "true", "amount": { "value": 1250, "currency": "EUR" },
-            "eventDate": "2024-05-01T10:00:00+02:00"
-        }));
-        let e = e.ok();
-        assert_eq!(
-            e.as_ref().map(|e| (e.event_id.as_str(), e.event_type.as_str())),
-            Some(("PSP1:AUTHORISATION:true", "AUTHORISATION"))
-        );
-        assert_eq!(e.as_ref().map(|e| e.kind.clone()), Some(PaymentEventKind::Authorized));
-        assert_eq!(e.as_ref().and_then(|e| e.provider_reference.clone()).as_deref(), Some("PSP1"));
-        assert_eq!(e.as_ref().and_then(|e| e.merchant_reference.clone()).as_deref(), Some("order-1"));
-        assert_eq!(e.as_ref().and_then(|e| e.amount), Some(Money::from_minor(1250, Currency::EUR)));
-        assert_eq!(e.as_ref().and_then(|e| e.occurred_at).map(OffsetDateTime::unix_timestamp), Some(1_714_550_400));
+    fn response(body: Value) -> PaymentResponseDto {
+        serde_json::from_value(body).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
-    fn modifications_point_at_the_original_payment() {
-        let e = event(
-            json!({ "pspReference": "MOD1", "originalReference": "PSP1", "eventCode": "CAPTURE", "success": "true" }),
-        );
-        assert_eq!(e.ok().and_then(|e| e.provider_reference).as_deref(), Some("PSP1"));
-    }
-
-    #[test]
-    fn kinds_follow_event_code_and_success() {
-        let cases = [
-            ("AUTHORISATION", "false", None, PaymentEventKind::AuthorizationFailed),
-            ("CAPTURE", "true", None, PaymentEventKind::Captured),
-            ("CAPTURE", "false", None, PaymentEventKind::CaptureFailed),
-            ("CAPTURE_FAILED", "true", None, PaymentEventKind::CaptureFailed),
-            ("REFUND", "true", None, PaymentEventKind::Refunded),
-            ("REFUND", "false", None, PaymentEventKind::RefundFailed),
-            ("REFUND_FAILED", "true", None, PaymentEventKind::RefundFailed),
-            ("CANCELLATION", "true", None, PaymentEventKind::Voided),
-            ("CANCELLATION", "false", None, PaymentEventKind::Other),
-            ("CANCEL_OR_REFUND", "true", None, PaymentEventKind::Voided),
-            ("CANCEL_OR_REFUND", "true", Some("cancel"), PaymentEventKind::Voided),
-            ("CANCEL_OR_REFUND", "true", Some("refund"), PaymentEventKind::Refunded),
-            ("REPORT_AVAILABLE", "true", None, PaymentEventKind::Other),
+    fn result_codes_map_to_statuses() {
+        let table = [
+            ("Authorised", CaptureMethod::Manual, ProviderPaymentStatus::Authorized),
+            ("Authorised", CaptureMethod::Automatic, ProviderPaymentStatus::Captured),
+            ("Success", CaptureMethod::Manual, ProviderPaymentStatus::Authorized),
+            ("Pending", CaptureMethod::Manual, ProviderPaymentStatus::Pending),
+            ("Received", CaptureMethod::Automatic, ProviderPaymentStatus::Pending),
+            ("RedirectShopper", CaptureMethod::Manual, ProviderPaymentStatus::RequiresAction),
+            ("ChallengeShopper", CaptureMethod::Manual, ProviderPaymentStatus::RequiresAction),
+            ("IdentifyShopper", CaptureMethod::Manual, ProviderPaymentStatus::RequiresAction),
+            ("PresentToShopper", CaptureMethod::Manual, ProviderPaymentStatus::RequiresAction),
+            ("AuthenticationFinished", CaptureMethod::Manual, ProviderPaymentStatus::RequiresAction),
+            ("AuthenticationNotRequired", CaptureMethod::Manual, ProviderPaymentStatus::RequiresAction),
+            ("Cancelled", CaptureMethod::Manual, ProviderPaymentStatus::Voided),
         ];
-        for (code, success, action, kind) in cases {
-            let mut value = json!({ "pspReference": "P", "eventCode": code, "success": success });
-            if let Some(action) = action {
-                value["additionalData"] = json!({ "modification.action": action });
-            }
-            assert_eq!(event(value).ok().map(|e| e.kind), Some(kind), "{code} {success} {action:?}");
+        for (code, capture, status) in table {
+            let snapshot =
+                response(json!({"pspReference": "PSP1", "resultCode": code})).snapshot("authorize", &request(capture));
+            let snapshot = snapshot.unwrap_or_else(|e| panic!("{code}: {e}"));
+            assert_eq!((snapshot.status, snapshot.provider_reference.as_str()), (status, "PSP1"), "{code}");
+            let captured = if status == ProviderPaymentStatus::Captured { 1_250 } else { 0 };
+            assert_eq!(snapshot.captured.minor(), captured, "{code}");
         }
     }
 
     #[test]
-    fn unknown_currency_and_odd_dates_are_left_out() {
-        let e = event(json!({ "pspReference": "P", "eventCode": "REFUND", "success": "true",
-                              "amount": { "value": 5, "currency": "XYZ" }, "eventDate": "yesterday" }));
-        assert_eq!(e.ok().map(|e| (e.amount, e.occurred_at)), Some((None, None)));
+    fn partial_authorisation_keeps_the_authorised_amount() {
+        let body = json!({"pspReference": "P", "resultCode": "PartiallyAuthorised", "amount": {"currency": "EUR", "value": 1000}});
+        let snapshot = response(body).snapshot("authorize", &request(CaptureMethod::Manual)).ok();
+        assert_eq!(
+            snapshot.map(|s| (s.status, s.authorized.minor())),
+            Some((ProviderPaymentStatus::Authorized, 1_000))
+        );
     }
 
     #[test]
-    fn an_event_needs_psp_reference_event_code_and_a_boolean_success() {
-        for value in [
-            json!({ "eventCode": "CAPTURE", "success": "true" }),
-            json!({ "pspReference": "P", "success": "true" }),
-            json!({ "pspReference": "P", "eventCode": "CAPTURE" }),
-            json!({ "pspReference": "P", "eventCode": "CAPTURE", "success": "yes" }),
-        ] {
-            let kind = event(value.clone()).err().map(|e| e.kind);
-            assert_eq!(kind, Some(WebhookErrorKind::MalformedPayload), "{value}");
+    fn refusals_are_declines_with_details_and_errors_are_errors() {
+        let body = json!({"pspReference": "P", "resultCode": "Refused", "refusalReason": "Not enough balance",
+                          "refusalReasonCode": "12", "additionalData": {"refusalReasonRaw": "51 : Insufficient funds",
+                          "merchantAdviceCode": "01"}});
+        let Err(e) = response(body).snapshot("authorize", &request(CaptureMethod::Manual)) else { panic!("refused") };
+        assert_eq!((e.kind(), e.provider_code()), (ErrorKind::Declined, Some("Refused")));
+        assert!(e.message().contains("Not enough balance"), "{e}");
+        let decline = e.decline().cloned().unwrap_or_default();
+        assert_eq!(decline.decline_code.as_deref(), Some("12"));
+        assert_eq!(decline.network_decline_code.as_deref(), Some("51 : Insufficient funds"));
+        assert_eq!(decline.advice_code.as_deref(), Some("01"));
+        let error = response(json!({"resultCode": "Error", "refusalReason": "Acquirer Error"}))
+            .snapshot("authorize", &request(CaptureMethod::Manual));
+        assert!(
+            matches!(&error, Err(e) if e.kind() == ErrorKind::Unexpected && e.message().contains("Acquirer Error"))
+        );
+        for body in [json!({"pspReference": "P", "resultCode": "Mystery"}), json!({"resultCode": "Authorised"})] {
+            let e = response(body).snapshot("authorize", &request(CaptureMethod::Manual)).err();
+            assert_eq!(e.map(|e| e.kind()), Some(ErrorKind::Unexpected));
         }
     }
 
     #[test]
-    fn signed_fields_take_amount_as_text_and_success_as_sent() {
-        let it = item(json!({ "pspReference": "P", "amount": { "value": 0, "currency": "EUR" }, "success": true }));
-        assert_eq!(it.with_signed_fields(|f| f.signing_string()), "P::::0:EUR::true");
+    fn bodies_carry_capture_mode_and_payment_method() {
+        let manual = payment_body("authorize", &request(CaptureMethod::Manual), "ShopCOM").unwrap_or_default();
+        assert_eq!(manual["additionalData"]["manualCapture"], "true");
+        assert_eq!(manual["amount"], json!({"currency": "EUR", "value": 1250}));
+        assert_eq!(manual["paymentMethod"], json!({"type": "scheme", "storedPaymentMethodId": "pm_card_visa"}));
+        assert_eq!(manual["merchantAccount"], "ShopCOM");
+        let auto = payment_body("authorize", &request(CaptureMethod::Automatic), "ShopCOM").unwrap_or_default();
+        assert_eq!((auto["captureDelayHours"].clone(), auto.get("additionalData").is_none()), (json!(0), true));
+        let (json_method, stored) =
+            payment_method("authorize", r#"{"type":"scheme","encryptedCardNumber":"x"}"#).unwrap_or_default();
+        assert_eq!((json_method["encryptedCardNumber"].clone(), stored), (json!("x"), false));
+        assert!(payment_method("authorize", "{not json").is_err());
+        assert!(payment_method("authorize", "{}").is_err());
+        assert!(payment_method("authorize", " ").is_err());
+        let zero = Money::zero(Currency::EUR);
+        assert_eq!(wire_amount("capture", zero).err().map(|e| e.kind()), Some(ErrorKind::InvalidRequest));
     }
 
     #[test]
-    fn shape_errors_are_malformed_payload() {
-        for body in [
-            &b"nope"[..],
-            b"{}",
-            br#"{"notificationItems":[]}"#,
-            br#"{"notificationItems":[{"Other":{}}]}"#,
-            br#"{"notificationItems":[{"NotificationRequestItem":{"pspReference":5}}]}"#,
-        ] {
-            let kind = parse_notification(body).err().map(|e| e.kind);
-            assert_eq!(kind, Some(WebhookErrorKind::MalformedPayload), "{}", String::from_utf8_lossy(body));
-        }
+    fn long_keys_are_shortened_stably_to_64() {
+        let long = IdempotencyKey::new("k".repeat(200)).unwrap_or_else(|e| panic!("{e}"));
+        let short = wire_key(&long);
+        assert_eq!(short.len(), 64);
+        assert_eq!(short, wire_key(&long));
+        let other = IdempotencyKey::new(format!("{}x", "k".repeat(199))).unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(short, wire_key(&other));
+        let exact = IdempotencyKey::new("a".repeat(64)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(wire_key(&exact), "a".repeat(64));
+    }
+
+    #[test]
+    fn modification_answers_are_pending() {
+        let dto: ModificationResponseDto = serde_json::from_value(json!({"pspReference": "M1", "status": "received",
+            "paymentPspReference": "P1", "amount": {"currency": "EUR", "value": 500}}))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let result = dto.result("capture", Money::from_minor(1, Currency::EUR)).ok();
+        assert_eq!(
+            result,
+            Some(ModificationResult::new("M1", ModificationStatus::Pending, Money::from_minor(500, Currency::EUR)))
+        );
+        let odd: ModificationResponseDto =
+            serde_json::from_value(json!({"pspReference": "M1", "status": "done"})).unwrap_or_else(|e| panic!("{e}"));
+        assert!(odd.result("void", Money::from_minor(1, Currency::EUR)).is_err());
     }
 }

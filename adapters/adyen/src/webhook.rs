@@ -6,7 +6,7 @@ use commerce_ports::webhook::{
 };
 use time::OffsetDateTime;
 
-use crate::mapping::{self, SignatureField};
+use crate::notification::{self, SignatureField};
 use crate::signature::HmacKey;
 
 /// The provider name, as in [`WebhookEvent::provider`].
@@ -66,13 +66,31 @@ impl WebhookVerifier for AdyenWebhookVerifier {
     }
 
     fn verify(&self, request: &WebhookRequest, _now: OffsetDateTime) -> Result<Vec<WebhookEvent>, WebhookError> {
+        let notification = self.authenticated(request)?;
+        notification.items.iter().enumerate().map(|(index, envelope)| envelope.item.to_event(index)).collect()
+    }
+
+    /// Steps 1 to 3 of the verification order: the batch is read (the signatures sit in its items) and
+    /// every item's HMAC is checked, but no event is built.
+    fn authenticate(&self, request: &WebhookRequest, _now: OffsetDateTime) -> Result<(), WebhookError> {
+        self.authenticated(request).map(drop)
+    }
+
+    fn ack(&self) -> WebhookAck {
+        WebhookAck::new(200, "text/plain", &b"[accepted]"[..])
+    }
+}
+
+impl AdyenWebhookVerifier {
+    /// Steps 1 to 3 of the verification order; the parsed batch once every item's HMAC matched.
+    fn authenticated(&self, request: &WebhookRequest) -> Result<notification::Notification, WebhookError> {
         if request.body.len() > self.max_body_bytes {
             return Err(WebhookError::new(
                 WebhookErrorKind::PayloadTooLarge,
                 format!("body of {} bytes exceeds the limit of {} bytes", request.body.len(), self.max_body_bytes),
             ));
         }
-        let notification = mapping::parse_notification(&request.body)?;
+        let notification = notification::parse_notification(&request.body)?;
         for (index, envelope) in notification.items.iter().enumerate() {
             let item = &envelope.item;
             let which = || format!("notificationItems[{index}] (pspReference {})", quoted(item.psp_reference()));
@@ -99,11 +117,7 @@ impl WebhookVerifier for AdyenWebhookVerifier {
                 }
             }
         }
-        notification.items.iter().enumerate().map(|(index, envelope)| envelope.item.to_event(index)).collect()
-    }
-
-    fn ack(&self) -> WebhookAck {
-        WebhookAck::new(200, "text/plain", &b"[accepted]"[..])
+        Ok(notification)
     }
 }
 

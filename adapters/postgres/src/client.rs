@@ -8,7 +8,7 @@ use std::time::Duration;
 use std::time::Instant;
 
 use commerce_ports::StoreError;
-use commerce_ports::stores::StoreSet;
+use commerce_ports::stores::{PaymentLedger, StoreSet};
 use deadpool_postgres::{
     GenericClient, Hook, HookError, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Transaction,
 };
@@ -18,7 +18,7 @@ use tokio_postgres::{NoTls, Row};
 use crate::config::{PostgresOptions, PostgresUrl};
 use crate::error::{Ctx, Phase};
 use crate::schema;
-use crate::{domains, hardware, payments, replication};
+use crate::{domains, hardware, offline_queue, payments, replication};
 
 /// What every store of one [`PostgresStores`] shares: the pool, the schema and the timeouts.
 pub(crate) struct Db {
@@ -291,7 +291,14 @@ impl PostgresStores {
             Arc::new(replication::PgReplicationStore::new(Arc::clone(&self.db))),
             Arc::new(hardware::PgPrintJobStore::new(Arc::clone(&self.db))),
             Arc::new(hardware::PgPairingStore::new(Arc::clone(&self.db))),
+            Arc::new(offline_queue::PgOfflineQueueStore::new(Arc::clone(&self.db))),
         )
+    }
+
+    /// The payment ledger: intents and idempotency records written together, one round trip and one
+    /// transaction per call (for `Payments::with_ledger`).
+    pub fn ledger(&self) -> Arc<dyn PaymentLedger> {
+        Arc::new(payments::PgPaymentLedger::new(Arc::clone(&self.db)))
     }
 
     /// The schema holding the tables.

@@ -6,6 +6,7 @@ mod domains;
 mod error;
 mod hardware;
 mod mapping;
+mod offline_queue;
 mod payments;
 mod replication;
 mod schema;

@@ -19,6 +19,7 @@
 //! | `replication_checkpoints`| stream                                | inbox checkpoint                      |
 //! | `print_jobs`             | key                                   | durable print queue (document `JSONB`) |
 //! | `pairings`               | client; unique token_hash             | hardware gateway pairings             |
+//! | `offline_payments`       | tenant, terminal_id, key              | offline store-and-forward queue (v2)  |
 //!
 //! A stream is (channel, store, dataset, direction).
 
@@ -36,10 +37,13 @@ struct Migration {
 }
 
 /// Every migration, oldest first. Never edit an entry that has shipped; add a new one.
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "store ports", sql: V1_STORES }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "store ports", sql: V1_STORES },
+    Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
+];
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The first key of the advisory lock that serializes migrations (ASCII `cpgm`); the second is a hash of the
 /// schema name, so instances on different schemas do not wait for each other.
@@ -189,6 +193,39 @@ CREATE TABLE {s}.pairings (
     revoked_at TIMESTAMPTZ,
     CONSTRAINT pairings_token_hash_key UNIQUE (token_hash)
 );
+"#;
+
+/// Version 2: the offline store-and-forward queue. `seq` orders entries accepted at the same instant; rows
+/// are never deleted (the audit record), and the checks keep a status and its details consistent.
+const V2_OFFLINE_QUEUE: &str = r#"
+CREATE TABLE {s}.offline_payments (
+    seq                BIGINT      GENERATED ALWAYS AS IDENTITY,
+    tenant             TEXT        NOT NULL,
+    terminal_id        TEXT        NOT NULL,
+    key                TEXT        NOT NULL,
+    channel            TEXT        NOT NULL,
+    register           TEXT        NOT NULL,
+    reference          TEXT        NOT NULL,
+    amount_minor       BIGINT      NOT NULL,
+    currency           TEXT        NOT NULL,
+    scheme             TEXT,
+    entry_mode         TEXT        NOT NULL,
+    masked_pan         TEXT,
+    card_data          TEXT        NOT NULL,
+    accepted_at        TIMESTAMPTZ NOT NULL,
+    status             TEXT        NOT NULL CHECK (status IN ('pending', 'forwarded', 'declined')),
+    provider_reference TEXT,
+    decline_reason     TEXT,
+    attempts           BIGINT      NOT NULL CHECK (attempts >= 0),
+    last_error         TEXT,
+    settled_at         TIMESTAMPTZ,
+    PRIMARY KEY (tenant, terminal_id, key),
+    CHECK ((status = 'forwarded') = (provider_reference IS NOT NULL)),
+    CHECK ((status = 'declined') = (decline_reason IS NOT NULL)),
+    CHECK ((status = 'pending') = (settled_at IS NULL))
+);
+CREATE INDEX offline_payments_pending
+    ON {s}.offline_payments (tenant, terminal_id, accepted_at, seq) WHERE status = 'pending';
 "#;
 
 /// A schema name as a quoted SQL identifier (the name is already checked to be `[a-z_][a-z0-9_]*`).

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use commerce_ports::stores::StoreSet;
+use commerce_ports::stores::{PaymentLedger, StoreSet};
 use commerce_ports::{ErrorKind, StoreError};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -13,7 +13,8 @@ use crate::config::{Location, SqliteConfig};
 use crate::devices::{SqlitePairingStore, SqlitePrintJobStore};
 use crate::domains::SqliteDomainClaimStore;
 use crate::error::{SqlContext, is_busy, sql_error};
-use crate::payments::{SqliteIdempotencyStore, SqlitePaymentIntentStore, SqliteWebhookEventStore};
+use crate::offline_queue::SqliteOfflineQueueStore;
+use crate::payments::{SqliteIdempotencyStore, SqlitePaymentIntentStore, SqlitePaymentLedger, SqliteWebhookEventStore};
 use crate::replication::SqliteReplicationStore;
 use crate::schema;
 
@@ -215,6 +216,14 @@ impl SqliteStores {
             Arc::new(SqliteReplicationStore::new(Arc::clone(&self.db))),
             Arc::new(SqlitePrintJobStore::new(Arc::clone(&self.db))),
             Arc::new(SqlitePairingStore::new(Arc::clone(&self.db))),
+            Arc::new(SqliteOfflineQueueStore::new(Arc::clone(&self.db))),
         )
+        .with_ledger(self.ledger())
+    }
+
+    /// The payment ledger: intents and idempotency records written together, one transaction per call (what
+    /// [`store_set`](SqliteStores::store_set) puts in [`StoreSet::ledger`]).
+    pub fn ledger(&self) -> Arc<dyn PaymentLedger> {
+        Arc::new(SqlitePaymentLedger::new(Arc::clone(&self.db)))
     }
 }

@@ -6,6 +6,7 @@ mod devices;
 mod domains;
 mod error;
 mod mapping;
+mod offline_queue;
 mod payments;
 mod replication;
 mod schema;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use commerce_ports::stores::{
-    IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentEvent, IntentStatus, PaymentIntent,
-    PaymentIntentStore, WebhookEventStore,
+    IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus,
+    IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger, WebhookEventStore,
 };
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId, TenderKind};
 use rusqlite::types::ToSql;
@@ -49,44 +49,10 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let (tenant, key) = (tenant.to_string(), key.to_string());
         self.db
             .run(OP, move |conn| {
-                let row_key = idempotency_row_key(&tenant, &key);
                 let tx = immediate(conn, OP)?;
-                let inserted = tx
-                    .prepare_cached(
-                        "INSERT INTO idempotency_records (tenant, key, operation, fingerprint, response, lease_until)
-                         VALUES (?1, ?2, ?3, ?4, NULL, ?5) ON CONFLICT (tenant, key) DO NOTHING",
-                    )
-                    .and_then(|mut s| s.execute(params![tenant, key, claim.operation, claim.fingerprint, lease_until]))
-                    .context(OP, || format!("inserting idempotency record {row_key}"))?;
-                let outcome = if inserted == 1 {
-                    IdempotencyBegin::Started { recovered: false }
-                } else {
-                    let (operation, fingerprint, response, held_until) = select_record(&tx, &tenant, &key)
-                        .context(OP, || format!("reading idempotency record {row_key}"))?;
-                    if operation != claim.operation || fingerprint != claim.fingerprint {
-                        IdempotencyBegin::Conflict { operation }
-                    } else if let Some(response) = response {
-                        IdempotencyBegin::Completed(response)
-                    } else if held_until <= now {
-                        // Conditional on the lease still being the expired one: a takeover cannot clobber a
-                        // lease another caller renewed, even without the transaction.
-                        let taken = tx
-                            .prepare_cached(
-                                "UPDATE idempotency_records SET lease_until = ?3
-                                 WHERE tenant = ?1 AND key = ?2 AND response IS NULL AND lease_until <= ?4",
-                            )
-                            .and_then(|mut s| s.execute(params![tenant, key, lease_until, now]))
-                            .context(OP, || format!("taking over the expired lease of {row_key}"))?;
-                        if taken == 1 {
-                            IdempotencyBegin::Started { recovered: true }
-                        } else {
-                            IdempotencyBegin::InProgress
-                        }
-                    } else {
-                        IdempotencyBegin::InProgress
-                    }
-                };
-                tx.commit().context(OP, || format!("committing idempotency record {row_key}"))?;
+                let outcome = begin_in(&tx, OP, &tenant, &key, &claim, now, lease_until)?;
+                tx.commit()
+                    .context(OP, || format!("committing idempotency record {}", idempotency_row_key(&tenant, &key)))?;
                 Ok(outcome)
             })
             .await
@@ -97,28 +63,9 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let (tenant, key) = (tenant.to_string(), key.to_string());
         self.db
             .run(OP, move |conn| {
-                let row_key = idempotency_row_key(&tenant, &key);
                 let tx = immediate(conn, OP)?;
-                let completed = tx
-                    .prepare_cached(
-                        "UPDATE idempotency_records SET response = ?3
-                         WHERE tenant = ?1 AND key = ?2 AND response IS NULL",
-                    )
-                    .and_then(|mut s| s.execute(params![tenant, key, response]))
-                    .context(OP, || format!("storing the response of {row_key}"))?;
-                if completed == 0 {
-                    let exists = record_exists(&tx, OP, &tenant, &key)?;
-                    return Err(if exists {
-                        StoreError::new(
-                            ErrorKind::InvalidState,
-                            OP,
-                            format!("key `{key}` is already completed; its first response stands"),
-                        )
-                    } else {
-                        StoreError::new(ErrorKind::NotFound, OP, format!("no idempotency record for key `{key}`"))
-                    });
-                }
-                tx.commit().context(OP, || format!("committing the response of {row_key}"))
+                complete_in(&tx, OP, &tenant, &key, &response)?;
+                tx.commit().context(OP, || format!("committing the response of {}", idempotency_row_key(&tenant, &key)))
             })
             .await
     }
@@ -128,22 +75,9 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         let (tenant, key) = (tenant.to_string(), key.to_string());
         self.db
             .run(OP, move |conn| {
-                let row_key = idempotency_row_key(&tenant, &key);
                 let tx = immediate(conn, OP)?;
-                let deleted = tx
-                    .prepare_cached(
-                        "DELETE FROM idempotency_records WHERE tenant = ?1 AND key = ?2 AND response IS NULL",
-                    )
-                    .and_then(|mut s| s.execute(params![tenant, key]))
-                    .context(OP, || format!("deleting idempotency record {row_key}"))?;
-                if deleted == 0 && record_exists(&tx, OP, &tenant, &key)? {
-                    return Err(StoreError::new(
-                        ErrorKind::InvalidState,
-                        OP,
-                        format!("key `{key}` is completed and cannot be released"),
-                    ));
-                }
-                tx.commit().context(OP, || format!("committing the release of {row_key}"))
+                release_in(&tx, OP, &tenant, &key)?;
+                tx.commit().context(OP, || format!("committing the release of {}", idempotency_row_key(&tenant, &key)))
             })
             .await
     }
@@ -169,6 +103,93 @@ impl IdempotencyStore for SqliteIdempotencyStore {
             })
             .await
     }
+}
+
+/// [`IdempotencyStore::begin`] inside the caller's write transaction.
+fn begin_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    tenant: &str,
+    key: &str,
+    claim: &IdempotencyClaim,
+    now: i64,
+    lease_until: i64,
+) -> Result<IdempotencyBegin, StoreError> {
+    let row_key = idempotency_row_key(tenant, key);
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO idempotency_records (tenant, key, operation, fingerprint, response, lease_until)
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5) ON CONFLICT (tenant, key) DO NOTHING",
+        )
+        .and_then(|mut s| s.execute(params![tenant, key, claim.operation, claim.fingerprint, lease_until]))
+        .context(op, || format!("inserting idempotency record {row_key}"))?;
+    if inserted == 1 {
+        return Ok(IdempotencyBegin::Started { recovered: false });
+    }
+    let (operation, fingerprint, response, held_until) =
+        select_record(tx, &tenant, &key).context(op, || format!("reading idempotency record {row_key}"))?;
+    Ok(if operation != claim.operation || fingerprint != claim.fingerprint {
+        IdempotencyBegin::Conflict { operation }
+    } else if let Some(response) = response {
+        IdempotencyBegin::Completed(response)
+    } else if held_until <= now {
+        // Conditional on the lease still being the expired one: a takeover cannot clobber a lease another
+        // caller renewed, even without the transaction.
+        let taken = tx
+            .prepare_cached(
+                "UPDATE idempotency_records SET lease_until = ?3
+                 WHERE tenant = ?1 AND key = ?2 AND response IS NULL AND lease_until <= ?4",
+            )
+            .and_then(|mut s| s.execute(params![tenant, key, lease_until, now]))
+            .context(op, || format!("taking over the expired lease of {row_key}"))?;
+        if taken == 1 { IdempotencyBegin::Started { recovered: true } } else { IdempotencyBegin::InProgress }
+    } else {
+        IdempotencyBegin::InProgress
+    })
+}
+
+/// [`IdempotencyStore::complete`] inside the caller's write transaction.
+fn complete_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    tenant: &str,
+    key: &str,
+    response: &[u8],
+) -> Result<(), StoreError> {
+    let completed = tx
+        .prepare_cached(
+            "UPDATE idempotency_records SET response = ?3 WHERE tenant = ?1 AND key = ?2 AND response IS NULL",
+        )
+        .and_then(|mut s| s.execute(params![tenant, key, response]))
+        .context(op, || format!("storing the response of {}", idempotency_row_key(tenant, key)))?;
+    if completed == 0 {
+        return Err(if record_exists(tx, op, tenant, key)? {
+            StoreError::new(
+                ErrorKind::InvalidState,
+                op,
+                format!("key `{key}` is already completed; its first response stands"),
+            )
+        } else {
+            StoreError::new(ErrorKind::NotFound, op, format!("no idempotency record for key `{key}`"))
+        });
+    }
+    Ok(())
+}
+
+/// [`IdempotencyStore::release`] inside the caller's write transaction.
+fn release_in(tx: &rusqlite::Connection, op: &'static str, tenant: &str, key: &str) -> Result<(), StoreError> {
+    let deleted = tx
+        .prepare_cached("DELETE FROM idempotency_records WHERE tenant = ?1 AND key = ?2 AND response IS NULL")
+        .and_then(|mut s| s.execute(params![tenant, key]))
+        .context(op, || format!("deleting idempotency record {}", idempotency_row_key(tenant, key)))?;
+    if deleted == 0 && record_exists(tx, op, tenant, key)? {
+        return Err(StoreError::new(
+            ErrorKind::InvalidState,
+            op,
+            format!("key `{key}` is completed and cannot be released"),
+        ));
+    }
+    Ok(())
 }
 
 fn record_exists(conn: &rusqlite::Connection, op: &'static str, tenant: &str, key: &str) -> Result<bool, StoreError> {
@@ -440,41 +461,145 @@ fn intent_version(
         .context(op, || format!("reading the version of intent {}", intent.row_key()))
 }
 
+/// Checks a new intent and its first event and turns them into column values.
+fn create_values(
+    op: &'static str,
+    intent: &PaymentIntent,
+    event: IntentEvent,
+) -> Result<(IntentValues, EventValues), StoreError> {
+    if intent.version != 1 || event.sequence != 1 {
+        return Err(StoreError::invalid(
+            op,
+            format!("a new intent has version 1 and event sequence 1, got {} and {}", intent.version, event.sequence),
+        ));
+    }
+    Ok((IntentValues::new(op, intent)?, EventValues::new(op, event)?))
+}
+
+/// Checks an update's versions and turns it into column values (the expected version as stored).
+fn update_values(
+    op: &'static str,
+    intent: &PaymentIntent,
+    expected_version: u64,
+    event: IntentEvent,
+) -> Result<(IntentValues, i64, EventValues), StoreError> {
+    let next = expected_version.checked_add(1).ok_or_else(|| StoreError::invalid(op, "version overflow"))?;
+    if intent.version != next || event.sequence != next {
+        return Err(StoreError::invalid(
+            op,
+            format!(
+                "updating from version {expected_version} needs intent version and event sequence {next}, got {} and {}",
+                intent.version, event.sequence
+            ),
+        ));
+    }
+    Ok((
+        IntentValues::new(op, intent)?,
+        u64_to_sql(op, "expected_version", expected_version)?,
+        EventValues::new(op, event)?,
+    ))
+}
+
+/// Inserts a new intent and its first event inside the caller's write transaction; false (and nothing
+/// written) when the intent exists.
+fn insert_intent_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    v: &IntentValues,
+    event: &EventValues,
+) -> Result<bool, StoreError> {
+    let inserted = tx
+        .prepare_cached(&format!(
+            "INSERT INTO payment_intents ({INTENT_COLUMNS})
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+             ON CONFLICT (tenant, id) DO NOTHING"
+        ))
+        .and_then(|mut s| s.execute(params_from_iter(v.columns())))
+        .context(op, || format!("inserting intent {}", v.row_key()))?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    event.insert(tx, op, v)?;
+    Ok(true)
+}
+
+/// [`PaymentIntentStore::update`] inside the caller's write transaction.
+fn update_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    v: &IntentValues,
+    expected: i64,
+    event: &EventValues,
+) -> Result<(), StoreError> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE payment_intents SET channel = ?3, tender = ?4, status = ?5, currency = ?6,
+                 amount_minor = ?7, authorized_minor = ?8, captured_minor = ?9, refunded_minor = ?10,
+                 provider = ?11, provider_reference = ?12, reference = ?13, version = ?14,
+                 created_at = ?15, updated_at = ?16
+             WHERE tenant = ?1 AND id = ?2 AND version = ?17",
+        )
+        .and_then(|mut s| s.execute(params_from_iter(v.columns().into_iter().chain([&expected as &dyn ToSql]))))
+        .context(op, || format!("updating intent {}", v.row_key()))?;
+    if updated == 0 {
+        return Err(match intent_version(tx, op, v)? {
+            Some(stored) => StoreError::new(
+                ErrorKind::Conflict,
+                op,
+                format!("intent `{}` is at version {stored}, not {expected}", v.id),
+            ),
+            None => StoreError::new(ErrorKind::NotFound, op, format!("no intent `{}` for tenant `{}`", v.id, v.tenant)),
+        });
+    }
+    event.insert(tx, op, v)
+}
+
+/// Reads an intent's row, if any.
+fn select_intent(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    tenant: &str,
+    id: &str,
+) -> Result<Option<IntentValues>, StoreError> {
+    conn.prepare_cached(&format!("SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant = ?1 AND id = ?2"))
+        .and_then(|mut s| s.query_row(params![tenant, id], read_intent).optional())
+        .context(op, || format!("reading intent (tenant `{tenant}`, id `{id}`)"))
+}
+
+/// Reads an intent's events, oldest first.
+fn select_events(
+    conn: &rusqlite::Connection,
+    op: &'static str,
+    tenant: &str,
+    id: &str,
+) -> Result<Vec<IntentEvent>, StoreError> {
+    let intent_key = format!("(tenant `{tenant}`, intent `{id}`)");
+    let rows = conn
+        .prepare_cached(
+            "SELECT sequence, at, operation, status, amount_minor, amount_currency, provider_reference, detail, data
+             FROM intent_events WHERE tenant = ?1 AND intent_id = ?2 ORDER BY sequence",
+        )
+        .and_then(|mut s| s.query_map(params![tenant, id], read_event)?.collect::<Result<Vec<_>, _>>())
+        .context(op, || format!("reading the events of intent {intent_key}"))?;
+    rows.into_iter().map(|v| event_from_row(op, &intent_key, v)).collect()
+}
+
 #[async_trait]
 impl PaymentIntentStore for SqlitePaymentIntentStore {
     async fn create(&self, intent: PaymentIntent, event: IntentEvent) -> Result<(), StoreError> {
         const OP: &str = "create";
-        if intent.version != 1 || event.sequence != 1 {
-            return Err(StoreError::invalid(
-                OP,
-                format!(
-                    "a new intent has version 1 and event sequence 1, got {} and {}",
-                    intent.version, event.sequence
-                ),
-            ));
-        }
-        let values = IntentValues::new(OP, &intent)?;
-        let event = EventValues::new(OP, event)?;
+        let (values, event) = create_values(OP, &intent, event)?;
         self.db
             .run(OP, move |conn| {
                 let v = &values;
                 let tx = immediate(conn, OP)?;
-                let inserted = tx
-                    .prepare_cached(&format!(
-                        "INSERT INTO payment_intents ({INTENT_COLUMNS})
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-                         ON CONFLICT (tenant, id) DO NOTHING"
-                    ))
-                    .and_then(|mut s| s.execute(params_from_iter(v.columns())))
-                    .context(OP, || format!("inserting intent {}", v.row_key()))?;
-                if inserted == 0 {
+                if !insert_intent_in(&tx, OP, v, &event)? {
                     return Err(StoreError::new(
                         ErrorKind::AlreadyExists,
                         OP,
                         format!("intent `{}` already exists for tenant `{}`", v.id, v.tenant),
                     ));
                 }
-                event.insert(&tx, OP, v)?;
                 tx.commit().context(OP, || format!("committing intent {}", v.row_key()))
             })
             .await
@@ -485,12 +610,7 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .run(OP, move |conn| {
-                let row = conn
-                    .prepare_cached(&format!(
-                        "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant = ?1 AND id = ?2"
-                    ))
-                    .and_then(|mut s| s.query_row(params![tenant, id], read_intent).optional())
-                    .context(OP, || format!("reading intent (tenant `{tenant}`, id `{id}`)"))?;
+                let row = select_intent(conn, OP, &tenant, &id)?;
                 match row {
                     Some(v) => intent_from_row(OP, v),
                     None => {
@@ -503,50 +623,12 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
 
     async fn update(&self, intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> Result<(), StoreError> {
         const OP: &str = "update";
-        let next = expected_version.checked_add(1).ok_or_else(|| StoreError::invalid(OP, "version overflow"))?;
-        if intent.version != next || event.sequence != next {
-            return Err(StoreError::invalid(
-                OP,
-                format!(
-                    "updating from version {expected_version} needs intent version and event sequence {next}, got {} and {}",
-                    intent.version, event.sequence
-                ),
-            ));
-        }
-        let values = IntentValues::new(OP, &intent)?;
-        let expected = u64_to_sql(OP, "expected_version", expected_version)?;
-        let event = EventValues::new(OP, event)?;
+        let (values, expected, event) = update_values(OP, &intent, expected_version, event)?;
         self.db
             .run(OP, move |conn| {
                 let v = &values;
                 let tx = immediate(conn, OP)?;
-                let updated = tx
-                    .prepare_cached(
-                        "UPDATE payment_intents SET channel = ?3, tender = ?4, status = ?5, currency = ?6,
-                             amount_minor = ?7, authorized_minor = ?8, captured_minor = ?9, refunded_minor = ?10,
-                             provider = ?11, provider_reference = ?12, reference = ?13, version = ?14,
-                             created_at = ?15, updated_at = ?16
-                         WHERE tenant = ?1 AND id = ?2 AND version = ?17",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params_from_iter(v.columns().into_iter().chain([&expected as &dyn ToSql])))
-                    })
-                    .context(OP, || format!("updating intent {}", v.row_key()))?;
-                if updated == 0 {
-                    return Err(match intent_version(&tx, OP, v)? {
-                        Some(stored) => StoreError::new(
-                            ErrorKind::Conflict,
-                            OP,
-                            format!("intent `{}` is at version {stored}, not {expected}", v.id),
-                        ),
-                        None => StoreError::new(
-                            ErrorKind::NotFound,
-                            OP,
-                            format!("no intent `{}` for tenant `{}`", v.id, v.tenant),
-                        ),
-                    });
-                }
-                event.insert(&tx, OP, v)?;
+                update_in(&tx, OP, v, expected, &event)?;
                 tx.commit().context(OP, || format!("committing the update of intent {}", v.row_key()))
             })
             .await
@@ -557,23 +639,15 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .run(OP, move |conn| {
-                let intent_key = format!("(tenant `{tenant}`, intent `{id}`)");
-                let rows = conn
-                    .prepare_cached(
-                        "SELECT sequence, at, operation, status, amount_minor, amount_currency, provider_reference,
-                             detail, data
-                         FROM intent_events WHERE tenant = ?1 AND intent_id = ?2 ORDER BY sequence",
-                    )
-                    .and_then(|mut s| s.query_map(params![tenant, id], read_event)?.collect::<Result<Vec<_>, _>>())
-                    .context(OP, || format!("reading the events of intent {intent_key}"))?;
-                if rows.is_empty() {
+                let events = select_events(conn, OP, &tenant, &id)?;
+                if events.is_empty() {
                     return Err(StoreError::new(
                         ErrorKind::NotFound,
                         OP,
                         format!("no intent `{id}` for tenant `{tenant}`"),
                     ));
                 }
-                rows.into_iter().map(|v| event_from_row(OP, &intent_key, v)).collect()
+                Ok(events)
             })
             .await
     }
@@ -646,6 +720,125 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
                     })
                     .context(OP, || format!("listing `{status}` intents of tenant `{tenant}`"))?;
                 rows.into_iter().map(|v| intent_from_row(OP, v)).collect()
+            })
+            .await
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Payment ledger
+
+/// [`PaymentLedger`] on the idempotency and intent tables: each call is one write transaction.
+///
+/// The claim's transaction commits with `synchronous = NORMAL`: atomic and safe against a crash of the
+/// process, but its WAL frames reach the disk with the next `synchronous = FULL` commit (the operation's
+/// `commit`, which is FULL like every other write) instead of with their own fsync. The port allows it (a
+/// lost claim is a retry that re-sends the same provider key), and it halves the fsyncs of an operation.
+#[derive(Debug, Clone)]
+pub(crate) struct SqlitePaymentLedger {
+    db: Arc<Database>,
+}
+
+impl SqlitePaymentLedger {
+    pub(crate) fn new(db: Arc<Database>) -> SqlitePaymentLedger {
+        SqlitePaymentLedger { db }
+    }
+}
+
+/// Runs `work` in a write transaction committed with `synchronous = NORMAL`, then restores `FULL`.
+fn with_relaxed_sync<T>(
+    conn: &mut rusqlite::Connection,
+    op: &'static str,
+    work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let full: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).context(op, || "reading synchronous")?;
+    conn.pragma_update(None, "synchronous", "NORMAL").context(op, || "relaxing synchronous for a claim")?;
+    let result = immediate(conn, op).and_then(|tx| {
+        let value = work(&tx)?;
+        tx.commit().context(op, || "committing a claim")?;
+        Ok(value)
+    });
+    let restored = conn.pragma_update(None, "synchronous", full).context(op, || "restoring synchronous");
+    match (result, restored) {
+        (Ok(value), Ok(())) => Ok(value),
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    }
+}
+
+#[async_trait]
+impl PaymentLedger for SqlitePaymentLedger {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        claim: IdempotencyClaim,
+        intent: &IntentId,
+        create: Option<(PaymentIntent, IntentEvent)>,
+    ) -> Result<LedgerClaim, StoreError> {
+        const OP: &str = "claim";
+        let now = time_to_sql(OP, "claim.now", claim.now)?;
+        let lease_until = time_to_sql(OP, "claim.lease_until", claim.lease_until)?;
+        let create = match create {
+            Some((new, _)) if &new.id != intent || &new.tenant != tenant => {
+                return Err(StoreError::invalid(OP, format!("`create` is for intent `{}`, not `{intent}`", new.id)));
+            }
+            Some((new, event)) => Some(create_values(OP, &new, event)?),
+            None => None,
+        };
+        let (tenant, key, id) = (tenant.to_string(), key.to_string(), intent.to_string());
+        self.db
+            .run(OP, move |conn| {
+                with_relaxed_sync(conn, OP, |tx| {
+                    let begin = begin_in(tx, OP, &tenant, &key, &claim, now, lease_until)?;
+                    if !matches!(begin, IdempotencyBegin::Started { .. }) {
+                        return Ok(LedgerClaim::new(begin, None));
+                    }
+                    if let Some((values, event)) = &create {
+                        insert_intent_in(tx, OP, values, event)?;
+                    }
+                    let Some(row) = select_intent(tx, OP, &tenant, &id)? else {
+                        return Ok(LedgerClaim::new(begin, None));
+                    };
+                    let snapshot = IntentSnapshot::new(intent_from_row(OP, row)?, select_events(tx, OP, &tenant, &id)?);
+                    Ok(LedgerClaim::new(begin, Some(snapshot)))
+                })
+            })
+            .await
+    }
+
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        update: Option<IntentUpdate>,
+        resolution: KeyResolution,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "commit";
+        let update = match update {
+            Some(IntentUpdate { intent, expected_version, event, .. }) => {
+                Some(update_values(OP, &intent, expected_version, event)?)
+            }
+            None => None,
+        };
+        let (tenant, key) = (tenant.to_string(), key.to_string());
+        self.db
+            .run(OP, move |conn| {
+                let tx = immediate(conn, OP)?;
+                if let Some((values, expected, event)) = &update {
+                    update_in(&tx, OP, values, *expected, event)?;
+                }
+                match &resolution {
+                    KeyResolution::Complete(response) => complete_in(&tx, OP, &tenant, &key, response)?,
+                    KeyResolution::Release => release_in(&tx, OP, &tenant, &key)?,
+                    other => {
+                        return Err(StoreError::new(
+                            ErrorKind::Unsupported,
+                            OP,
+                            format!("unknown key resolution {other:?}"),
+                        ));
+                    }
+                }
+                tx.commit().context(OP, || format!("committing {}", idempotency_row_key(&tenant, &key)))
             })
             .await
     }

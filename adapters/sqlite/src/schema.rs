@@ -16,7 +16,7 @@ use crate::error::SqlContext;
 use crate::mapping::time_to_sql;
 
 /// The newest schema version this build of the crate knows (and creates).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One embedded migration.
 #[derive(Debug)]
@@ -26,7 +26,10 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration { version: 1, name: "initial schema", sql: V1_INITIAL }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial schema", sql: V1_INITIAL },
+    Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
+];
 
 const TRACKING: &str = "
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -196,6 +199,49 @@ CREATE TABLE pairings (
 ) STRICT, WITHOUT ROWID;
 ";
 
+/// Version 2: the offline store-and-forward queue. Keeps its rowid: among entries accepted at the same
+/// instant, the first queued is forwarded first. Rows are never deleted (the audit record of what was taken
+/// offline), and a settled entry's result never changes.
+const V2_OFFLINE_QUEUE: &str = "
+CREATE TABLE offline_payments (
+    tenant             TEXT NOT NULL,
+    terminal_id        TEXT NOT NULL,
+    key                TEXT NOT NULL,
+    channel            TEXT NOT NULL,
+    register           TEXT NOT NULL,
+    reference          TEXT NOT NULL,
+    amount_minor       INTEGER NOT NULL,
+    currency           TEXT NOT NULL,
+    scheme             TEXT,
+    entry_mode         TEXT NOT NULL,
+    masked_pan         TEXT,
+    card_data          TEXT NOT NULL,
+    accepted_at        INTEGER NOT NULL,
+    status             TEXT NOT NULL CHECK (status IN ('pending', 'forwarded', 'declined')),
+    provider_reference TEXT,
+    decline_reason     TEXT,
+    attempts           INTEGER NOT NULL CHECK (attempts >= 0),
+    last_error         TEXT,
+    settled_at         INTEGER,
+    UNIQUE (tenant, terminal_id, key),
+    CHECK ((status = 'forwarded') = (provider_reference IS NOT NULL)),
+    CHECK ((status = 'declined') = (decline_reason IS NOT NULL)),
+    CHECK ((status = 'pending') = (settled_at IS NULL))
+) STRICT;
+
+CREATE INDEX offline_payments_pending ON offline_payments (tenant, terminal_id, status, accepted_at);
+
+CREATE TRIGGER offline_payments_are_never_deleted BEFORE DELETE ON offline_payments
+BEGIN
+    SELECT RAISE(ABORT, 'offline payments are kept for audit');
+END;
+CREATE TRIGGER offline_payments_settle_once BEFORE UPDATE OF status ON offline_payments
+WHEN OLD.status <> 'pending' AND NEW.status <> OLD.status
+BEGIN
+    SELECT RAISE(ABORT, 'a settled offline payment keeps its result');
+END;
+";
+
 /// Brings the database up to [`SCHEMA_VERSION`]; returns the versions it applied (none when the file was
 /// up to date). `label` names the database in messages.
 ///
@@ -252,7 +298,7 @@ mod tests {
     #[test]
     fn migrating_twice_applies_once() -> Result<(), StoreError> {
         let mut conn = Connection::open_in_memory().context("test", || "opening")?;
-        assert_eq!(migrate(&mut conn, "test database")?, vec![1]);
+        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2]);
         assert_eq!(migrate(&mut conn, "test database")?, Vec::<u32>::new());
         Ok(())
     }

@@ -3,8 +3,12 @@
 
 mod common;
 
+use commerce_ports::offline_queue::{Enqueued, OfflineEntry};
 use commerce_ports::stores::{IdempotencyBegin, IdempotencyClaim, IntentEvent, IntentStatus, PaymentIntent, StoreSet};
-use commerce_ports::{ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, Money, TenantId, TenderKind};
+use commerce_ports::terminal::{EntryMode, OfflineCardRead, TerminalPaymentRequest};
+use commerce_ports::{
+    ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, Money, RegisterId, TenantId, TenderKind,
+};
 use commerce_sqlite::SqliteStores;
 use time::{Duration, OffsetDateTime};
 
@@ -125,5 +129,40 @@ async fn two_opens_of_a_new_file_migrate_it_once() {
     let second = second.await.expect("join").expect("second open");
     let mut applied = [first.applied_migrations().to_vec(), second.applied_migrations().to_vec()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1]]);
+    assert_eq!(applied, [vec![], vec![1, 2]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_enqueues_on_two_store_sets_never_exceed_the_bound() {
+    let db = TempDb::new("race-offline");
+    let (a, b) = two_sets(&db).await;
+    let (a, b) = (a.store_set(), b.store_set());
+    let tenant = TenantId::new("acme").expect("tenant");
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+    let tasks: Vec<_> = (0..32)
+        .map(|n| {
+            let set = pick(n, &a, &b);
+            let payment = TerminalPaymentRequest::new(
+                "ped-1",
+                RegisterId::new("till-1").expect("register"),
+                Money::from_minor(1_000, Currency::EUR),
+                format!("sale-{n}"),
+                IdempotencyKey::new(format!("offline-{n}")).expect("key"),
+            );
+            let card = OfflineCardRead::new(Some("visa".to_owned()), EntryMode::Chip, format!("enc-{n}"));
+            let entry = OfflineEntry::new(tenant.clone(), ChannelId::new("shop").expect("channel"), payment, card, now);
+            tokio::spawn(async move { set.offline_queue.enqueue(entry, 7).await })
+        })
+        .collect();
+    let mut queued = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(Enqueued::Queued { .. }) => queued += 1,
+            Ok(other) => panic!("unexpected outcome {other:?}"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidState, "a refused enqueue failed with {e}"),
+        }
+    }
+    assert_eq!(queued, 7, "{queued} of 32 concurrent enqueues across two store sets were queued; the bound is 7");
+    assert_eq!(a.offline_queue.pending_count(&tenant, "ped-1").await.expect("count"), 7);
+    assert_eq!(b.offline_queue.pending(&tenant, "ped-1", 100).await.expect("pending").len(), 7);
 }

@@ -116,6 +116,7 @@ impl PaymentGateway for StripeGateway {
         caps.void = true;
         caps.tokenize = false;
         caps.asynchronous_modifications = false;
+        caps.retrieve = true;
         caps.max_idempotency_key_len = MAX_IDEMPOTENCY_KEY_LEN;
         caps.tenders = vec![TenderKind::Card, TenderKind::Wallet];
         caps

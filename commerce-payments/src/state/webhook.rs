@@ -210,6 +210,18 @@ pub fn apply_webhook(
         }
     }
 
+    if intent.provider_reference.is_none()
+        && event.provider_reference.is_none()
+        && matches!(kind, PaymentEventKind::Authorized | PaymentEventKind::Captured | PaymentEventKind::Refunded)
+    {
+        // Money at the provider that no later call could name: applying it would leave an intent that can be
+        // neither captured, refunded nor reconciled. Reconciliation (or a retry with the key) gets the
+        // reference from the provider.
+        return Ok(WebhookOutcome::Ignored(format!(
+            "`{}` ({}) names no provider payment and intent `{}` has none yet; reconcile it",
+            event.event_id, event.event_type, intent.id
+        )));
+    }
     if let Some(p) = &pending
         && !settled
         && !refused

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod model;
+mod webhook_model;
 
 use std::sync::Arc;
 

@@ -1,5 +1,9 @@
-//! Random sequences of operations, faults, replays and reconciliations against a simple model of what the
-//! provider did and what the intent should show.
+//! Random sequences of operations, faults, replays, reconciliations and webhooks against a simple model of
+//! what the provider did and what the intent should show.
+//!
+//! Webhooks describe the provider's view of the payment after some real provider call of the run (the
+//! latest, or any earlier one: stale and out-of-order deliveries), sometimes twice in a row (a redelivery
+//! with the same event id), carrying the provider reference, the merchant reference, or both.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -7,6 +11,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
 
+use super::webhook_model::{self as wh, Facet, Refs, View};
 use super::*;
 
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +33,43 @@ enum Step {
     /// A fault for the next real provider call: a timeout after processing (true) or a 503 (false).
     Fault(bool),
     Reconcile,
+    /// A provider event describing the provider's view after some real provider call, one of the facets of
+    /// that view, delivered once or twice.
+    Webhook {
+        view: Pick,
+        facet: Index,
+        refs: Refs,
+        twice: bool,
+    },
+}
+
+/// Which of the provider's views an event describes.
+#[derive(Debug, Clone, Copy)]
+enum Pick {
+    /// The current one.
+    Latest,
+    /// The one before the latest call (stale by one call: the most telling while a call is pending).
+    Previous,
+    /// Any one so far.
+    Any(Index),
+}
+
+impl Pick {
+    fn index(self, len: usize) -> usize {
+        match self {
+            Pick::Latest => len - 1,
+            Pick::Previous => len.saturating_sub(2),
+            Pick::Any(i) => i.index(len),
+        }
+    }
+}
+
+fn pick() -> impl Strategy<Value = Pick> {
+    prop_oneof![3 => Just(Pick::Latest), 2 => Just(Pick::Previous), 2 => any::<Index>().prop_map(Pick::Any)]
+}
+
+fn refs() -> impl Strategy<Value = Refs> {
+    prop_oneof![3 => Just(Refs::Provider), 2 => Just(Refs::Both), 1 => Just(Refs::Merchant)]
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -38,8 +80,10 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Do(Cmd::Void)),
         3 => any::<Index>().prop_map(Step::Replay),
         3 => Just(Step::RetryLast),
-        3 => any::<bool>().prop_map(Step::Fault),
+        4 => any::<bool>().prop_map(Step::Fault),
         2 => Just(Step::Reconcile),
+        6 => (pick(), any::<Index>(), refs(), proptest::bool::weighted(0.25))
+            .prop_map(|(view, facet, refs, twice)| Step::Webhook { view, facet, refs, twice }),
     ]
 }
 
@@ -121,12 +165,60 @@ struct Model {
     truth: Books,
     /// The key whose outcome is unknown.
     pending: Option<String>,
+    /// Its operation.
+    pending_cmd: Option<Cmd>,
     /// Keys whose pending call a reconciliation settled; their retry returns the intent as it is.
     settled: HashSet<String>,
     /// Keys with a completed outcome.
     outcomes: HashMap<String, Stored>,
     faults: VecDeque<bool>,
     calls: u64,
+    /// The provider's view after each real provider call, once the provider knows the payment.
+    views: Vec<View>,
+    /// The payment's provider reference, once the provider processed the authorization.
+    reference: Option<String>,
+    /// Event ids the ingestor recorded.
+    delivered: HashSet<String>,
+}
+
+impl Model {
+    fn settle(&mut self, k: String) {
+        self.recorded = self.truth;
+        self.pending = None;
+        self.pending_cmd = None;
+        self.settled.insert(k);
+    }
+}
+
+fn view_of(b: Books) -> View {
+    View { status: b.status, authorized: b.authorized, captured: b.captured, refunded: b.refunded }
+}
+
+fn fail(message: impl Into<String>) -> TestCaseError {
+    TestCaseError::fail(message.into())
+}
+
+/// After a real provider call: learns the payment's provider reference, checks the provider did exactly what
+/// the model says was asked of it (no capture or refund applied twice, nothing lost) and records its view.
+async fn observe(fx: &Fx, m: &mut Model, id: &IntentId) -> Result<(), TestCaseError> {
+    if m.truth.status == IntentStatus::RequiresAuthorization {
+        return Ok(());
+    }
+    if m.reference.is_none() {
+        m.reference = match fx.get(id).await.provider_reference {
+            Some(r) => Some(r),
+            None => Some(wh::provider_reference_of(fx, "auth", m.total).await.map_err(fail)?),
+        };
+    }
+    let reference = m.reference.clone().ok_or_else(|| fail("a provider reference"))?;
+    let snapshot = fx.gateway.retrieve(&reference).await.map_err(|e| fail(e.to_string()))?;
+    prop_assert_eq!(
+        (snapshot.authorized.minor(), snapshot.captured.minor(), snapshot.refunded.minor()),
+        (m.truth.authorized, m.truth.captured, m.truth.refunded),
+        "the provider did exactly what was asked of it, once"
+    );
+    m.views.push(view_of(m.truth));
+    Ok(())
 }
 
 async fn run(fx: &Fx, id: &IntentId, k: &str, cmd: Cmd, total: i64) -> Result<PaymentIntent, PaymentsError> {
@@ -163,6 +255,7 @@ async fn operation(fx: &Fx, m: &mut Model, id: &IntentId, k: &str, cmd: Cmd) -> 
             prop_assert_eq!(got, Ok(m.truth), "the retry applies the provider's answer once");
             m.recorded = m.truth;
             m.pending = None;
+            m.pending_cmd = None;
             m.outcomes.insert(k.to_owned(), stored(&r));
         } else {
             let e = r.as_ref().err();
@@ -195,8 +288,10 @@ async fn operation(fx: &Fx, m: &mut Model, id: &IntentId, k: &str, cmd: Cmd) -> 
                     prop_assert_eq!(after.status, IntentStatus::OutcomeUnknown);
                     m.truth = next;
                     m.pending = Some(k.to_owned());
+                    m.pending_cmd = Some(cmd);
                 }
             }
+            observe(fx, m, id).await?;
         }
     }
     Ok(())
@@ -212,10 +307,100 @@ async fn reconcile(fx: &Fx, m: &mut Model, id: &IntentId) -> Result<(), TestCase
                 Ok(m.truth),
                 "reconciled from the provider"
             );
-            m.recorded = m.truth;
-            m.settled.insert(k);
+            m.settle(k);
         }
         None => prop_assert_eq!(r.as_ref().ok(), Some(&before), "nothing to reconcile"),
+    }
+    Ok(())
+}
+
+/// Whether an event of `facet` describing `view` shows the effect of the pending `cmd` (the provider's view
+/// after the call is `truth`): then it settles the call like a reconciliation.
+fn settles(cmd: Cmd, facet: Facet, view: View, truth: Books) -> bool {
+    match (cmd, facet) {
+        (Cmd::Authorize, Facet::Authorized | Facet::Captured | Facet::Refunded) => true,
+        (Cmd::Capture { .. }, Facet::Captured) => view.captured >= truth.captured,
+        (Cmd::Refund(_), Facet::Refunded) => view.refunded >= truth.refunded,
+        (Cmd::Void, Facet::Voided) => true,
+        _ => false,
+    }
+}
+
+/// Delivers one event (with id `event_id`) and checks the ingestor's answer and the intent against the model.
+async fn delivery(
+    fx: &Fx,
+    ingestor: &commerce_payments::WebhookIngestor,
+    m: &mut Model,
+    id: &IntentId,
+    (event_id, facet, view, refs): (&str, Facet, View, Refs),
+    body: &[u8],
+) -> Result<(), TestCaseError> {
+    let before = fx.get(id).await;
+    let r = wh::deliver(ingestor, body).await;
+    let after = fx.get(id).await;
+    let what = format!("event `{event_id}` ({facet:?} of {view:?}, {refs:?}) on {:?}", Books::of(&before));
+    if m.delivered.contains(event_id) {
+        prop_assert_eq!(r.ok(), Some(wh::one("duplicates")), "a redelivered {} is a duplicate", what);
+        prop_assert_eq!(&after, &before, "a duplicate changes nothing");
+        return Ok(());
+    }
+    let has_reference = before.provider_reference.is_some();
+    let found = match refs {
+        Refs::Provider => has_reference,
+        Refs::Both => true,
+        Refs::Merchant => !has_reference,
+    };
+    if !found {
+        prop_assert_eq!(&after, &before, "{} matches no intent and changes nothing", what);
+        if before.status == IntentStatus::OutcomeUnknown && !has_reference {
+            // It may be the unknown authorization's: not recorded, delivered again later.
+            prop_assert_eq!(r.err().map(|e| e.status()), Some(503), "{} while the authorization is unknown", what);
+        } else {
+            prop_assert_eq!(r.ok(), Some(wh::one("unknown_payments")), "{} matches no intent", what);
+            m.delivered.insert(event_id.to_owned());
+        }
+        return Ok(());
+    }
+    m.delivered.insert(event_id.to_owned());
+    // Money the event names by merchant reference only, for an intent without a provider reference, cannot be
+    // applied: no later call could name the payment (reconcile gets the reference instead).
+    let unnamed_money =
+        refs == Refs::Merchant && matches!(facet, Facet::Authorized | Facet::Captured | Facet::Refunded);
+    match (m.pending.clone(), m.pending_cmd) {
+        (Some(k), Some(cmd)) if settles(cmd, facet, view, m.truth) && !unnamed_money => {
+            prop_assert_eq!(r.ok(), Some(wh::one("applied")), "{} settles the pending {:?}", what, cmd);
+            m.settle(k);
+            prop_assert_eq!(Books::of(&after), m.truth, "{} settles the intent to the provider's view", what);
+            prop_assert_eq!(&after.provider_reference, &m.reference, "the intent knows its provider reference");
+        }
+        _ => {
+            prop_assert_eq!(r.ok(), Some(wh::one("ignored")), "{} has nothing to change", what);
+            prop_assert_eq!(&after, &before, "an ignored event changes nothing");
+        }
+    }
+    Ok(())
+}
+
+/// A `Step::Webhook`.
+async fn webhook(
+    fx: &Fx,
+    ingestor: &commerce_payments::WebhookIngestor,
+    m: &mut Model,
+    id: &IntentId,
+    (view, facet, refs, twice): (Pick, Index, Refs, bool),
+) -> Result<(), TestCaseError> {
+    if m.views.is_empty() {
+        return Ok(()); // The provider knows no payment yet: no events.
+    }
+    let v = view.index(m.views.len());
+    let view = m.views[v];
+    let facets = view.facets();
+    let facet = facets[facet.index(facets.len())];
+    let reference = m.reference.clone().ok_or_else(|| fail("a provider reference once the provider has a view"))?;
+    let event_id = format!("evt_{v}_{facet:?}_{refs:?}");
+    let body = wh::body(&event_id, facet, view, m.total, &reference, refs);
+    for _ in 0..if twice { 2 } else { 1 } {
+        delivery(fx, ingestor, m, id, (&event_id, facet, view, refs), &body).await?;
     }
     Ok(())
 }
@@ -228,6 +413,8 @@ fn invariants(
 ) -> Result<(), TestCaseError> {
     prop_assert!(intent.captured.minor() <= intent.authorized.minor(), "captured <= authorized: {:?}", intent);
     prop_assert!(intent.refunded.minor() <= intent.captured.minor(), "refunded <= captured: {:?}", intent);
+    // Nothing is ever declined here: an intent whose outcome is unknown must never be reported as failed.
+    prop_assert_ne!(intent.status, IntentStatus::Failed, "never failed: {:?}", intent);
     prop_assert_eq!(u64::try_from(history.len()).ok(), Some(intent.version), "version == history length");
     for (i, e) in history.iter().enumerate() {
         prop_assert_eq!(u64::try_from(i + 1).ok(), Some(e.sequence), "sequences 1..=n");
@@ -245,6 +432,28 @@ fn invariants(
     Ok(())
 }
 
+/// The intent's amounts never exceed the provider's, and the provider did exactly what the model asked of it.
+async fn against_the_provider(fx: &Fx, m: &Model, intent: &PaymentIntent) -> Result<(), TestCaseError> {
+    let Some(reference) = &m.reference else {
+        return Ok(());
+    };
+    let view = fx.gateway.retrieve(reference).await.map_err(|e| fail(e.to_string()))?;
+    prop_assert_eq!(
+        (view.authorized.minor(), view.captured.minor(), view.refunded.minor()),
+        (m.truth.authorized, m.truth.captured, m.truth.refunded),
+        "the provider never did more (or less) than asked: no double capture or refund"
+    );
+    prop_assert!(
+        intent.authorized.minor() <= view.authorized.minor()
+            && intent.captured.minor() <= view.captured.minor()
+            && intent.refunded.minor() <= view.refunded.minor(),
+        "the intent never shows more than the provider: {:?} vs {:?}",
+        intent,
+        view
+    );
+    Ok(())
+}
+
 async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Result<(), TestCaseError> {
     let fx = Fx::new();
     let id = id_for("auth");
@@ -254,11 +463,16 @@ async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Re
         recorded: start,
         truth: start,
         pending: None,
+        pending_cmd: None,
         settled: HashSet::new(),
         outcomes: HashMap::new(),
         faults: VecDeque::new(),
         calls: 0,
+        views: Vec::new(),
+        reference: None,
+        delivered: HashSet::new(),
     };
+    let ingestor = wh::ingestor(&fx);
     if let Some(f) = fault_first {
         fx.gateway.inject(if f { GatewayFault::TimeoutAfterProcessing } else { GatewayFault::Unavailable });
         m.faults.push_back(f);
@@ -279,10 +493,13 @@ async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Re
             prop_assert_eq!(err_kind(&first), Some(ErrorKind::OutcomeUnknown));
             m.truth = start.after(total, Cmd::Authorize).map_err(|k| TestCaseError::fail(format!("{k}")))?;
             m.pending = Some("auth".to_owned());
+            m.pending_cmd = Some(Cmd::Authorize);
         }
     }
+    observe(&fx, &mut m, &id).await?;
     let mut prev = fx.get(&id).await;
     invariants(None, &prev, &fx.history(&id).await)?;
+    against_the_provider(&fx, &m, &prev).await?;
 
     for (i, s) in steps.into_iter().enumerate() {
         match s {
@@ -304,9 +521,16 @@ async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Re
                 m.faults.push_back(f);
             }
             Step::Reconcile => reconcile(&fx, &mut m, &id).await?,
+            Step::Webhook { view, facet, refs, twice } => {
+                webhook(&fx, &ingestor, &mut m, &id, (view, facet, refs, twice)).await?;
+            }
         }
         let intent = fx.get(&id).await;
         invariants(Some(&prev), &intent, &fx.history(&id).await)?;
+        against_the_provider(&fx, &m, &intent).await?;
+        if prev.status == IntentStatus::OutcomeUnknown && intent.status != IntentStatus::OutcomeUnknown {
+            prop_assert_eq!(Books::of(&intent), m.truth, "a settled intent matches the provider");
+        }
         if m.pending.is_some() {
             prop_assert_eq!(intent.status, IntentStatus::OutcomeUnknown);
             prop_assert_eq!(
@@ -324,6 +548,7 @@ async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Re
     reconcile(&fx, &mut m, &id).await?;
     let intent = fx.get(&id).await;
     invariants(Some(&prev), &intent, &fx.history(&id).await)?;
+    against_the_provider(&fx, &m, &intent).await?;
     prop_assert_eq!(Books::of(&intent), m.truth);
     if let Some(reference) = &intent.provider_reference {
         let view = fx.gateway.retrieve(reference).await.map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -339,7 +564,7 @@ async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Re
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn random_operations_keep_the_books_right(

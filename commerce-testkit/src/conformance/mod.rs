@@ -18,6 +18,7 @@
 //! ```
 
 pub mod gateway;
+pub mod offline_queue;
 pub mod stores;
 
 use std::fmt;

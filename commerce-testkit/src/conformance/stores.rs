@@ -8,8 +8,8 @@ use commerce_ports::peripherals::ReceiptDocument;
 use commerce_ports::replication::{Change, Direction, Stream};
 use commerce_ports::stores::{
     ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyStore,
-    IntentEvent, IntentStatus, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PrintJob, PrintJobStatus,
-    PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
+    IntentEvent, IntentStatus, IntentUpdate, KeyResolution, Pairing, PairingStore, PaymentIntent, PaymentIntentStore,
+    PaymentLedger, PrintJob, PrintJobStatus, PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
 };
 use commerce_ports::{
     ChannelId, Currency, DatasetId, DeviceId, ErrorKind, IdempotencyKey, IntentId, Money, RegisterId, StoreError,
@@ -650,6 +650,211 @@ pub async fn pairings_lifecycle(store: &dyn PairingStore, fx: &StoreFixture) -> 
     expect_store_kind(B, "revoke of an unknown client", store.revoke(&unknown, fx.now).await, ErrorKind::NotFound)
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Payment ledger
+
+fn claim_now(fx: &StoreFixture, operation: &str) -> IdempotencyClaim {
+    IdempotencyClaim::new(operation, "fp-1", fx.now, fx.now + Duration::seconds(30))
+}
+
+fn first_event(fx: &StoreFixture) -> IntentEvent {
+    IntentEvent::new(1, fx.now, "create", IntentStatus::RequiresAuthorization)
+}
+
+/// A claim that starts creates the intent with its event and returns it; a claim that does not start
+/// (in progress, completed, conflicting) creates nothing and returns no intent.
+pub async fn ledger_claim_creates_only_when_started(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_claim_creates_only_when_started";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    let create = Some((created.clone(), first_event(fx)));
+    let claimed = step(B, "claim", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, create).await)?;
+    ensure!(B, matches!(claimed.begin, IdempotencyBegin::Started { .. }), "first claim gave {:?}", claimed.begin);
+    let snapshot = claimed.intent.ok_or_else(|| Failure { behaviour: B, message: "no intent returned".into() })?;
+    ensure!(B, snapshot.intent == created, "claim returned {:?}", snapshot.intent);
+    ensure!(B, snapshot.history == vec![first_event(fx)], "claim returned history {:?}", snapshot.history);
+    ensure!(B, step(B, "get", intents.get(&tenant, &id).await)? == created, "the created intent is not stored");
+    // A second claim while the first holds the key: in progress, nothing returned.
+    let other = intent(fx, B, "i2")?;
+    let again = step(
+        B,
+        "second claim",
+        ledger
+            .claim(&tenant, &key, claim_now(fx, "authorize"), &other.id, Some((other.clone(), first_event(fx))))
+            .await,
+    )?;
+    ensure!(B, again.begin == IdempotencyBegin::InProgress, "second claim gave {:?}", again.begin);
+    ensure!(B, again.intent.is_none(), "a claim that did not start returned an intent");
+    expect_store_kind(
+        B,
+        "get of the intent a refused claim offered",
+        intents.get(&tenant, &other.id).await,
+        ErrorKind::NotFound,
+    )?;
+    // Another operation with the same key: conflict, nothing created.
+    let conflict =
+        step(B, "conflicting claim", ledger.claim(&tenant, &key, claim_now(fx, "capture"), &id, None).await)?;
+    ensure!(
+        B,
+        matches!(conflict.begin, IdempotencyBegin::Conflict { .. }),
+        "conflicting claim gave {:?}",
+        conflict.begin
+    );
+    // A claim without `create` on an unknown intent starts and returns no intent.
+    let missing = step(B, "intent id", IntentId::new(fx.id(B, "missing")))?;
+    let key2 = fx.key(B, "k2")?;
+    let bare = step(
+        B,
+        "claim of a missing intent",
+        ledger.claim(&tenant, &key2, claim_now(fx, "capture"), &missing, None).await,
+    )?;
+    ensure!(B, matches!(bare.begin, IdempotencyBegin::Started { .. }) && bare.intent.is_none(), "gave {bare:?}");
+    Ok(())
+}
+
+/// A commit applies the update and completes the key together; the next claim replays the response.
+pub async fn ledger_commit_applies_and_completes(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_commit_applies_and_completes";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    let create = Some((created.clone(), first_event(fx)));
+    step(B, "claim", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, create).await)?;
+    let (authorized, event) = next(created.clone(), IntentStatus::Authorized, fx);
+    let update = IntentUpdate::new(authorized.clone(), 1, event.clone());
+    let response = b"{\"ok\":1}".to_vec();
+    step(B, "commit", ledger.commit(&tenant, &key, Some(update), KeyResolution::Complete(response.clone())).await)?;
+    ensure!(B, step(B, "get", intents.get(&tenant, &id).await)? == authorized, "the update is not stored");
+    ensure!(B, step(B, "events", intents.events(&tenant, &id).await)?.len() == 2, "the event is not appended");
+    let replay = step(B, "claim again", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, replay.begin == IdempotencyBegin::Completed(response), "the claim after commit gave {:?}", replay.begin);
+    ensure!(B, replay.intent.is_none(), "a completed claim returned an intent");
+    // Released keys run again.
+    let key2 = fx.key(B, "k2")?;
+    step(B, "claim k2", ledger.claim(&tenant, &key2, claim_now(fx, "capture"), &id, None).await)?;
+    step(B, "release k2", ledger.commit(&tenant, &key2, None, KeyResolution::Release).await)?;
+    let rerun = step(B, "claim k2 again", ledger.claim(&tenant, &key2, claim_now(fx, "capture"), &id, None).await)?;
+    ensure!(
+        B,
+        matches!(rerun.begin, IdempotencyBegin::Started { recovered: false }),
+        "after release: {:?}",
+        rerun.begin
+    );
+    let snapshot = rerun.intent.ok_or_else(|| Failure { behaviour: B, message: "no intent returned".into() })?;
+    ensure!(B, snapshot.intent == authorized && snapshot.history.len() == 2, "claim read {snapshot:?}");
+    Ok(())
+}
+
+/// A stale version changes neither the intent nor the key; a completed key changes neither either.
+pub async fn ledger_commit_is_all_or_nothing(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_commit_is_all_or_nothing";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    step(
+        B,
+        "claim",
+        ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, Some((created.clone(), first_event(fx)))).await,
+    )?;
+    let (v2, e2) = next(created.clone(), IntentStatus::Authorized, fx);
+    step(B, "plain update", intents.update(v2.clone(), 1, e2).await)?;
+    let (stale, stale_event) = next(created.clone(), IntentStatus::Voided, fx);
+    expect_store_kind(
+        B,
+        "commit from a stale version",
+        ledger
+            .commit(
+                &tenant,
+                &key,
+                Some(IntentUpdate::new(stale, 1, stale_event)),
+                KeyResolution::Complete(b"x".to_vec()),
+            )
+            .await,
+        ErrorKind::Conflict,
+    )?;
+    let held = step(
+        B,
+        "claim after the refused commit",
+        ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await,
+    )?;
+    ensure!(B, held.begin == IdempotencyBegin::InProgress, "a refused commit resolved the key: {:?}", held.begin);
+    ensure!(B, step(B, "get", intents.get(&tenant, &id).await)? == v2, "a refused commit changed the intent");
+    // Complete the key, then try to commit again under it: refused, intent unchanged.
+    step(B, "complete", ledger.commit(&tenant, &key, None, KeyResolution::Complete(b"first".to_vec())).await)?;
+    let (v3, e3) = next(v2.clone(), IntentStatus::Captured, fx);
+    expect_store_kind(
+        B,
+        "commit under a completed key",
+        ledger
+            .commit(&tenant, &key, Some(IntentUpdate::new(v3, 2, e3)), KeyResolution::Complete(b"second".to_vec()))
+            .await,
+        ErrorKind::InvalidState,
+    )?;
+    ensure!(
+        B,
+        step(B, "get", intents.get(&tenant, &id).await)? == v2,
+        "a commit under a completed key changed the intent"
+    );
+    let replay = step(B, "claim", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(
+        B,
+        replay.begin == IdempotencyBegin::Completed(b"first".to_vec()),
+        "the first response did not stand: {:?}",
+        replay.begin
+    );
+    Ok(())
+}
+
+/// Concurrent claims of one key: exactly one starts (and one intent is created).
+pub async fn ledger_concurrent_claims_start_once(ledger: &dyn PaymentLedger, fx: &StoreFixture) -> Outcome {
+    const B: &str = "ledger_concurrent_claims_start_once";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    let claims = (0..8).map(|_| {
+        ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, Some((created.clone(), first_event(fx))))
+    });
+    let results = join_all(claims).await;
+    let mut started = 0;
+    for result in results {
+        let claimed = step(B, "claim", result)?;
+        match claimed.begin {
+            IdempotencyBegin::Started { .. } => started += 1,
+            IdempotencyBegin::InProgress => {}
+            other => return Err(Failure { behaviour: B, message: format!("a concurrent claim gave {other:?}") }),
+        }
+    }
+    ensure!(B, started == 1, "{started} concurrent claims started");
+    Ok(())
+}
+
+/// Runs the ledger suite over a store set's ledger and intents.
+pub async fn run_ledger(stores: &StoreSet, fx: &StoreFixture) -> Report {
+    let (ledger, intents) = (stores.ledger.as_ref(), stores.intents.as_ref());
+    let mut r = Report::default();
+    r.record(
+        "ledger_claim_creates_only_when_started",
+        ledger_claim_creates_only_when_started(ledger, intents, fx).await,
+    );
+    r.record("ledger_commit_applies_and_completes", ledger_commit_applies_and_completes(ledger, intents, fx).await);
+    r.record("ledger_commit_is_all_or_nothing", ledger_commit_is_all_or_nothing(ledger, intents, fx).await);
+    r.record("ledger_concurrent_claims_start_once", ledger_concurrent_claims_start_once(ledger, fx).await);
+    r
+}
+
 /// Runs every store suite over a [`StoreSet`].
 pub async fn run_all(stores: &StoreSet, fx: &StoreFixture) -> Report {
     let mut r = run_idempotency(stores.idempotency.as_ref(), fx).await;
@@ -660,5 +865,7 @@ pub async fn run_all(stores: &StoreSet, fx: &StoreFixture) -> Report {
     r.record("replication_inbox_checkpoint", replication_inbox_checkpoint(stores.replication.as_ref(), fx).await);
     r.record("print_jobs_queue", print_jobs_queue(stores.print_jobs.as_ref(), fx).await);
     r.record("pairings_lifecycle", pairings_lifecycle(stores.pairings.as_ref(), fx).await);
+    r.merge(super::offline_queue::run_all(stores.offline_queue.as_ref(), fx).await);
+    r.merge(run_ledger(stores, fx).await);
     r
 }

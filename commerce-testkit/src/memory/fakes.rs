@@ -2,7 +2,7 @@
 //! receipt printer and cash drawer, a card-present terminal and a replication transport. Each keeps its
 //! port's contract (idempotency, precise errors), so they are fit for host applications' tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -20,8 +20,8 @@ use commerce_ports::tax::{
     TaxRefundRequest, TaxRefundScope, TaxRequest, VoidReason,
 };
 use commerce_ports::terminal::{
-    EntryMode, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest, TerminalPaymentResult,
-    TerminalRefundRequest,
+    EntryMode, OfflineCapability, OfflineCardRead, OfflineForwardRequest, PaymentTerminal, TerminalCapabilities,
+    TerminalPaymentRequest, TerminalPaymentResult, TerminalRefundRequest,
 };
 use commerce_ports::{
     Address, DeclineDetails, ErrorKind, IdempotencyKey, Money, PeripheralError, ReplicationError, ShippingError,
@@ -502,6 +502,25 @@ struct TerminalState {
     /// Refunded so far, by the payment's provider reference.
     refunded: HashMap<String, Money>,
     decline_next: bool,
+    offline: OfflineState,
+}
+
+/// The offline side of [`MemoryTerminal`]: its knobs and what the provider has charged.
+#[derive(Debug, Default)]
+struct OfflineState {
+    capability: Option<OfflineCapability>,
+    link_down: bool,
+    /// The scheme and entry mode the next card reads show.
+    card: Option<(Option<String>, EntryMode)>,
+    /// Keys whose forwarding the provider declines.
+    decline_on_forward: HashSet<IdempotencyKey>,
+    /// Forwards that reach the provider (and are charged) but whose answer is lost.
+    lose_answers: u32,
+    /// Charges made by forwarding, by key: the payment, card data and the result (one charge per key).
+    charged: HashMap<IdempotencyKey, (TerminalPaymentRequest, String, TerminalPaymentResult)>,
+    /// Forwarding calls that reached the provider (replays included).
+    forward_calls: u32,
+    reads: u32,
 }
 
 /// A card-present terminal that approves chip payments (or declines the next one when told).
@@ -521,6 +540,49 @@ impl MemoryTerminal {
     pub fn decline_next(&self) {
         lock(&self.state).decline_next = true;
     }
+
+    /// A terminal that accepts offline as `capability` describes. Card reads show `visa` by chip until
+    /// [`set_card`](MemoryTerminal::set_card) says otherwise.
+    pub fn with_offline(capability: OfflineCapability) -> MemoryTerminal {
+        let terminal = MemoryTerminal::default();
+        lock(&terminal.state).offline.capability = Some(capability);
+        terminal
+    }
+
+    /// Takes the provider link down (forwarding fails with `Unavailable`, nothing sent) or brings it back.
+    pub fn set_link_down(&self, down: bool) {
+        lock(&self.state).offline.link_down = down;
+    }
+
+    /// Makes the following offline card reads show this scheme and entry mode.
+    pub fn set_card(&self, scheme: Option<&str>, entry_mode: EntryMode) {
+        lock(&self.state).offline.card = Some((scheme.map(str::to_owned), entry_mode));
+    }
+
+    /// Makes the provider decline the forwarding of the payment with this key.
+    pub fn decline_on_forward(&self, key: &IdempotencyKey) {
+        lock(&self.state).offline.decline_on_forward.insert(key.clone());
+    }
+
+    /// Makes the next `n` forwards reach the provider (which charges) but lose the answer (`OutcomeUnknown`).
+    pub fn lose_forward_answers(&self, n: u32) {
+        lock(&self.state).offline.lose_answers = n;
+    }
+
+    /// How many payments the provider charged by forwarding (each key at most once).
+    pub fn offline_charges(&self) -> usize {
+        lock(&self.state).offline.charged.len()
+    }
+
+    /// How many forwarding calls reached the provider, replays included.
+    pub fn forward_calls(&self) -> u32 {
+        lock(&self.state).offline.forward_calls
+    }
+
+    /// How many cards were read offline.
+    pub fn offline_reads(&self) -> u32 {
+        lock(&self.state).offline.reads
+    }
 }
 
 #[async_trait]
@@ -528,6 +590,7 @@ impl PaymentTerminal for MemoryTerminal {
     fn capabilities(&self) -> TerminalCapabilities {
         let mut caps = TerminalCapabilities::default();
         caps.refunds = true;
+        caps.offline = lock(&self.state).offline.capability.clone();
         caps
     }
 
@@ -610,6 +673,80 @@ impl PaymentTerminal for MemoryTerminal {
         lock(&self.state).by_reference.get(reference).map(|(_, r)| r.clone()).ok_or_else(|| {
             TerminalError::new(ErrorKind::NotFound, "status", format!("the terminal never saw `{reference}`"))
         })
+    }
+
+    async fn read_offline(&self, request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError> {
+        const OP: &str = "read_offline";
+        let mut state = lock(&self.state);
+        let offline = &mut state.offline;
+        if offline.capability.is_none() {
+            return Err(TerminalError::unsupported(OP));
+        }
+        if !request.amount.is_positive() {
+            return Err(TerminalError::invalid(OP, format!("amount must be positive, got {}", request.amount)));
+        }
+        offline.reads += 1;
+        let (scheme, entry_mode) = offline.card.clone().unwrap_or((Some("visa".to_owned()), EntryMode::Chip));
+        // The terminal's "encrypted" blob: opaque, and different for every read.
+        let blob = format!("emv1:{}:{}:{:08x}", request.terminal_id, request.idempotency_key, offline.reads);
+        let mut card = OfflineCardRead::new(scheme, entry_mode, blob);
+        card.masked_pan = Some("**** 0119".to_owned());
+        Ok(card)
+    }
+
+    async fn forward_offline(&self, request: OfflineForwardRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        const OP: &str = "forward_offline";
+        let mut state = lock(&self.state);
+        let offline = &mut state.offline;
+        if offline.capability.is_none() {
+            return Err(TerminalError::unsupported(OP));
+        }
+        if offline.link_down {
+            return Err(TerminalError::new(
+                ErrorKind::Unavailable,
+                OP,
+                "the provider cannot be reached; nothing was sent",
+            ));
+        }
+        offline.forward_calls += 1;
+        let key = request.payment.idempotency_key.clone();
+        if offline.decline_on_forward.contains(&key) {
+            return Err(TerminalError::new(ErrorKind::Declined, OP, "declined by the issuer when forwarded")
+                .with_decline(DeclineDetails::with_code("51")));
+        }
+        let result = match offline.charged.get(&key) {
+            Some((payment, card_data, result)) => {
+                if payment != &request.payment || card_data != &request.card.card_data {
+                    return Err(TerminalError::new(
+                        ErrorKind::IdempotencyConflict,
+                        OP,
+                        format!("key `{key}` was forwarded before with another payment"),
+                    ));
+                }
+                result.clone()
+            }
+            None => {
+                let mut result = TerminalPaymentResult::new(
+                    format!("term_{}", self.next.fetch_add(1, Ordering::SeqCst)),
+                    request.payment.amount,
+                );
+                result.scheme = request.card.scheme.clone();
+                result.entry_mode = Some(request.card.entry_mode);
+                result.masked_pan = request.card.masked_pan.clone();
+                result.offline = true;
+                offline.charged.insert(key, (request.payment, request.card.card_data, result.clone()));
+                result
+            }
+        };
+        if offline.lose_answers > 0 {
+            offline.lose_answers -= 1;
+            return Err(TerminalError::new(
+                ErrorKind::OutcomeUnknown,
+                OP,
+                "the provider's answer was lost; forward again with the same key",
+            ));
+        }
+        Ok(result)
     }
 }
 

@@ -2,12 +2,14 @@
 
 mod fakes;
 mod gateway;
+mod offline_queue;
 mod stores;
 
 pub use fakes::{
     FixedRateTax, FlatRateCarrier, MemoryTerminal, MemoryTransport, VirtualDrawer, VirtualPrinter, render_receipt,
 };
 pub use gateway::{GatewayFault, MemoryGateway};
+pub use offline_queue::MemoryOfflineQueueStore;
 pub use stores::{
     MemoryDomainClaimStore, MemoryIdempotencyStore, MemoryPairingStore, MemoryPaymentIntentStore, MemoryPrintJobStore,
     MemoryReplicationStore, MemoryWebhookEventStore, memory_store_set,

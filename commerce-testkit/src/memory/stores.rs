@@ -534,5 +534,6 @@ pub fn memory_store_set() -> StoreSet {
         Arc::new(MemoryReplicationStore::default()),
         Arc::new(MemoryPrintJobStore::default()),
         Arc::new(MemoryPairingStore::default()),
+        Arc::new(super::offline_queue::MemoryOfflineQueueStore::default()),
     )
 }

@@ -34,6 +34,32 @@
 //! intents never expire. Stripe's exact code for refunding an uncaptured intent is not modelled precisely:
 //! the simulator answers `payment_intent_unexpected_state`.
 //!
+//! # Webhooks
+//! Every state change queues one signed webhook delivery, as Stripe would POST it to the endpoint:
+//!
+//! | state change | event `type` | `data.object` |
+//! | --- | --- | --- |
+//! | confirmed with `capture_method=manual` (authorized) | `payment_intent.amount_capturable_updated` | the payment intent (`status` `requires_capture`, `amount_capturable`) |
+//! | confirmed with automatic capture, or captured | `payment_intent.succeeded` | the payment intent (`status` `succeeded`, `amount_received`) |
+//! | declined at confirmation | `payment_intent.payment_failed` | the payment intent (`status` `requires_payment_method`, `last_payment_error`) |
+//! | canceled | `payment_intent.canceled` | the payment intent (`status` `canceled`, `cancellation_reason`) |
+//! | refunded (in full or in part) | `charge.refunded` | the charge (`amount_refunded` cumulative, `payment_intent`) |
+//!
+//! Each event has Stripe's envelope: a unique `evt_...` `id`, `object: "event"`, `api_version`, `created`
+//! (the simulator's clock), `data.object`, `livemode: false`, `pending_webhooks`, `request` and `type`. The
+//! body is signed like Stripe's, when the delivery is taken (Stripe signs each attempt as it sends it):
+//! `Stripe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "{t}.{body}">`
+//! keyed with the endpoint secret ([`DEFAULT_WEBHOOK_SECRET`] unless
+//! [`with_webhook_secret`](StripeSimulator::with_webhook_secret)), plus `Content-Type: application/json`.
+//! [`take_webhooks`](StripeSimulator::take_webhooks) drains the queue through a
+//! [`DeliveryPlan`] (duplicates, reordering). Requests that change nothing (refusals, idempotent replays,
+//! faults injected before processing, `ApiError`) deliver nothing; a request processed before an injected
+//! timeout or dropped connection still delivers, as at Stripe.
+//!
+//! The clock (`t`, `created`) is the system's unless [`with_fixed_time`](StripeSimulator::with_fixed_time) or
+//! [`set_unix_time`](StripeSimulator::set_unix_time) pins it, so tests with a manual clock verify within the
+//! tolerance.
+//!
 //! # Faults
 //! [`inject`](StripeSimulator::inject) queues a [`Fault`] for the next request, and
 //! [`inject_on`](StripeSimulator::inject_on) for the next request whose path contains a fragment
@@ -45,18 +71,26 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
+use commerce_ports::Secret;
+use hmac::{Hmac, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use sha2::Sha256;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
+
+use super::webhooks::{Delivery, DeliveryPlan};
 
 /// The API key the simulator accepts unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "sk_test_simulator";
+
+/// The webhook signing secret the simulator signs its deliveries with unless told otherwise.
+pub const DEFAULT_WEBHOOK_SECRET: &str = "whsec_simulator_0123456789abcdef";
+
+/// The `api_version` of the events the simulator emits.
+const EVENT_API_VERSION: &str = "2024-06-20";
 
 /// A fault the simulator injects into one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,6 +281,13 @@ struct State {
     faults: VecDeque<(Option<String>, Fault)>,
     processed: Vec<String>,
     next_id: u64,
+    /// Signed deliveries not taken yet, in emission order.
+    webhooks: Vec<Delivery>,
+    next_event: u64,
+    /// `None`: [`DEFAULT_WEBHOOK_SECRET`]. A [`Secret`], so `Debug` never shows it.
+    webhook_secret: Option<Secret>,
+    /// `None`: the system clock.
+    fixed_time: Option<i64>,
 }
 
 impl State {
@@ -254,6 +295,70 @@ impl State {
         self.next_id = self.next_id.saturating_add(1);
         format!("{prefix}_sim{:08}", self.next_id)
     }
+
+    /// The simulator's clock in unix seconds.
+    fn now(&self) -> i64 {
+        self.fixed_time.unwrap_or_else(|| time::OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// Signs deliveries for sending now: `Stripe-Signature` with the simulator's time and secret.
+    fn sign(&self, batch: Vec<Delivery>) -> Vec<Delivery> {
+        let now = self.now();
+        let secret = self.webhook_secret.as_ref().map_or(DEFAULT_WEBHOOK_SECRET, Secret::expose);
+        batch
+            .into_iter()
+            .map(|mut delivery| {
+                let signature = stripe_signature(secret, now, &delivery.body);
+                for (name, value) in &mut delivery.headers {
+                    if name == "Stripe-Signature" {
+                        value.clone_from(&signature);
+                    }
+                }
+                delivery
+            })
+            .collect()
+    }
+
+    /// Queues the delivery of an event of `event_type` about `object`.
+    fn emit(&mut self, event_type: &str, object: Value) {
+        self.next_event = self.next_event.saturating_add(1);
+        let id = format!("evt_sim{:08}", self.next_event);
+        let created = self.now();
+        let body = json!({
+            "id": id,
+            "object": "event",
+            "api_version": EVENT_API_VERSION,
+            "created": created,
+            "data": { "object": object },
+            "livemode": false,
+            "pending_webhooks": 1,
+            "request": { "id": Value::Null, "idempotency_key": Value::Null },
+            "type": event_type,
+        })
+        .to_string();
+        // Signed when taken (`take_webhooks`), with the time of delivery.
+        self.webhooks.push(Delivery {
+            event_id: id,
+            event_type: event_type.to_owned(),
+            headers: vec![
+                ("Stripe-Signature".to_owned(), String::new()),
+                ("Content-Type".to_owned(), "application/json".to_owned()),
+            ],
+            body: Bytes::from(body),
+        });
+    }
+}
+
+/// `t=<timestamp>,v1=<hex HMAC-SHA256 of "{timestamp}.{body}">`, Stripe's `Stripe-Signature` value.
+fn stripe_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
+        // HMAC takes keys of any length; a header without `v1` never verifies, so this would fail safe.
+        return format!("t={timestamp}");
+    };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
 #[derive(Debug)]
@@ -298,7 +403,7 @@ impl StripeSimulator {
             state: Mutex::new(State::default()),
             requests: AtomicU64::new(0),
         });
-        let server = tokio::spawn(serve(listener, Arc::clone(&shared)));
+        let server = tokio::spawn(super::serve(listener, Arc::clone(&shared), handle));
         Ok(StripeSimulator { shared, base_url: format!("http://{addr}"), server })
     }
 
@@ -339,6 +444,57 @@ impl StripeSimulator {
         self.shared.requests.load(Ordering::SeqCst)
     }
 
+    /// Signs webhook deliveries with `secret` (Stripe's `whsec_...` endpoint secret) from now on, instead of
+    /// [`DEFAULT_WEBHOOK_SECRET`] (deliveries are signed when taken).
+    pub fn with_webhook_secret(self, secret: Secret) -> StripeSimulator {
+        self.shared.lock().webhook_secret = Some(secret);
+        self
+    }
+
+    /// The secret webhook deliveries are signed with (give it to the verifier).
+    pub fn webhook_secret(&self) -> Secret {
+        self.shared.lock().webhook_secret.clone().unwrap_or_else(|| Secret::new(DEFAULT_WEBHOOK_SECRET))
+    }
+
+    /// Pins the simulator's clock at `unix_seconds` (the `t` of signatures, `created` of events and
+    /// objects); see [`set_unix_time`](Self::set_unix_time).
+    pub fn with_fixed_time(self, unix_seconds: i64) -> StripeSimulator {
+        self.set_unix_time(Some(unix_seconds));
+        self
+    }
+
+    /// Pins the simulator's clock at `unix_seconds` (a test's manual clock), or lets it follow the system
+    /// clock again with `None`.
+    pub fn set_unix_time(&self, unix_seconds: Option<i64>) {
+        self.shared.lock().fixed_time = unix_seconds;
+    }
+
+    /// The simulator's clock in unix seconds.
+    pub fn unix_time(&self) -> i64 {
+        self.shared.lock().now()
+    }
+
+    /// How many webhook deliveries are queued.
+    pub fn pending_webhooks(&self) -> usize {
+        self.shared.lock().webhooks.len()
+    }
+
+    /// Takes every queued webhook delivery (the queue is then empty), in emission order as changed by
+    /// `plan` (duplicates, reordering).
+    ///
+    /// Like Stripe, which signs each delivery attempt when it sends it, every delivery is signed at this call
+    /// with the simulator's current time (so a test on a manual clock sets [`set_unix_time`] first);
+    /// `created` in the body stays the time of the change.
+    ///
+    /// [`set_unix_time`]: StripeSimulator::set_unix_time
+    pub fn take_webhooks(&self, plan: DeliveryPlan) -> Vec<Delivery> {
+        let mut state = self.shared.lock();
+        let batch = std::mem::take(&mut state.webhooks);
+        let signed = state.sign(batch);
+        drop(state);
+        plan.apply(signed)
+    }
+
     /// Stops the server and closes its connections.
     pub fn shutdown(self) {
         // Dropping aborts the server task.
@@ -349,30 +505,6 @@ impl Drop for StripeSimulator {
     fn drop(&mut self) {
         self.server.abort();
     }
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    // Connections live in this set: aborting the server task drops it and aborts them too.
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = service_fn(move |request| handle(Arc::clone(&shared), request));
-                    // A connection error (a client that went away, an injected reset) ends only this connection.
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-}
-
-fn take_fault(state: &mut State, path: &str) -> Option<Fault> {
-    let index = state.faults.iter().position(|(fragment, _)| fragment.as_deref().is_none_or(|f| path.contains(f)))?;
-    state.faults.remove(index).map(|(_, fault)| fault)
 }
 
 fn http_response(answer: Answer) -> Response<Full<Bytes>> {
@@ -403,7 +535,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let authorization = header("authorization");
     let idempotency_key = header("idempotency-key");
 
-    let fault = take_fault(&mut shared.lock(), &path);
+    let fault = super::take_fault(&mut shared.lock().faults, &path);
     match fault {
         Some(Fault::ConnectionReset) => return Err(dropped()),
         Some(Fault::Unavailable { status, should_retry }) => {
@@ -662,7 +794,7 @@ fn create_intent(state: &mut State, params: &[(String, String)]) -> Result<Answe
         charge: None,
         last_payment_error: None,
         cancellation_reason: None,
-        created: time::OffsetDateTime::now_utc().unix_timestamp(),
+        created: state.now(),
     };
     if !confirm {
         let answer = Answer::json(200, &intent.to_json(false));
@@ -688,6 +820,7 @@ fn create_intent(state: &mut State, params: &[(String, String)]) -> Result<Answe
         intent.last_payment_error = Some(error.clone());
         let mut body = json!({ "error": error });
         body["error"]["payment_intent"] = intent.to_json(false);
+        state.emit("payment_intent.payment_failed", intent.to_json(false));
         state.intents.insert(id, intent);
         return Ok(Answer::json(402, &body));
     }
@@ -700,7 +833,14 @@ fn create_intent(state: &mut State, params: &[(String, String)]) -> Result<Answe
         intent.amount_received = amount;
         intent.charge = Some(Charge { id: charge_id, amount_captured: amount, amount_refunded: 0, captured: true });
     }
-    let answer = Answer::json(200, &intent.to_json(false));
+    let object = intent.to_json(false);
+    let answer = Answer::json(200, &object);
+    let event_type = if intent.status == "succeeded" {
+        "payment_intent.succeeded"
+    } else {
+        "payment_intent.amount_capturable_updated"
+    };
+    state.emit(event_type, object);
     state.intents.insert(id, intent);
     Ok(answer)
 }
@@ -744,7 +884,10 @@ fn capture(state: &mut State, id: &str, params: &[(String, String)]) -> Result<A
         charge.amount_captured = amount;
         charge.captured = true;
     }
-    Ok(Answer::json(200, &intent.to_json(false)))
+    let object = intent.to_json(false);
+    let answer = Answer::json(200, &object);
+    state.emit("payment_intent.succeeded", object);
+    Ok(answer)
 }
 
 fn cancel(state: &mut State, id: &str, params: &[(String, String)]) -> Result<Answer, Refusal> {
@@ -763,7 +906,10 @@ fn cancel(state: &mut State, id: &str, params: &[(String, String)]) -> Result<An
     intent.status = "canceled";
     intent.amount_capturable = 0;
     intent.cancellation_reason = param(params, "cancellation_reason").map(str::to_owned);
-    Ok(Answer::json(200, &intent.to_json(false)))
+    let object = intent.to_json(false);
+    let answer = Answer::json(200, &object);
+    state.emit("payment_intent.canceled", object);
+    Ok(answer)
 }
 
 fn refund(state: &mut State, params: &[(String, String)]) -> Result<Answer, Refusal> {
@@ -799,7 +945,8 @@ fn refund(state: &mut State, params: &[(String, String)]) -> Result<Answer, Refu
     if let Some(c) = &mut intent.charge {
         c.amount_refunded = c.amount_refunded.saturating_add(amount);
     }
-    Ok(Answer::json(
+    let charge_object = intent.charge.as_ref().map(|c| intent.charge_json(c));
+    let answer = Answer::json(
         200,
         &json!({
             "id": refund_id,
@@ -812,7 +959,11 @@ fn refund(state: &mut State, params: &[(String, String)]) -> Result<Answer, Refu
             "metadata": {},
             "status": "succeeded",
         }),
-    ))
+    );
+    if let Some(object) = charge_object {
+        state.emit("charge.refunded", object);
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]
@@ -824,9 +975,48 @@ mod tests {
         let mut state = State::default();
         state.faults.push_back((Some("/capture".to_owned()), Fault::MalformedBody));
         state.faults.push_back((None, Fault::ConnectionReset));
-        assert_eq!(take_fault(&mut state, "/v1/refunds"), Some(Fault::ConnectionReset));
-        assert_eq!(take_fault(&mut state, "/v1/refunds"), None);
-        assert_eq!(take_fault(&mut state, "/v1/payment_intents/pi_1/capture"), Some(Fault::MalformedBody));
+        assert_eq!(crate::simulators::take_fault(&mut state.faults, "/v1/refunds"), Some(Fault::ConnectionReset));
+        assert_eq!(crate::simulators::take_fault(&mut state.faults, "/v1/refunds"), None);
+        assert_eq!(
+            crate::simulators::take_fault(&mut state.faults, "/v1/payment_intents/pi_1/capture"),
+            Some(Fault::MalformedBody)
+        );
+    }
+
+    #[test]
+    fn state_changes_queue_signed_events_and_debug_hides_the_secret() {
+        let mut state = State {
+            fixed_time: Some(1_700_000_000),
+            webhook_secret: Some(Secret::new("whsec_unit_secret")),
+            ..State::default()
+        };
+        let p = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        };
+        let created = create_intent(
+            &mut state,
+            &p(&[("amount", "500"), ("currency", "eur"), ("payment_method", "pm_card_visa"), ("confirm", "true")]),
+        );
+        assert!(created.is_ok());
+        assert!(create_intent(&mut state, &p(&[("amount", "5"), ("currency", "EUR")])).is_err(), "refused: no event");
+        assert_eq!(state.webhooks.len(), 1);
+        let signed = state.sign(state.webhooks.clone());
+        let delivery = &signed[0];
+        assert_eq!(delivery.event_type, "payment_intent.succeeded");
+
+        // The header is Stripe's scheme, recomputed here independently.
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"whsec_unit_secret").expect("any key length");
+        mac.update(b"1700000000.");
+        mac.update(&delivery.body);
+        let expected = format!("t=1700000000,v1={}", hex::encode(mac.finalize().into_bytes()));
+        let header = delivery.headers.iter().find(|(n, _)| n == "Stripe-Signature").map(|(_, v)| v.as_str());
+        assert_eq!(header, Some(expected.as_str()));
+        let body: Value = serde_json::from_slice(&delivery.body).unwrap_or(Value::Null);
+        assert_eq!(body["id"], delivery.event_id.as_str());
+        assert_eq!(body["created"], 1_700_000_000);
+        assert_eq!(body["data"]["object"]["created"], 1_700_000_000, "objects use the same clock");
+        assert_eq!(body["data"]["object"]["amount_received"], 500);
+        assert!(!format!("{state:?}").contains("whsec_unit_secret"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use commerce::ports::factory::{
     Adapter, AdapterFactory, BuildError, ParamSpec, ParamType, ParamValue, Params, PortKind,
 };
+use commerce::ports::offline_queue::MockOfflineQueueStore;
 use commerce::ports::payment::{GatewayCapabilities, MockPaymentGateway};
 use commerce::ports::peripherals::{MockCashDrawer, MockLineDisplay, MockReceiptPrinter, MockScanner};
 use commerce::ports::replication::MockReplicationTransport;
@@ -164,6 +165,7 @@ fn store_set() -> StoreSet {
         Arc::new(MockReplicationStore::new()),
         Arc::new(MockPrintJobStore::new()),
         Arc::new(MockPairingStore::new()),
+        Arc::new(MockOfflineQueueStore::new()),
     )
 }
 

@@ -153,6 +153,7 @@ impl PaymentGateway for GiftCardGateway {
         caps.partial_refund = true;
         caps.multiple_refunds = true;
         caps.void = true;
+        caps.retrieve = true;
         caps.max_idempotency_key_len = 255;
         caps.tenders = vec![TenderKind::GiftCard];
         caps

@@ -1,6 +1,9 @@
 //! The store day: a whole day of the tenant `acme`, with a web shop (`web`) and a Berlin store (`berlin`),
-//! wired from a TOML file on embedded defaults only (the testkit's in-memory adapters; no credentials, no
-//! network). Time runs on a manual clock, so the report is the same every run.
+//! wired from a TOML file. Web card payments go through the Stripe adapter and the store's card-present
+//! payments through the Adyen Terminal API adapter, both against the loopback simulators of
+//! `commerce-testkit` (started by the day; no credentials, no network beyond 127.0.0.1); the providers' signed
+//! webhooks flow back, duplicated and reordered, through the webhook ingestion. Everything else runs on
+//! in-memory adapters. Time runs on a manual clock, so the report is the same every run.
 //!
 //! The day: web orders are taxed, authorized, shipped and captured (one declined card paid again by wallet,
 //! one partial shipment captured finally, one capture whose outcome is unknown and is reconciled, one replayed
@@ -12,20 +15,24 @@ use std::fmt::{self, Write as _};
 use std::path::Path;
 use std::sync::Arc;
 
-use commerce::{Config, ConfigErrors, EnvSecrets, GatewayBinding, Integrations, Registry, WiringError};
-use commerce_payments::{NewPayment, Payments};
+use commerce::{Config, ConfigErrors, GatewayBinding, Integrations, MapSecrets, Registry, WiringError};
+use commerce_payments::{IngestError, NewPayment, Payments, WebhookIngestor};
 use commerce_ports::payment::CaptureMethod;
 use commerce_ports::peripherals::{ReceiptDocument, ReceiptPrinter};
 use commerce_ports::shipping::{BuyLabelRequest, Parcel, Rate, ShipmentRequest};
 use commerce_ports::stores::{IntentStatus, PaymentIntent};
 use commerce_ports::tax::{TaxDocument, TaxDocumentType, TaxRefundRequest, TaxRefundScope, TaxRequest};
 use commerce_ports::terminal::TerminalPaymentRequest;
+use commerce_ports::webhook::WebhookRequest;
 use commerce_ports::{
     Address, ChannelId, ConditionStatus, ConditionType, Currency, IdempotencyKey, IntentId, LineItem, ManualClock,
     Money, RegisterId, TenantId, TenderKind,
 };
 use commerce_testkit::factories::Fakes;
-use commerce_testkit::memory::{GatewayFault, render_receipt};
+use commerce_testkit::memory::render_receipt;
+use commerce_testkit::simulators::adyen::AdyenSimulator;
+use commerce_testkit::simulators::stripe::{self, StripeSimulator};
+use commerce_testkit::simulators::webhooks::DeliveryPlan;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -88,6 +95,12 @@ pub struct Figures {
     pub reconciled: usize,
     /// Calls that reached a payment provider (replays do not count).
     pub provider_calls: u64,
+    /// Webhook deliveries received from the providers (duplicates included).
+    pub webhook_deliveries: u32,
+    /// Deliveries refused (bad signature, malformed); none on a good day.
+    pub webhook_rejected: u32,
+    /// Events recognised as delivered before.
+    pub webhook_duplicates: u32,
     /// Every intent of the day.
     pub intents: Vec<IntentLine>,
 }
@@ -119,10 +132,27 @@ fn key(value: String) -> Result<IdempotencyKey, DayError> {
     IdempotencyKey::new(value.clone()).map_err(step_err(&value))
 }
 
+/// Counters of the webhook deliveries of the day.
+#[derive(Debug, Default, Clone, Copy)]
+struct WebhookCounts {
+    deliveries: u32,
+    rejected: u32,
+    applied: u32,
+    duplicates: u32,
+    unknown_payments: u32,
+    ignored: u32,
+    conflicts: u32,
+}
+
 struct Day {
     integrations: Integrations,
     payments: Payments,
     fakes: Fakes,
+    stripe: StripeSimulator,
+    adyen: AdyenSimulator,
+    stripe_webhooks: WebhookIngestor,
+    adyen_webhooks: WebhookIngestor,
+    webhooks: WebhookCounts,
     clock: Arc<ManualClock>,
     tenant: TenantId,
     web: ChannelId,
@@ -149,19 +179,48 @@ pub async fn run_day(config: &Path) -> Result<DayReport, DayError> {
     let mut registry = Registry::with_defaults();
     registry.register_all(fakes.factories()).map_err(step_err("registry"))?;
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-23 08:00 UTC)));
-    let config = Config::from_file(config)?;
-    let integrations = Integrations::build(&config, &registry, &EnvSecrets::new(), clock.clone()).await?;
+    let start = clock_unix(&clock);
+    let stripe = StripeSimulator::start().await.map_err(step_err("Stripe simulator"))?.with_fixed_time(start);
+    let adyen = AdyenSimulator::start().await.map_err(step_err("Adyen simulator"))?;
+    let text = match std::fs::read_to_string(config) {
+        Ok(text) => text,
+        // Let the configuration loader word the error (file name, what failed).
+        Err(e) => {
+            return Err(Config::from_file(config).err().map_or_else(|| step_err("configuration")(e), DayError::from));
+        }
+    };
+    let text = text
+        .replace("http://stripe-simulator.invalid", stripe.base_url())
+        .replace("http://adyen-simulator.invalid", adyen.base_url());
+    let config = Config::parse(&text, config.display().to_string())?;
+    let secrets = MapSecrets::new()
+        .with("stripe_api_key", stripe.api_key())
+        .with("stripe_webhook_secret", stripe.webhook_secret().expose())
+        .with("adyen_api_key", adyen.api_key())
+        .with("adyen_hmac_key", adyen.hmac_key());
+    let integrations = Integrations::build(&config, &registry, &secrets, clock.clone()).await?;
     let stores = integrations.stores().ok_or_else(|| DayError::Step {
         step: "wiring".into(),
         message: "the configuration binds no [store]; the day needs one for payment intents".into(),
     })?;
-    let payments = Payments::new(stores.intents.clone(), stores.idempotency.clone(), clock.clone());
+    let payments = Payments::from_stores(&stores, clock.clone());
+    let tenant = TenantId::new("acme").map_err(step_err("ids"))?;
+    let ingestor = |adapter: &str| -> Result<WebhookIngestor, DayError> {
+        let verifier = integrations.webhook_verifier(&tenant, adapter)?;
+        Ok(WebhookIngestor::new(&payments, stores.webhooks.clone(), tenant.clone(), adapter, verifier))
+    };
+    let (stripe_webhooks, adyen_webhooks) = (ingestor("stripe")?, ingestor("adyen")?);
     let mut day = Day {
         integrations,
         payments,
         fakes,
+        stripe,
+        adyen,
+        stripe_webhooks,
+        adyen_webhooks,
+        webhooks: WebhookCounts::default(),
         clock,
-        tenant: TenantId::new("acme").map_err(step_err("ids"))?,
+        tenant,
         web: ChannelId::new("web").map_err(step_err("ids"))?,
         berlin: ChannelId::new("berlin").map_err(step_err("ids"))?,
         till: RegisterId::new("till-1").map_err(step_err("ids"))?,
@@ -185,6 +244,46 @@ impl Day {
         let target =
             datetime!(2026-11-23 00:00 UTC) + Duration::hours(i64::from(hour)) + Duration::minutes(i64::from(minute));
         self.clock.set(target);
+        // The simulator signs its webhooks with the day's time, so they verify within the tolerance.
+        self.stripe.set_unix_time(Some(clock_unix(&self.clock)));
+    }
+
+    /// Takes the webhooks the providers queued since the last call, duplicated and shuffled as providers
+    /// deliver them (at least once, in no particular order), and feeds them to the tenant's endpoints.
+    async fn deliver_webhooks(&mut self, seed: u64) -> Result<(), DayError> {
+        let plan = DeliveryPlan { duplicate: true, reorder_seed: Some(seed) };
+        let stripe = self.stripe.take_webhooks(plan);
+        let adyen = self.adyen.take_webhooks(plan);
+        let batch =
+            stripe.iter().map(|d| (&self.stripe_webhooks, d)).chain(adyen.iter().map(|d| (&self.adyen_webhooks, d)));
+        let mut counts = self.webhooks;
+        for (ingestor, delivery) in batch {
+            counts.deliveries += 1;
+            let webhook = WebhookRequest::new(delivery.headers.clone(), delivery.body.to_vec());
+            match ingestor.ingest(&webhook).await {
+                Ok(report) => {
+                    counts.applied += report.applied;
+                    counts.duplicates += report.duplicates;
+                    counts.unknown_payments += report.unknown_payments;
+                    counts.ignored += report.ignored;
+                    counts.conflicts += report.conflicts;
+                }
+                Err(IngestError::Rejected(_) | IngestError::TooLarge { .. }) => counts.rejected += 1,
+                Err(e) => return Err(step_err("webhooks")(e)),
+            }
+        }
+        let delivered = counts.deliveries - self.webhooks.deliveries;
+        let duplicates = counts.duplicates - self.webhooks.duplicates;
+        let applied = counts.applied - self.webhooks.applied;
+        let rejected = counts.rejected - self.webhooks.rejected;
+        self.webhooks = counts;
+        if delivered > 0 {
+            self.say(format!(
+                "webhooks: {delivered} signed deliveries (each sent twice, shuffled): {rejected} rejected, \
+                 {applied} changed an intent, {duplicates} recognised as duplicates"
+            ));
+        }
+        Ok(())
     }
 
     fn now(&self) -> String {
@@ -205,7 +304,10 @@ impl Day {
     fn wiring_summary(&mut self) {
         let bindings = self.integrations.bindings();
         let ready = bindings.iter().filter(|b| b.conditions.is_ready()).count();
-        let _ = writeln!(self.log, "STORE DAY  tenant acme  Monday 2026-11-23  (embedded defaults, manual clock)");
+        let _ = writeln!(
+            self.log,
+            "STORE DAY  tenant acme  Monday 2026-11-23  (Stripe and Adyen simulators on 127.0.0.1, manual clock)"
+        );
         let _ = writeln!(self.log, "wiring: {} bindings from the configuration, {ready} Ready", bindings.len());
     }
 
@@ -335,6 +437,7 @@ impl Day {
             .map_err(step_err("W-1001 capture"))?;
         self.commit_tax(&web, "W-1001").await?;
         self.say(format!("W-1001  captured {} on shipment; tax document committed", captured.captured));
+        self.deliver_webhooks(1001).await?;
 
         // W-1002: declined card, paid again by wallet.
         self.at(10, 5);
@@ -368,6 +471,7 @@ impl Day {
             .map_err(step_err("W-1002 capture"))?;
         self.commit_tax(&web, "W-1002").await?;
         self.say(format!("W-1002  captured {total}; tax document committed"));
+        self.deliver_webhooks(1002).await?;
 
         // W-1003: two headlamps ordered, one in stock: capture the shipped part finally, release the rest.
         self.at(11, 30);
@@ -411,6 +515,7 @@ impl Day {
             captured.status.as_str(),
             total.checked_sub(part).map_err(step_err("W-1003 amount"))?
         ));
+        self.deliver_webhooks(1003).await?;
 
         // The shop's job runner retries W-1001's capture with the same key: a replay, not a second capture.
         self.at(12, 0);
@@ -441,7 +546,7 @@ impl Day {
         self.say(format!("W-1004  checkout: card authorized {total}"));
         self.at(14, 40);
         self.ship("W-1004", &rate).await?;
-        self.card_gateway_fault(GatewayFault::TimeoutAfterProcessing)?;
+        self.capture_times_out_after_processing();
         let binding = self.gateway(&web, TenderKind::Card)?;
         match self
             .payments
@@ -472,6 +577,23 @@ impl Day {
             }
             Err(e) => return Err(step_err("W-1004 capture")(e)),
         }
+        // The provider processed the capture and says so by webhook: ingestion settles the unknown outcome.
+        self.at(14, 42);
+        let applied_before = self.webhooks.applied;
+        self.deliver_webhooks(1004).await?;
+        let after = self.payments.get(&self.tenant, &intent.id).await.map_err(step_err("W-1004 get"))?;
+        if after.status == IntentStatus::OutcomeUnknown || self.webhooks.applied == applied_before {
+            return Err(DayError::Step {
+                step: "W-1004 webhook".into(),
+                message: format!("the capture's webhook did not settle the intent ({})", after.status.as_str()),
+            });
+        }
+        self.say(format!(
+            "W-1004  Stripe's webhook settled the unknown capture: {} with {} captured",
+            after.status.as_str(),
+            after.captured
+        ));
+        // The reconciler runs over every intent that was unknown; it asks the provider and confirms.
         self.at(14, 45);
         let settled = self
             .payments
@@ -490,7 +612,7 @@ impl Day {
             .map_err(step_err("W-1004 condition"))?;
         self.commit_tax(&web, "W-1004").await?;
         self.say(format!(
-            "W-1004  reconciler asked the provider: {} with {} captured (captured once)",
+            "W-1004  reconciler asked the provider: {} with {} captured (captured once, nothing left to apply)",
             settled.status.as_str(),
             settled.captured
         ));
@@ -524,6 +646,7 @@ impl Day {
             refund_doc.total_tax.checked_neg().map_err(step_err("W-1001 refund amount"))?,
             refunded.status.as_str()
         ));
+        self.deliver_webhooks(1005).await?;
         Ok(())
     }
 
@@ -558,7 +681,13 @@ impl Day {
         let doc = self.quote_tax("S-0002", &berlin, lines.clone(), self.shop.clone()).await?;
         let total = order_total(&doc, eur(0))?;
         let paid = terminal
-            .pay(TerminalPaymentRequest::new("till-1-ped", till.clone(), total, "S-0002", key("S-0002:pay".into())?))
+            .pay(TerminalPaymentRequest::new(
+                "V400m-324688179",
+                till.clone(),
+                total,
+                "S-0002",
+                key("S-0002:pay".into())?,
+            ))
             .await
             .map_err(step_err("S-0002 terminal"))?;
         self.commit_tax(&berlin, "S-0002").await?;
@@ -571,6 +700,7 @@ impl Day {
         self.print_receipt(printer.as_ref(), "S-0002", &lines, &doc, &format!("Card {card}")).await?;
         self.store_takings.push((TenderKind::CardPresent, total));
         self.say(format!("S-0002  card-present sale {total} approved at the terminal ({card}), receipt printed"));
+        self.deliver_webhooks(2002).await?;
 
         // S-0003: gift card through the payments domain, captured with the authorization.
         self.at(15, 40);
@@ -612,17 +742,20 @@ impl Day {
         printer.print(receipt, key(format!("{sale}:receipt"))?).await.map_err(step_err(&format!("{sale} receipt")))
     }
 
-    fn card_gateway_fault(&self, fault: GatewayFault) -> Result<(), DayError> {
-        let gateway =
-            self.fakes.gateway.built().into_iter().find(|g| g.reference_prefix() == "card").ok_or_else(|| {
-                DayError::Step { step: "fault injection".into(), message: "no card gateway was built".into() }
-            })?;
-        gateway.inject(fault);
-        Ok(())
+    /// The next capture at Stripe is processed, but its answer arrives after the adapter's timeout, on the
+    /// first attempt and on the adapter's retry with the same key (the configuration allows one).
+    fn capture_times_out_after_processing(&self) {
+        for _ in 0..2 {
+            self.stripe.inject_on("/capture", stripe::Fault::TimeoutAfterProcessing(std::time::Duration::from_secs(2)));
+        }
     }
 
+    /// Calls that changed something at a provider: the in-memory gateways' calls and the simulators' processed
+    /// requests (replayed answers do not count).
     fn provider_calls(&self) -> u64 {
-        self.fakes.gateway.built().iter().map(|g| g.provider_calls()).sum()
+        let memory: u64 = self.fakes.gateway.built().iter().map(|g| g.provider_calls()).sum();
+        let simulated = self.stripe.processed_calls() + self.adyen.processed_calls();
+        memory + u64::try_from(simulated).unwrap_or(u64::MAX)
     }
 
     fn intent_of(&self, order: &str) -> Result<IntentId, DayError> {
@@ -670,6 +803,9 @@ impl Day {
             drawer_opens,
             reconciled: self.reconciled,
             provider_calls: self.provider_calls(),
+            webhook_deliveries: self.webhooks.deliveries,
+            webhook_rejected: self.webhooks.rejected,
+            webhook_duplicates: self.webhooks.duplicates,
             intents: lines,
         };
 
@@ -728,6 +864,13 @@ impl Day {
             "      unknown outcomes reconciled: {}; calls that reached a provider: {}",
             figures.reconciled, figures.provider_calls
         );
+        let w = self.webhooks;
+        let _ = writeln!(
+            self.log,
+            "      webhooks: {} deliveries, {} rejected; events: {} applied, {} duplicates, {} already reflected, \
+             {} for payments without an intent (card present), {} conflicts",
+            w.deliveries, w.rejected, w.applied, w.duplicates, w.ignored, w.unknown_payments, w.conflicts
+        );
         for binding in self.integrations.replication(&self.tenant, &self.berlin)? {
             let _ = writeln!(
                 self.log,
@@ -779,4 +922,9 @@ impl fmt::Display for DayReport {
             )
         }
     }
+}
+
+fn clock_unix(clock: &ManualClock) -> i64 {
+    use commerce_ports::Clock as _;
+    clock.now().unix_timestamp()
 }

@@ -26,6 +26,9 @@ async fn the_day_balances_and_its_figures_add_up() {
     assert_eq!(f.receipts, 3);
     assert_eq!(f.drawer_opens, 1);
     assert_eq!(f.reconciled, 1);
+    // Every provider change came back as a signed webhook, delivered twice: the second copy of each is
+    // recognised, nothing is rejected.
+    assert_eq!((f.webhook_deliveries, f.webhook_rejected, f.webhook_duplicates), (18, 0, 9), "{report}");
     assert_eq!(
         f.store_takings,
         vec![(TenderKind::Cash, eur(2_963)), (TenderKind::CardPresent, eur(5_819)), (TenderKind::GiftCard, eur(1_428))]
@@ -41,6 +44,7 @@ async fn the_day_balances_and_its_figures_add_up() {
 
     let text = report.to_string();
     assert!(text.contains("outcome UNKNOWN"), "{text}");
+    assert!(text.contains("Stripe's webhook settled the unknown capture"), "{text}");
     assert!(text.contains("books balance"), "{text}");
     assert!(text.contains("TOTAL"), "the printed receipt is shown: {text}");
 }

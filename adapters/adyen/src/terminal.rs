@@ -1,0 +1,308 @@
+//! [`AdyenTerminal`]: the [`PaymentTerminal`] port on Adyen's cloud Terminal API (synchronous `/sync`).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use commerce_ports::terminal::{
+    OfflineCardRead, OfflineForwardRequest, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest,
+    TerminalPaymentResult, TerminalRefundRequest,
+};
+use commerce_ports::{ErrorKind, PaymentError, TerminalError};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::client::AdyenClient;
+use crate::config::AdyenConfig;
+use crate::nexo::{
+    AbortRequest, AmountsReq, AnswerEnvelope, Message, MessageHeader, MessageReference, OriginalPoiTransaction,
+    PaymentRequest, PaymentTransaction, ResponseMessage, ReversalRequest, SaleData, TransactionIdentification,
+    TransactionStatusRequest, failure, from_major_units, major_units,
+};
+
+/// A [`PaymentTerminal`] on Adyen's cloud Terminal API, synchronous mode.
+///
+/// Each call is one `SaleToPOIRequest` POSTed to `/sync` (`X-API-Key`): payments (`PaymentRequest`), referenced
+/// refunds (`ReversalRequest`), `status` (`TransactionStatusRequest`) and `abort` (`AbortRequest`). A payment's
+/// `ServiceID` is derived from the sale reference, so `status` and `abort` can name it from the reference alone.
+/// Adyen terminals store and forward offline payments by themselves; this adapter declares no offline
+/// capability and answers `read_offline` / `forward_offline` with `Unsupported`.
+#[derive(Clone)]
+pub struct AdyenTerminal {
+    client: AdyenClient,
+    sale_id: String,
+    poi_id: Option<String>,
+    terminal_url: String,
+    counter: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for AdyenTerminal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdyenTerminal")
+            .field("terminal_base_url", &self.terminal_url)
+            .field("sale_id", &self.sale_id)
+            .field("poi_id", &self.poi_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `ServiceID` of the payment with sale reference `reference`: `P` and nine hex digits of
+/// SHA-256(`SaleID:reference`), at most 10 characters as Adyen requires.
+pub fn payment_service_id(sale_id: &str, reference: &str) -> String {
+    let digest = hex::encode(Sha256::digest(format!("{sale_id}:{reference}").as_bytes()));
+    format!("P{}", digest.get(..9).unwrap_or("000000000"))
+}
+
+fn config_error(error: PaymentError) -> TerminalError {
+    TerminalError::new(ErrorKind::Configuration, "configure", error.message().to_owned())
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+impl AdyenTerminal {
+    /// A terminal adapter for `config` (its `terminal_base_url`, `terminal_timeout` and `sale_id`).
+    ///
+    /// # Errors
+    /// `Configuration` when the HTTP client cannot be built.
+    pub fn new(config: AdyenConfig) -> Result<AdyenTerminal, TerminalError> {
+        let client = AdyenClient::new(&config).map_err(config_error)?;
+        let seed = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        let seed = u64::try_from(seed.rem_euclid(1_000_000_000)).unwrap_or(0);
+        Ok(AdyenTerminal {
+            client,
+            sale_id: config.sale_id,
+            poi_id: config.poi_id,
+            terminal_url: config.terminal_base_url.to_string(),
+            counter: Arc::new(AtomicU64::new(seed)),
+        })
+    }
+
+    /// The request's terminal, else the configured `poi_id`.
+    fn terminal<'a>(&'a self, operation: &'static str, requested: &'a str) -> Result<&'a str, TerminalError> {
+        match (requested.trim(), self.poi_id.as_deref()) {
+            ("", Some(configured)) => Ok(configured),
+            ("", None) => Err(TerminalError::invalid(operation, "terminal_id is empty and no `poi_id` is configured")),
+            _ => Ok(requested),
+        }
+    }
+
+    /// A fresh `ServiceID` for a message that is not a payment: a letter and nine digits.
+    fn service_id(&self, prefix: char) -> String {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) % 1_000_000_000;
+        format!("{prefix}{n:09}")
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        message: Message<'_>,
+        mutating: bool,
+    ) -> Result<Option<ResponseMessage>, TerminalError> {
+        let body = message
+            .into_json()
+            .map_err(|e| TerminalError::new(ErrorKind::Unexpected, operation, format!("cannot encode: {e}")))?;
+        let bytes = self.client.sync(operation, body, mutating).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.as_ref() == b"ok" {
+            return Ok(None);
+        }
+        let lost = |detail: String| {
+            let kind = if mutating { ErrorKind::OutcomeUnknown } else { ErrorKind::Unexpected };
+            TerminalError::new(kind, operation, format!("the terminal's answer could not be read: {detail}"))
+        };
+        let envelope: AnswerEnvelope = serde_json::from_slice(&bytes)
+            .map_err(|e| lost(format!("line {}, column {}: {:?}", e.line(), e.column(), e.classify())))?;
+        if let Some(event) = envelope.event.and_then(|e| e.event_notification) {
+            let details = event.event_details.unwrap_or_default();
+            let reason = url::form_urlencoded::parse(details.as_bytes())
+                .find(|(k, _)| k == "message")
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or(details);
+            return Err(TerminalError::new(
+                ErrorKind::InvalidRequest,
+                operation,
+                format!("the terminal rejected the message ({}): {reason}", event.event_to_notify.unwrap_or_default()),
+            ));
+        }
+        envelope.response.map(Some).ok_or_else(|| lost("no SaleToPOIResponse".to_owned()))
+    }
+}
+
+#[async_trait]
+impl PaymentTerminal for AdyenTerminal {
+    fn capabilities(&self) -> TerminalCapabilities {
+        let mut caps = TerminalCapabilities::default();
+        caps.refunds = true;
+        caps.abort = true;
+        caps.offline = None;
+        caps
+    }
+
+    async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        const OP: &str = "pay";
+        if request.reference.trim().is_empty() {
+            return Err(TerminalError::invalid(OP, "reference must not be empty"));
+        }
+        let poi_id = self.terminal(OP, &request.terminal_id)?;
+        let amount = major_units(OP, request.amount)?;
+        let service_id = payment_service_id(&self.sale_id, &request.reference);
+        let currency = request.amount.currency();
+        let time_stamp = now();
+        let mut message = Message::new(MessageHeader::new("Payment", &service_id, &self.sale_id, poi_id));
+        message.payment_request = Some(PaymentRequest {
+            sale_data: SaleData {
+                sale_transaction_id: TransactionIdentification {
+                    transaction_id: &request.reference,
+                    time_stamp: &time_stamp,
+                },
+                sale_reference_id: request.register.as_str(),
+            },
+            payment_transaction: PaymentTransaction {
+                amounts_req: AmountsReq { currency: currency.code(), requested_amount: &amount },
+            },
+        });
+        let answer = self.send(OP, message, true).await?;
+        let response = answer.and_then(|a| a.payment_response).ok_or_else(|| {
+            TerminalError::new(
+                ErrorKind::OutcomeUnknown,
+                OP,
+                "the answer holds no PaymentResponse; resolve with status",
+            )
+        })?;
+        response.result(OP, Some(request.amount))
+    }
+
+    async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        const OP: &str = "refund";
+        if request.provider_reference.trim().is_empty() {
+            return Err(TerminalError::invalid(OP, "provider_reference must not be empty"));
+        }
+        let amount = major_units(OP, request.amount)?;
+        let poi_id = self.terminal(OP, &request.terminal_id)?;
+        let service_id = self.service_id('R');
+        let time_stamp = now();
+        let mut message = Message::new(MessageHeader::new("Reversal", &service_id, &self.sale_id, poi_id));
+        message.reversal_request = Some(ReversalRequest {
+            original_poi_transaction: OriginalPoiTransaction {
+                poi_transaction_id: TransactionIdentification {
+                    transaction_id: &request.provider_reference,
+                    time_stamp: &time_stamp,
+                },
+            },
+            reversal_reason: "MerchantCancel",
+            reversed_amount: &amount,
+        });
+        let answer = self.send(OP, message, true).await?;
+        let response = answer
+            .and_then(|a| a.reversal_response)
+            .ok_or_else(|| TerminalError::new(ErrorKind::OutcomeUnknown, OP, "the answer holds no ReversalResponse"))?;
+        if response.response.result != "Success" {
+            return Err(failure(OP, &response.response));
+        }
+        let reference = response
+            .poi_data
+            .and_then(|d| d.poi_transaction_id)
+            .and_then(|t| t.transaction_id)
+            .unwrap_or_else(|| request.provider_reference.clone());
+        let refunded = match response.reversed_amount.as_deref() {
+            Some(raw) => from_major_units(raw, request.amount.currency())
+                .map_err(|e| TerminalError::new(ErrorKind::OutcomeUnknown, OP, format!("ReversedAmount: {e}")))?,
+            None => request.amount,
+        };
+        Ok(TerminalPaymentResult::new(reference, refunded))
+    }
+
+    async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError> {
+        const OP: &str = "abort";
+        let terminal_id = self.terminal(OP, terminal_id)?;
+        let target = payment_service_id(&self.sale_id, reference);
+        let service_id = self.service_id('A');
+        let mut message = Message::new(MessageHeader::new("Abort", &service_id, &self.sale_id, terminal_id));
+        message.abort_request = Some(AbortRequest {
+            message_reference: MessageReference {
+                message_category: "Payment",
+                sale_id: &self.sale_id,
+                service_id: &target,
+                poi_id: Some(terminal_id),
+            },
+            abort_reason: "MerchantAbort",
+        });
+        // Adyen accepts an abort without saying whether anything was in progress.
+        self.send(OP, message, false).await.map(|_| ())
+    }
+
+    async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
+        const OP: &str = "status";
+        let terminal_id = self.terminal(OP, terminal_id)?;
+        let target = payment_service_id(&self.sale_id, reference);
+        let service_id = self.service_id('S');
+        let mut message =
+            Message::new(MessageHeader::new("TransactionStatus", &service_id, &self.sale_id, terminal_id));
+        message.transaction_status_request = Some(TransactionStatusRequest {
+            message_reference: MessageReference {
+                message_category: "Payment",
+                sale_id: &self.sale_id,
+                service_id: &target,
+                poi_id: None,
+            },
+            receipt_reprint_flag: true,
+            document_qualifier: ["CashierReceipt"],
+        });
+        let answer = self.send(OP, message, false).await?;
+        let response = answer.and_then(|a| a.transaction_status_response).ok_or_else(|| {
+            TerminalError::new(ErrorKind::Unexpected, OP, "the answer holds no TransactionStatusResponse")
+        })?;
+        if response.response.result != "Success" {
+            return Err(failure(OP, &response.response));
+        }
+        let payment = response
+            .repeated_message_response
+            .and_then(|r| r.repeated_response_message_body)
+            .and_then(|b| b.payment_response)
+            .ok_or_else(|| {
+                TerminalError::new(ErrorKind::Unexpected, OP, "status without the repeated PaymentResponse")
+            })?;
+        // The amount of the original request is unknown here; the answer's AuthorizedAmount is required.
+        payment.result(OP, None).map_err(|e| {
+            if e.kind() == ErrorKind::OutcomeUnknown {
+                TerminalError::new(ErrorKind::Unexpected, OP, e.message().to_owned())
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn read_offline(&self, _request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError> {
+        Err(offline_unsupported("read_offline"))
+    }
+
+    async fn forward_offline(&self, _request: OfflineForwardRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        Err(offline_unsupported("forward_offline"))
+    }
+}
+
+fn offline_unsupported(operation: &'static str) -> TerminalError {
+    TerminalError::new(
+        ErrorKind::Unsupported,
+        operation,
+        "Adyen terminals store and forward offline payments by themselves (configured in the Customer Area); the \
+         point of sale neither reads cards offline nor forwards them",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_service_ids_are_stable_short_and_distinct() {
+        let a = payment_service_id("commerce", "order-1");
+        assert_eq!(a.len(), 10);
+        assert_eq!(a, payment_service_id("commerce", "order-1"));
+        assert_ne!(a, payment_service_id("commerce", "order-2"));
+        assert_ne!(a, payment_service_id("other", "order-1"));
+    }
+}

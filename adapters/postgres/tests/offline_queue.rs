@@ -1,0 +1,146 @@
+//! The offline store-and-forward queue on PostgreSQL: the conformance suite, and the bound holding when two
+//! instances (two pools) enqueue on one terminal at once.
+
+mod common;
+
+use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineStatus};
+use commerce_ports::terminal::{EntryMode, OfflineCardRead, TerminalPaymentRequest};
+use commerce_ports::{ChannelId, Currency, ErrorKind, IdempotencyKey, Money, RegisterId, TenantId};
+use commerce_testkit::conformance::offline_queue::run_all;
+use commerce_testkit::conformance::stores::StoreFixture;
+use time::OffsetDateTime;
+
+fn entry(tenant: &TenantId, n: usize, card_data: &str) -> OfflineEntry {
+    let payment = TerminalPaymentRequest::new(
+        "ped-1",
+        RegisterId::new("till-1").expect("register"),
+        Money::from_minor(1_000, Currency::EUR),
+        format!("sale-{n}"),
+        IdempotencyKey::new(format!("offline-{n}")).expect("key"),
+    );
+    let card = OfflineCardRead::new(Some("visa".to_owned()), EntryMode::Chip, card_data);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+    OfflineEntry::new(tenant.clone(), ChannelId::new("shop").expect("channel"), payment, card, at)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_queue_conformance_suite_passes() {
+    common::on_fresh_schema("offline_queue_conformance_suite_passes", |url, schema| async move {
+        let stores = common::instance(&url, &schema).await;
+        let report = run_all(stores.store_set().offline_queue.as_ref(), &StoreFixture::new()).await;
+        println!("{report}");
+        report.assert_passed();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offline_enqueues_from_two_pools_never_exceed_the_bound() {
+    common::on_fresh_schema("offline_enqueues_from_two_pools_never_exceed_the_bound", |url, schema| async move {
+        let sets =
+            [common::instance(&url, &schema).await.store_set(), common::instance(&url, &schema).await.store_set()];
+        let tenant = TenantId::new("acme").expect("tenant");
+        for round in 0..3 {
+            let tasks: Vec<_> = (0..24)
+                .map(|n| {
+                    let set = sets[n % 2].clone();
+                    let entry = entry(&tenant, round * 100 + n, &format!("enc-{round}-{n}"));
+                    tokio::spawn(async move { set.offline_queue.enqueue(entry, 6).await })
+                })
+                .collect();
+            let mut queued = 0;
+            for task in tasks {
+                match task.await.expect("join") {
+                    Ok(Enqueued::Queued { pending, .. }) => {
+                        assert!(pending <= 6, "an enqueue saw {pending} pending");
+                        queued += 1;
+                    }
+                    Ok(other) => panic!("unexpected outcome {other:?}"),
+                    Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidState, "a refused enqueue failed with {e}"),
+                }
+            }
+            assert_eq!(queued, 6, "round {round}: {queued} of 24 enqueues across two pools were queued; bound 6");
+            let pending = sets[1].offline_queue.pending(&tenant, "ped-1", 100).await.expect("pending");
+            assert_eq!(pending.len(), 6);
+            // Settle them all from the other instance, making room for the next round.
+            for e in pending {
+                sets[0]
+                    .offline_queue
+                    .mark_forwarded(&tenant, "ped-1", e.key(), &format!("psp-{}", e.key()), e.accepted_at)
+                    .await
+                    .expect("mark");
+            }
+            assert_eq!(sets[1].offline_queue.pending_count(&tenant, "ped-1").await.expect("count"), 0);
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_marks_from_two_pools_settle_once() {
+    common::on_fresh_schema("racing_marks_from_two_pools_settle_once", |url, schema| async move {
+        let sets =
+            [common::instance(&url, &schema).await.store_set(), common::instance(&url, &schema).await.store_set()];
+        let tenant = TenantId::new("acme").expect("tenant");
+        let e = entry(&tenant, 1, "enc-1");
+        sets[0].offline_queue.enqueue(e.clone(), 5).await.expect("enqueue");
+        let at = e.accepted_at;
+        let tasks: Vec<_> = (0..16)
+            .map(|n| {
+                let (set, tenant, key) = (sets[n % 2].clone(), tenant.clone(), e.key().clone());
+                tokio::spawn(async move {
+                    if n % 4 == 3 {
+                        set.offline_queue.mark_declined(&tenant, "ped-1", &key, "05", at).await
+                    } else {
+                        set.offline_queue.mark_forwarded(&tenant, "ped-1", &key, "psp-1", at).await
+                    }
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.expect("join"));
+        }
+        let stored = sets[1].offline_queue.get(&tenant, "ped-1", e.key()).await.expect("get").expect("entry");
+        assert!(!stored.status.is_pending());
+        for r in results {
+            match r {
+                Ok(entry) => assert_eq!(entry.status, stored.status, "a mark succeeded with another result"),
+                Err(err) => assert_eq!(err.kind(), ErrorKind::InvalidState, "{err}"),
+            }
+        }
+        let raw = common::raw(&url).await;
+        let row = raw
+            .query_one(&format!("SELECT card_data, status FROM \"{schema}\".offline_payments"), &[])
+            .await
+            .expect("raw row");
+        assert_eq!(row.get::<_, String>(0), "enc-1", "card data is stored verbatim");
+        let status: String = row.get(1);
+        assert_eq!(status == "forwarded", matches!(stored.status, OfflineStatus::Forwarded { .. }));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_version_1_schema_is_upgraded_to_version_2() {
+    common::on_fresh_schema("a_version_1_schema_is_upgraded_to_version_2", |url, schema| async move {
+        let first = common::instance(&url, &schema).await;
+        assert_eq!(first.applied_migrations(), &[1, 2]);
+        let tenant = TenantId::new("acme").expect("tenant");
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+        assert!(first.store_set().webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record"));
+        first.close();
+        let raw = common::raw(&url).await;
+        raw.batch_execute(&format!(
+            "DROP TABLE \"{schema}\".offline_payments; DELETE FROM \"{schema}\".schema_migrations WHERE version = 2"
+        ))
+        .await
+        .expect("downgrade");
+        let upgraded = common::instance(&url, &schema).await;
+        assert_eq!(upgraded.applied_migrations(), &[2]);
+        let set = upgraded.store_set();
+        assert!(!set.webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record again"), "v1 data lost");
+        run_all(set.offline_queue.as_ref(), &StoreFixture::new()).await.assert_passed();
+    })
+    .await;
+}

@@ -1,0 +1,86 @@
+//! The offline queue on SQLite beyond the conformance suite: migration 2 upgrades a version-1 file in place,
+//! the table refuses deletes and changes of a settled result, and card data is stored verbatim.
+
+mod common;
+
+use commerce_ports::offline_queue::{Enqueued, OfflineEntry};
+use commerce_ports::terminal::{EntryMode, OfflineCardRead, TerminalPaymentRequest};
+use commerce_ports::{ChannelId, Currency, IdempotencyKey, Money, RegisterId, TenantId};
+use commerce_sqlite::{SCHEMA_VERSION, SqliteStores};
+use commerce_testkit::conformance::offline_queue::run_all;
+use commerce_testkit::conformance::stores::StoreFixture;
+use rusqlite::Connection;
+use time::OffsetDateTime;
+
+use common::TempDb;
+
+fn entry(n: u32, card_data: &str) -> OfflineEntry {
+    let payment = TerminalPaymentRequest::new(
+        "ped-1",
+        RegisterId::new("till-1").expect("register"),
+        Money::from_minor(990, Currency::EUR),
+        format!("sale-{n}"),
+        IdempotencyKey::new(format!("offline-{n}")).expect("key"),
+    );
+    let card = OfflineCardRead::new(Some("visa".to_owned()), EntryMode::Contactless, card_data);
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+    OfflineEntry::new(
+        TenantId::new("acme").expect("tenant"),
+        ChannelId::new("shop").expect("channel"),
+        payment,
+        card,
+        at,
+    )
+}
+
+#[tokio::test]
+async fn a_version_1_file_is_upgraded_and_keeps_its_data() {
+    let db = TempDb::new("offline-upgrade");
+    let stores = SqliteStores::open(db.path()).await.expect("open");
+    let tenant = TenantId::new("acme").expect("tenant");
+    let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
+    assert!(stores.store_set().webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record"));
+    drop(stores);
+    // Take the file back to version 1, as an earlier release left it.
+    let conn = Connection::open(db.path()).expect("inspect");
+    conn.execute_batch("DROP TABLE offline_payments; DELETE FROM schema_migrations WHERE version = 2")
+        .expect("downgrade");
+    drop(conn);
+
+    let upgraded = SqliteStores::open(db.path()).await.expect("reopen");
+    assert_eq!(upgraded.applied_migrations(), &[2]);
+    assert_eq!(SCHEMA_VERSION, 2);
+    let set = upgraded.store_set();
+    assert!(!set.webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record again"), "v1 data was lost");
+    run_all(set.offline_queue.as_ref(), &StoreFixture::new()).await.assert_passed();
+}
+
+#[tokio::test]
+async fn rows_are_kept_verbatim_and_settled_results_cannot_be_rewritten() {
+    let db = TempDb::new("offline-audit");
+    let stores = SqliteStores::open(db.path()).await.expect("open");
+    let queue = stores.store_set().offline_queue;
+    let blob = "emv:9F26=0A1B;9F27=80 \u{1F512}\n";
+    assert!(matches!(queue.enqueue(entry(1, blob), 5).await.expect("enqueue"), Enqueued::Queued { pending: 1, .. }));
+    queue.enqueue(entry(2, "x"), 5).await.expect("enqueue");
+    let tenant = TenantId::new("acme").expect("tenant");
+    let key = IdempotencyKey::new("offline-1").expect("key");
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_100).expect("time");
+    queue.mark_forwarded(&tenant, "ped-1", &key, "psp-1", at).await.expect("mark");
+
+    let conn = Connection::open(db.path()).expect("inspect");
+    let stored: String = conn
+        .query_row("SELECT card_data FROM offline_payments WHERE key = 'offline-1'", [], |r| r.get(0))
+        .expect("row");
+    assert_eq!(stored, blob);
+    let delete = conn.execute("DELETE FROM offline_payments WHERE key = 'offline-2'", []);
+    assert!(delete.is_err(), "a row was deleted");
+    let rewrite = conn.execute(
+        "UPDATE offline_payments SET status = 'declined', provider_reference = NULL, decline_reason = '05'
+         WHERE key = 'offline-1'",
+        [],
+    );
+    assert!(rewrite.is_err(), "a settled result was rewritten");
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM offline_payments", [], |r| r.get(0)).expect("count");
+    assert_eq!(count, 2);
+}

@@ -1,0 +1,337 @@
+//! The offline (store-and-forward) queue port: card-present payments a terminal accepted while it could not
+//! reach its provider, held durably until they are forwarded.
+//!
+//! An entry is keyed by (tenant, terminal id, idempotency key) and holds the original
+//! [`TerminalPaymentRequest`] (terminal, register, amount, sale reference, key), the [`OfflineCardRead`]
+//! (whose encrypted card data a store persists verbatim, and which `Debug` redacts), the sales channel, when
+//! it was accepted, and its [`OfflineStatus`]. Entries are never deleted: a forwarded or declined entry stays
+//! as the audit record of what was taken offline (archiving settled entries is an operator's job outside this
+//! port; nothing in it removes a row).
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::forward::forward_port;
+use crate::ids::{ChannelId, IdempotencyKey, RegisterId, TenantId};
+use crate::terminal::{OfflineCardRead, TerminalPaymentRequest};
+
+/// Where an offline payment stands.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OfflineStatus {
+    /// Accepted offline, not yet settled with the provider. Counts against the terminal's `max_count`.
+    Pending,
+    /// The provider approved it when it was forwarded.
+    Forwarded {
+        /// The provider's reference of the payment.
+        provider_reference: String,
+    },
+    /// The provider declined it when it was forwarded; the merchant carries the loss.
+    Declined {
+        /// The decline as the provider gave it (code and message; never card data).
+        reason: String,
+    },
+}
+
+impl OfflineStatus {
+    /// The snake_case name (`pending`, `forwarded`, `declined`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OfflineStatus::Pending => "pending",
+            OfflineStatus::Forwarded { .. } => "forwarded",
+            OfflineStatus::Declined { .. } => "declined",
+        }
+    }
+
+    /// True while the entry waits to be forwarded.
+    pub fn is_pending(&self) -> bool {
+        matches!(self, OfflineStatus::Pending)
+    }
+}
+
+/// A payment accepted offline, as the queue holds it.
+///
+/// `Debug` shows everything but the card data (see [`OfflineCardRead`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct OfflineEntry {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Sales channel (the store) the register belongs to.
+    pub channel: ChannelId,
+    /// The payment as requested: terminal, register, amount, sale reference and idempotency key (reused for
+    /// every forwarding attempt).
+    pub payment: TerminalPaymentRequest,
+    /// The card read taken offline; its card data is forwarded verbatim.
+    pub card: OfflineCardRead,
+    /// When the terminal accepted it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub accepted_at: OffsetDateTime,
+    /// Status.
+    pub status: OfflineStatus,
+    /// Forwarding attempts recorded with [`OfflineQueueStore::record_attempt`].
+    pub attempts: u32,
+    /// The last recorded forwarding failure (kind and message; never card data).
+    pub last_error: Option<String>,
+    /// When it was forwarded or declined.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub settled_at: Option<OffsetDateTime>,
+}
+
+impl OfflineEntry {
+    /// A new pending entry with no attempts.
+    pub fn new(
+        tenant: TenantId,
+        channel: ChannelId,
+        payment: TerminalPaymentRequest,
+        card: OfflineCardRead,
+        accepted_at: OffsetDateTime,
+    ) -> OfflineEntry {
+        OfflineEntry {
+            tenant,
+            channel,
+            payment,
+            card,
+            accepted_at,
+            status: OfflineStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            settled_at: None,
+        }
+    }
+
+    /// The terminal that accepted it.
+    pub fn terminal_id(&self) -> &str {
+        &self.payment.terminal_id
+    }
+
+    /// The register that took it.
+    pub fn register(&self) -> &RegisterId {
+        &self.payment.register
+    }
+
+    /// Its idempotency key, the last part of its identity.
+    pub fn key(&self) -> &IdempotencyKey {
+        &self.payment.idempotency_key
+    }
+
+    /// True when `other` carries the same payment: same tenant, channel, payment request and card read
+    /// (card data included). Status, attempts and times are not compared: they are the queue's, not the
+    /// caller's. This is what [`OfflineQueueStore::enqueue`] treats as a replay.
+    pub fn same_content(&self, other: &OfflineEntry) -> bool {
+        self.tenant == other.tenant
+            && self.channel == other.channel
+            && self.payment == other.payment
+            && self.card == other.card
+    }
+
+    /// The parts of the content that differ from `other`'s, by name (`amount`, `card data`), for conflict
+    /// messages; never the values of card data.
+    pub fn content_differences(&self, other: &OfflineEntry) -> Vec<&'static str> {
+        let (a, b) = (&self.payment, &other.payment);
+        let checks = [
+            ("tenant", self.tenant == other.tenant),
+            ("channel", self.channel == other.channel),
+            ("terminal", a.terminal_id == b.terminal_id),
+            ("register", a.register == b.register),
+            ("amount", a.amount == b.amount),
+            ("reference", a.reference == b.reference),
+            ("scheme", self.card.scheme == other.card.scheme),
+            ("entry mode", self.card.entry_mode == other.card.entry_mode),
+            ("masked pan", self.card.masked_pan == other.card.masked_pan),
+            ("card data", self.card.card_data == other.card.card_data),
+        ];
+        checks.into_iter().filter(|(_, same)| !same).map(|(name, _)| name).collect()
+    }
+}
+
+/// What [`OfflineQueueStore::enqueue`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Enqueued {
+    /// The entry was queued.
+    Queued {
+        /// The entry as stored.
+        entry: OfflineEntry,
+        /// Pending entries of the terminal, this one included.
+        pending: u32,
+    },
+    /// An entry with the same key and content was already queued (or has since settled): nothing changed.
+    Replayed {
+        /// The entry as stored (the first `accepted_at` stands; its status may have moved on).
+        entry: OfflineEntry,
+    },
+}
+
+impl Enqueued {
+    /// The stored entry.
+    pub fn entry(&self) -> &OfflineEntry {
+        match self {
+            Enqueued::Queued { entry, .. } | Enqueued::Replayed { entry } => entry,
+        }
+    }
+
+    /// True for a replay.
+    pub fn is_replay(&self) -> bool {
+        matches!(self, Enqueued::Replayed { .. })
+    }
+}
+
+/// The durable store-and-forward queue of card-present payments accepted offline.
+///
+/// # Contract
+/// - Entries are keyed by (tenant, terminal id, idempotency key). Tenants never see each other's entries, and
+///   terminals each have their own queue and bound.
+/// - `enqueue` is durable before it returns, and atomic with its bound: it queues the entry only if the
+///   terminal holds fewer than `max_count` pending entries, so concurrent enqueues (from any number of
+///   processes sharing the database) never leave more than `max_count` pending. A full queue is refused
+///   with `InvalidState` (permanent: only forwarding frees room), the message naming the count and the bound;
+///   `max_count` 0 refuses every new entry.
+/// - An existing key is checked before the bound: with the same content ([`OfflineEntry::same_content`])
+///   `enqueue` answers [`Enqueued::Replayed`] with the stored entry, whatever its status and however full the
+///   queue; with other content it fails with `IdempotencyConflict`, naming the fields that differ, never
+///   their card data. Nothing is changed in either case.
+/// - `pending` lists a terminal's pending entries oldest first (accepted_at, then the order they were
+///   queued); `pending_count` counts them.
+/// - `mark_forwarded` and `mark_declined` settle a pending entry (setting `settled_at`). Marking a settled
+///   entry again with the same result is a no-op that returns it unchanged (so two forwarders racing on one
+///   entry both succeed); with another result it is `InvalidState` and the first result stands.
+/// - `record_attempt` counts a forwarding attempt of a pending entry and keeps the failure; a settled entry
+///   is `InvalidState`.
+/// - Nothing is ever deleted: settled entries stay as the audit record.
+/// - Card data is stored and returned verbatim and never appears in errors.
+#[cfg_attr(feature = "mock", mockall::automock)]
+#[async_trait]
+pub trait OfflineQueueStore: Send + Sync + Debug + 'static {
+    /// Queues a pending entry if the terminal holds fewer than `max_count` pending entries.
+    ///
+    /// # Errors
+    /// `InvalidState` (the queue is full), `IdempotencyConflict` (the key holds another payment),
+    /// `InvalidRequest` (the entry is not pending with no attempts, or a value cannot be stored),
+    /// `Unavailable`.
+    async fn enqueue(&self, entry: OfflineEntry, max_count: u32) -> Result<Enqueued, StoreError>;
+
+    /// Reads one entry.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        terminal_id: &str,
+        key: &IdempotencyKey,
+    ) -> Result<Option<OfflineEntry>, StoreError>;
+
+    /// A terminal's pending entries, oldest first, at most `limit`.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn pending(&self, tenant: &TenantId, terminal_id: &str, limit: u32) -> Result<Vec<OfflineEntry>, StoreError>;
+
+    /// How many entries of a terminal are pending.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn pending_count(&self, tenant: &TenantId, terminal_id: &str) -> Result<u32, StoreError>;
+
+    /// Records that the provider approved a pending entry.
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidState` when it was settled with another result; `Unavailable`.
+    async fn mark_forwarded(
+        &self,
+        tenant: &TenantId,
+        terminal_id: &str,
+        key: &IdempotencyKey,
+        provider_reference: &str,
+        at: OffsetDateTime,
+    ) -> Result<OfflineEntry, StoreError>;
+
+    /// Records that the provider declined a pending entry.
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidState` when it was settled with another result; `Unavailable`.
+    async fn mark_declined(
+        &self,
+        tenant: &TenantId,
+        terminal_id: &str,
+        key: &IdempotencyKey,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<OfflineEntry, StoreError>;
+
+    /// Counts a forwarding attempt of a pending entry that did not settle it, keeping `error`.
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidState` when the entry is settled; `Unavailable`.
+    async fn record_attempt(
+        &self,
+        tenant: &TenantId,
+        terminal_id: &str,
+        key: &IdempotencyKey,
+        error: &str,
+    ) -> Result<OfflineEntry, StoreError>;
+}
+
+forward_port!(OfflineQueueStore {
+    async fn enqueue(&self, entry: OfflineEntry, max_count: u32) -> Result<Enqueued, StoreError>;
+    async fn get(&self, tenant: &TenantId, terminal_id: &str, key: &IdempotencyKey) -> Result<Option<OfflineEntry>, StoreError>;
+    async fn pending(&self, tenant: &TenantId, terminal_id: &str, limit: u32) -> Result<Vec<OfflineEntry>, StoreError>;
+    async fn pending_count(&self, tenant: &TenantId, terminal_id: &str) -> Result<u32, StoreError>;
+    async fn mark_forwarded(&self, tenant: &TenantId, terminal_id: &str, key: &IdempotencyKey, provider_reference: &str, at: OffsetDateTime) -> Result<OfflineEntry, StoreError>;
+    async fn mark_declined(&self, tenant: &TenantId, terminal_id: &str, key: &IdempotencyKey, reason: &str, at: OffsetDateTime) -> Result<OfflineEntry, StoreError>;
+    async fn record_attempt(&self, tenant: &TenantId, terminal_id: &str, key: &IdempotencyKey, error: &str) -> Result<OfflineEntry, StoreError>;
+});
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::{Currency, Money};
+    use crate::terminal::EntryMode;
+
+    fn entry(card_data: &str) -> OfflineEntry {
+        let payment = TerminalPaymentRequest::new(
+            "ped-1",
+            RegisterId::new("till-1").expect("register"),
+            Money::from_minor(1_250, Currency::EUR),
+            "S-1",
+            IdempotencyKey::new("k-1").expect("key"),
+        );
+        let card = OfflineCardRead::new(Some("visa".to_owned()), EntryMode::Chip, card_data);
+        OfflineEntry::new(
+            TenantId::new("acme").expect("tenant"),
+            ChannelId::new("shop").expect("channel"),
+            payment,
+            card,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+    }
+
+    #[test]
+    fn debug_never_shows_card_data() {
+        let e = entry("SECRET-BLOB-123");
+        let shown = format!("{e:?} {:?}", Enqueued::Replayed { entry: e.clone() });
+        assert!(!shown.contains("SECRET-BLOB-123"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn content_ignores_queue_fields_and_names_differences_without_values() {
+        let a = entry("blob-a");
+        let mut later = a.clone();
+        later.accepted_at = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(1);
+        later.attempts = 3;
+        assert!(a.same_content(&later));
+        let other = entry("blob-b");
+        assert!(!a.same_content(&other));
+        assert_eq!(a.content_differences(&other), vec!["card data"]);
+        assert_eq!(a.key().as_str(), "k-1");
+        assert_eq!(a.terminal_id(), "ped-1");
+        assert_eq!(OfflineStatus::Declined { reason: "05".to_owned() }.as_str(), "declined");
+    }
+}
