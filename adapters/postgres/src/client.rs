@@ -293,10 +293,11 @@ impl PostgresStores {
             Arc::new(hardware::PgPairingStore::new(Arc::clone(&self.db))),
             Arc::new(offline_queue::PgOfflineQueueStore::new(Arc::clone(&self.db))),
         )
+        .with_ledger(self.ledger())
     }
 
-    /// The payment ledger: intents and idempotency records written together, one round trip and one
-    /// transaction per call (for `Payments::with_ledger`).
+    /// The payment ledger: intents and idempotency records written together, one statement (one round trip,
+    /// one transaction) per call on the usual paths (for `Payments::with_ledger`).
     pub fn ledger(&self) -> Arc<dyn PaymentLedger> {
         Arc::new(payments::PgPaymentLedger::new(Arc::clone(&self.db)))
     }

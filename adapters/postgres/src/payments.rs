@@ -6,6 +6,9 @@
 //!   latest version, so of many concurrent callers (on any number of instances) exactly one gets `Started`.
 //! - Intents are written in a transaction with their event; `update` is `UPDATE ... WHERE version = $n`.
 //! - Webhook ids are `INSERT ... ON CONFLICT DO NOTHING`; the affected-row count says whether it was new.
+//! - The payment ledger (`PgPaymentLedger`) does each of its two calls in one statement with data-modifying
+//!   CTEs: the claim (key, intent creation, intent read) and the commit (intent update, event, key
+//!   resolution). See its documentation.
 
 use std::sync::Arc;
 
