@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commerce_ports::payment::{
-    AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, PaymentGateway, PaymentMethodRef,
-    PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
+    AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, IncrementRequest, ModificationResult,
+    PaymentGateway, PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
 };
 use commerce_ports::stores::{
     IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, IntentSnapshot, IntentUpdate, KeyResolution,
@@ -102,7 +102,8 @@ impl NewPayment {
 /// Answers that say nothing happened (`Unavailable`, `Timeout`, `RateLimited`, `InProgress`, `Conflict`)
 /// release the key and return the error with its retry class. Certain answers (declined, invalid request,
 /// invalid state, ...) are stored as the key's outcome; a refused authorization fails the intent, a refused
-/// capture, refund or void leaves it unchanged.
+/// capture, refund or void leaves it unchanged, and a refused increment is recorded in the history and leaves
+/// the authorization as it was.
 #[derive(Clone)]
 pub struct Payments {
     inner: Arc<Inner>,
@@ -229,6 +230,13 @@ struct AuthorizeParamsFingerprint<'a> {
 struct ModificationParamsFingerprint<'a> {
     intent: &'a IntentId,
     command: Command,
+}
+
+/// A provider's answer to a modification: captures, refunds and voids answer a [`ModificationResult`], an
+/// increment the payment's snapshot after it.
+enum Answer {
+    Modified(ModificationResult),
+    Incremented(PaymentSnapshot),
 }
 
 /// How certain a gateway error is.
@@ -538,6 +546,30 @@ impl Payments {
         self.modify(gateway, tenant, intent, Command::Void, key).await
     }
 
+    /// Raises the authorization of an `Authorized` intent with nothing captured to `new_total` (incremental
+    /// authorization; the new total, not the increment). On success `authorized` becomes the larger of the
+    /// intent's and the provider's, `amount` becomes `new_total`, and captures may take up to it. A refusal
+    /// (e.g. `Declined`) is recorded in the history and leaves the authorization as it was, its original amount
+    /// still capturable. An unknown outcome settles like a capture's: a retry with the same key, or
+    /// [`reconcile`](Payments::reconcile) (the provider's authorized amount says whether it took effect).
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidState` (not authorized, anything captured: "an authorization can be incremented
+    /// only before the first capture", voided, another outcome unknown); `InvalidRequest` ("new total 50.00 EUR
+    /// must exceed the authorized 80.00 EUR", other currency); `Unsupported` (the gateway has no
+    /// `incremental_authorization`; the provider is not called); `Declined`; `OutcomeUnknown`; `InProgress`;
+    /// `IdempotencyConflict`; the provider's other refusals and transient kinds.
+    pub async fn increment_authorization(
+        &self,
+        gateway: &dyn PaymentGateway,
+        tenant: &TenantId,
+        intent: &IntentId,
+        new_total: Money,
+        key: &IdempotencyKey,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        self.modify(gateway, tenant, intent, Command::Increment { new_total }, key).await
+    }
+
     /// Reads an intent.
     ///
     /// # Errors
@@ -774,12 +806,16 @@ impl Payments {
         let answer = match modification {
             Modification::Capture { amount, final_capture } => {
                 let request = CaptureRequest::new(reference, amount, provider_key);
-                gateway.capture(if final_capture { request } else { request.partial() }).await
+                gateway.capture(if final_capture { request } else { request.partial() }).await.map(Answer::Modified)
             }
             Modification::Refund { amount } => {
-                gateway.refund(RefundRequest::new(reference, amount, provider_key)).await
+                gateway.refund(RefundRequest::new(reference, amount, provider_key)).await.map(Answer::Modified)
             }
-            Modification::Void => gateway.void(VoidRequest::new(reference, provider_key)).await,
+            Modification::Void => gateway.void(VoidRequest::new(reference, provider_key)).await.map(Answer::Modified),
+            Modification::Increment { new_total } => gateway
+                .increment_authorization(IncrementRequest::new(reference, new_total, provider_key))
+                .await
+                .map(Answer::Incremented),
         };
         let result = match answer {
             Ok(result) => result,
@@ -804,8 +840,11 @@ impl Payments {
                     Certainty::NothingHappened => Outcome::Release(error),
                     Certainty::Certain => {
                         match self
-                            .persist(op, intent, history, held(Resolve::Err(&error)), |i, h, now| {
-                                state::apply_refusal(i, h, &call, &error, now)
+                            .persist(op, intent, history, held(Resolve::Err(&error)), |i, h, now| match modification {
+                                Modification::Increment { new_total } => {
+                                    state::apply_increment_refusal(i, h, &call, new_total, &error, now)
+                                }
+                                _ => state::apply_refusal(i, h, &call, &error, now),
                             })
                             .await
                         {
@@ -817,8 +856,17 @@ impl Payments {
             }
         };
         match self
-            .persist(op, intent, history, held(Resolve::Ok), |i, h, now| {
-                state::apply_modification(i, h, &call, &modification, &result, now)
+            .persist(op, intent, history, held(Resolve::Ok), |i, h, now| match (&result, modification) {
+                (Answer::Incremented(snapshot), Modification::Increment { new_total }) => {
+                    state::apply_increment(i, h, &call, new_total, snapshot, now)
+                }
+                (Answer::Incremented(_), _) => Err(PaymentsError::new(
+                    ErrorKind::Unexpected,
+                    op,
+                    "the provider answered a payment snapshot to a modification other than an increment",
+                )
+                .with_intent(i.id.clone())),
+                (Answer::Modified(result), _) => state::apply_modification(i, h, &call, &modification, result, now),
             })
             .await
         {

@@ -8,13 +8,16 @@
 //!      Failed                         Voided                       Refunded ◀──refund── PartiallyRefunded
 //!
 //! any non-terminal state ──provider outcome unknown──▶ OutcomeUnknown ──answer / reconcile──▶ next state
+//!
+//! Authorized (nothing captured) ──increment (new total > authorized)──▶ Authorized (authorized = amount = new total)
 //! ```
 //!
 //! Two kinds of functions:
 //! - **admission** ([`admit_authorize`], [`admit_modification`], [`resolve`], [`check_supported`]) decides,
 //!   before any provider call, whether an operation fits the intent: amounts positive and in the intent's
 //!   currency, a capture at most authorized minus captured and never after a final capture or a void, a refund
-//!   at most captured minus refunded, a void only before any capture ("refund instead").
+//!   at most captured minus refunded, a void only before any capture ("refund instead"), an increment only
+//!   before any capture and to a new total above what is authorized.
 //! - **application** ([`apply_authorization`], [`apply_modification`], [`apply_unknown`], [`apply_refusal`],
 //!   [`apply_snapshot`], ...) computes the next intent and its [`IntentEvent`] once the provider answered. They
 //!   return `Ok(None)` when the answer is already reflected, so they can be re-applied safely after an
@@ -30,6 +33,20 @@
 //! once, when the answer is known. Every event that applies a provider's answer records the call it applied,
 //! so a late retry of an already applied call is recognised ([`Admission::AlreadyApplied`]) instead of being
 //! counted twice.
+//!
+//! # Increments
+//! An increment (incremental authorization) raises the authorization of an `Authorized` intent with nothing
+//! captured to a new total; once confirmed, `authorized` becomes the larger of ours and the provider's and
+//! `amount` the new total, so captures may take up to it. A certain refusal is recorded and leaves the
+//! authorization as it was ([`apply_increment_refusal`]). An unknown outcome is pending like any other call,
+//! with the new total as its amount, and settles:
+//! - by a retry with the same key: the provider replays its answer, applied once;
+//! - by a reconciliation ([`apply_snapshot`]): a provider authorized amount of at least the new total means
+//!   it took effect; one still below it (the old amount) means it did not, and the intent returns to
+//!   `Authorized` with its old amounts; a retry with the same key then sends the increment again (the provider
+//!   replays whatever it decided);
+//! - by a webhook `Authorized` event whose amount is at least the new total; an event with the old amount (or
+//!   none) neither settles it nor lowers anything.
 //!
 //! These records travel as JSON in the event's `data` field, which stores persist verbatim; `detail` stays
 //! text for people ([`event_text`]).
@@ -66,6 +83,8 @@ pub enum Operation {
     Refund,
     /// Cancel the authorization before any capture.
     Void,
+    /// Raise the authorized amount before any capture (incremental authorization).
+    Increment,
     /// Settle the intent from the provider's view.
     Reconcile,
     /// Read an intent.
@@ -85,6 +104,7 @@ impl Operation {
             Operation::Capture => "capture",
             Operation::Refund => "refund",
             Operation::Void => "void",
+            Operation::Increment => "increment",
             Operation::Reconcile => "reconcile",
             Operation::Get => "get",
             Operation::History => "history",
@@ -129,7 +149,7 @@ impl ProviderCall {
 pub struct PendingOperation {
     /// The call; a retry must send the same provider key.
     pub call: ProviderCall,
-    /// The amount sent (authorize, capture, refund).
+    /// The amount sent (authorize, capture, refund; for an increment, the new total).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amount: Option<Money>,
     /// For a capture: whether it was final.
@@ -159,7 +179,7 @@ impl AuthorizeParams {
     }
 }
 
-/// A capture, refund or void as the caller asks for it.
+/// A capture, refund, void or increment as the caller asks for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -178,6 +198,11 @@ pub enum Command {
     },
     /// Cancel the authorization.
     Void,
+    /// Raise the authorization to `new_total` (incremental authorization).
+    Increment {
+        /// The new total authorized amount (not the increment).
+        new_total: Money,
+    },
 }
 
 impl Command {
@@ -187,6 +212,7 @@ impl Command {
             Command::Capture { .. } => Operation::Capture,
             Command::Refund { .. } => Operation::Refund,
             Command::Void => Operation::Void,
+            Command::Increment { .. } => Operation::Increment,
         }
     }
 }
@@ -209,6 +235,11 @@ pub enum Modification {
     },
     /// Cancel the authorization.
     Void,
+    /// Raise the authorization to `new_total`.
+    Increment {
+        /// The new total, in the intent's currency and above what is authorized.
+        new_total: Money,
+    },
 }
 
 impl Modification {
@@ -218,13 +249,15 @@ impl Modification {
             Modification::Capture { .. } => Operation::Capture,
             Modification::Refund { .. } => Operation::Refund,
             Modification::Void => Operation::Void,
+            Modification::Increment { .. } => Operation::Increment,
         }
     }
 
-    /// The amount concerned (none for a void).
+    /// The amount concerned (none for a void; the new total for an increment).
     pub fn amount(&self) -> Option<Money> {
         match self {
             Modification::Capture { amount, .. } | Modification::Refund { amount } => Some(*amount),
+            Modification::Increment { new_total } => Some(*new_total),
             Modification::Void => None,
         }
     }
@@ -547,12 +580,71 @@ pub fn validate_void(intent: &PaymentIntent) -> Result<(), PaymentsError> {
     }
 }
 
+/// Validates an increment of the authorization to `new_total` against the intent.
+///
+/// # Errors
+/// - `InvalidState` unless the intent is `Authorized` with nothing captured: once anything is captured the
+///   message says an authorization can be incremented only before the first capture; also before
+///   authorization, when voided, failed, or with an unknown outcome pending.
+/// - `InvalidRequest` when `new_total` is not in the intent's currency or does not exceed the authorized
+///   amount ("new total 50.00 EUR must exceed the authorized 80.00 EUR").
+pub fn validate_increment(intent: &PaymentIntent, new_total: Money) -> Result<(), PaymentsError> {
+    const OP: Operation = Operation::Increment;
+    let id = &intent.id;
+    let state_error = |message: String| Err(error(ErrorKind::InvalidState, OP, intent, message));
+    let after_capture = || {
+        state_error(format!(
+            "intent `{id}` has {} captured; an authorization can be incremented only before the first capture",
+            intent.captured
+        ))
+    };
+    match intent.status {
+        IntentStatus::Authorized if intent.captured.is_positive() => return after_capture(),
+        IntentStatus::Authorized => {}
+        IntentStatus::PartiallyCaptured
+        | IntentStatus::Captured
+        | IntentStatus::PartiallyRefunded
+        | IntentStatus::Refunded => return after_capture(),
+        IntentStatus::RequiresAuthorization => {
+            return state_error(format!("intent `{id}` is not authorized yet; there is nothing to increment"));
+        }
+        IntentStatus::Voided => return state_error(format!("intent `{id}` was voided; it cannot be incremented")),
+        IntentStatus::Failed => return state_error(format!("intent `{id}` failed; it cannot be incremented")),
+        IntentStatus::OutcomeUnknown => return Err(unknown_error(OP, intent)),
+        other => return state_error(format!("intent `{id}` is {}; it cannot be incremented", other.as_str())),
+    }
+    let authorized = intent.authorized;
+    if new_total.currency() != authorized.currency() {
+        return Err(error(
+            ErrorKind::InvalidRequest,
+            OP,
+            intent,
+            format!(
+                "new total {new_total} is not in the intent's currency {} (authorized {authorized})",
+                authorized.currency()
+            ),
+        ));
+    }
+    if new_total.minor() <= authorized.minor() {
+        return Err(error(
+            ErrorKind::InvalidRequest,
+            OP,
+            intent,
+            format!("new total {new_total} must exceed the authorized {authorized}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Validates a command against the intent and resolves it.
 ///
 /// # Errors
-/// Those of [`validate_capture`], [`validate_refund`] and [`validate_void`].
+/// Those of [`validate_capture`], [`validate_refund`], [`validate_void`] and [`validate_increment`].
 pub fn resolve(intent: &PaymentIntent, command: Command) -> Result<Modification, PaymentsError> {
     match command {
+        Command::Increment { new_total } => {
+            validate_increment(intent, new_total).map(|()| Modification::Increment { new_total })
+        }
         Command::Capture { amount, final_capture } => {
             validate_capture(intent, amount).map(|amount| Modification::Capture { amount, final_capture })
         }
@@ -564,7 +656,8 @@ pub fn resolve(intent: &PaymentIntent, command: Command) -> Result<Modification,
 /// Checks a modification against what the gateway supports, so an unsupported one never reaches it.
 ///
 /// # Errors
-/// `Unsupported` naming the missing capability (partial or multiple captures or refunds, void).
+/// `Unsupported` naming the missing capability (partial or multiple captures or refunds, void, incremental
+/// authorization).
 pub fn check_supported(
     intent: &PaymentIntent,
     modification: &Modification,
@@ -601,6 +694,11 @@ pub fn check_supported(
         Modification::Void => {
             if !capabilities.void {
                 return unsupported("void");
+            }
+        }
+        Modification::Increment { .. } => {
+            if !capabilities.incremental_authorization {
+                return unsupported("incremental authorization");
             }
         }
     }
@@ -650,7 +748,7 @@ pub fn admit_authorize(
     }
 }
 
-/// Decides what to do with a capture, refund or void before any provider call.
+/// Decides what to do with a capture, refund, void or increment before any provider call.
 ///
 /// - The call was applied before (a retry after its answer was recorded, e.g. by a reconciliation):
 ///   [`Admission::AlreadyApplied`].
@@ -908,12 +1006,14 @@ pub fn apply_authorization_refused(
     transition(intent, next, now, parts).map(Some)
 }
 
-/// Applies the provider's confirmation of a capture, refund or void.
+/// Applies the provider's confirmation of a capture, refund, void or increment.
 ///
 /// A final capture of less than authorized leaves the intent `Captured` (the rest is released). A
 /// confirmation of a call that was pending takes the intent out of `OutcomeUnknown`; amounts are added here,
 /// once. An answer with [`ModificationStatus::Pending`] (asynchronous providers) leaves the intent
-/// `OutcomeUnknown` with the call pending, until a reconciliation (or, later, a webhook) settles it.
+/// `OutcomeUnknown` with the call pending, until a reconciliation (or, later, a webhook) settles it. A
+/// confirmed increment raises `authorized` and `amount` to its new total (the provider's own view of it goes
+/// through [`apply_increment`]).
 ///
 /// # Errors
 /// `InvalidState`/`InvalidRequest` when the intent moved concurrently so that the confirmed modification no
@@ -925,6 +1025,69 @@ pub fn apply_modification(
     call: &ProviderCall,
     modification: &Modification,
     result: &ModificationResult,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    modification_transition(intent, history, call, modification, result, None, now)
+}
+
+/// Applies the provider's answer to an increment: the snapshot of the payment after it.
+///
+/// `authorized` becomes the larger of the intent's and the snapshot's (never smaller than before), `amount`
+/// becomes `new_total`, and the status stays `Authorized`; the event records the new total and the applied
+/// call, so a late retry with the same key is recognised. A snapshot the provider still reports pending
+/// leaves the intent `OutcomeUnknown` with the call pending, like an asynchronous capture.
+///
+/// # Errors
+/// Those of [`apply_modification`]; `Unexpected` when the snapshot belongs to another payment, is in
+/// another currency, or authorizes more than `new_total`.
+pub fn apply_increment(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    new_total: Money,
+    snapshot: &PaymentSnapshot,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    const OP: Operation = Operation::Increment;
+    if let Some(reference) = &intent.provider_reference
+        && *reference != snapshot.provider_reference
+    {
+        return Err(error(
+            ErrorKind::Unexpected,
+            OP,
+            intent,
+            format!(
+                "snapshot of `{}` does not belong to intent `{}` (`{reference}`)",
+                snapshot.provider_reference, intent.id
+            ),
+        ));
+    }
+    if snapshot.authorized.currency() != new_total.currency() || snapshot.authorized.minor() > new_total.minor() {
+        return Err(error(
+            ErrorKind::Unexpected,
+            OP,
+            intent,
+            format!("the provider authorized {} for an increment to {new_total}", snapshot.authorized),
+        ));
+    }
+    let status = match snapshot.status {
+        ProviderPaymentStatus::Pending | ProviderPaymentStatus::RequiresAction => ModificationStatus::Pending,
+        _ => ModificationStatus::Succeeded,
+    };
+    let result = ModificationResult::new(snapshot.provider_reference.clone(), status, new_total);
+    let modification = Modification::Increment { new_total };
+    modification_transition(intent, history, call, &modification, &result, Some(snapshot.authorized), now)
+}
+
+/// [`apply_modification`]; `provider_authorized` is what the provider reports authorized after an increment
+/// (`None`: the new total).
+fn modification_transition(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    modification: &Modification,
+    result: &ModificationResult,
+    provider_authorized: Option<Money>,
     now: OffsetDateTime,
 ) -> Result<Option<Transition>, PaymentsError> {
     let op = modification.operation();
@@ -942,6 +1105,7 @@ pub fn apply_modification(
         Modification::Capture { amount, final_capture } => Command::Capture { amount: Some(amount), final_capture },
         Modification::Refund { amount } => Command::Refund { amount },
         Modification::Void => Command::Void,
+        Modification::Increment { new_total } => Command::Increment { new_total },
     };
     resolve(&base, command)?;
     let amount = modification.amount();
@@ -995,6 +1159,23 @@ pub fn apply_modification(
             next.status = IntentStatus::Voided;
             format!("voided; {} released", next.authorized)
         }
+        Modification::Increment { new_total } => {
+            let previous = next.authorized;
+            let reported = provider_authorized.unwrap_or(new_total);
+            if reported.minor() > next.authorized.minor() {
+                next.authorized = reported;
+            }
+            next.amount = new_total;
+            next.status = IntentStatus::Authorized;
+            if next.authorized.minor() < new_total.minor() {
+                format!(
+                    "authorization incremented to {new_total}; the provider reports {} authorized (was {previous})",
+                    next.authorized
+                )
+            } else {
+                format!("authorization incremented from {previous} to {}", next.authorized)
+            }
+        }
     };
     let parts = EventParts {
         operation: op,
@@ -1006,8 +1187,9 @@ pub fn apply_modification(
     transition(intent, next, now, parts).map(Some)
 }
 
-/// Applies a certain refusal of a capture, refund or void. The intent is unchanged (`Ok(None)`), unless the
-/// refused call was pending: then the intent returns to its status before the call.
+/// Applies a certain refusal of a capture, refund, void or increment. The intent is unchanged (`Ok(None)`),
+/// unless the refused call was pending: then the intent returns to its status before the call (amounts as
+/// they were). [`apply_increment_refusal`] also records a refusal that was not pending.
 ///
 /// # Errors
 /// `Unexpected` only if the transition would break an invariant.
@@ -1030,6 +1212,44 @@ pub fn apply_refusal(
         tag: EventTag::default(),
     };
     transition(intent, next, now, parts).map(Some)
+}
+
+/// Applies a certain refusal of an increment to `new_total` (declined, invalid, ...). The authorization
+/// stays as it was, its original amount still capturable, and the refusal is recorded in the history: by
+/// [`apply_refusal`] when the increment was pending (the intent returns to its prior status), otherwise by an
+/// `increment` event that changes nothing else. Nothing is recorded on a terminal intent or while another
+/// call's outcome is unknown (`Ok(None)`).
+///
+/// # Errors
+/// `Unexpected` only if the transition would break an invariant.
+pub fn apply_increment_refusal(
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    call: &ProviderCall,
+    new_total: Money,
+    refusal: &PaymentsError,
+    now: OffsetDateTime,
+) -> Result<Option<Transition>, PaymentsError> {
+    if intent.status == IntentStatus::OutcomeUnknown {
+        return apply_refusal(intent, history, call, refusal, now);
+    }
+    if intent.status.is_terminal() {
+        return Ok(None);
+    }
+    let mut text =
+        format!("increment to {new_total} refused by the provider ({}): {}", refusal.kind(), refusal.message());
+    if let Some(code) = refusal.decline().and_then(|d| d.decline_code.as_deref()) {
+        text.push_str(&format!(" (decline code {code})"));
+    }
+    text.push_str(&format!("; {} stays authorized", intent.authorized));
+    let parts = EventParts {
+        operation: Operation::Increment,
+        amount: Some(new_total),
+        provider_reference: None,
+        text,
+        tag: EventTag::default(),
+    };
+    transition(intent, intent.clone(), now, parts).map(Some)
 }
 
 /// Records that the outcome of `call` is unknown: the intent becomes `OutcomeUnknown` with its amounts as they
@@ -1075,9 +1295,15 @@ pub fn apply_unknown(
 ///
 /// Amounts become the larger of the intent's and the provider's. A pending call counts as applied when the
 /// provider shows its effect (the captured or refunded amount grew by at least the pending amount, the payment
-/// is voided, the authorization exists); the event then records it as applied, so a later retry with its key
-/// is recognised. If the provider does not show it, the intent returns to its prior status and a retry with
-/// the same key sends the call again (the provider replays whatever it decided). While the provider itself
+/// is voided, the authorization exists, the authorized amount reached an increment's new total); the event
+/// then records it as applied, so a later retry with its key is recognised. If the provider does not show it,
+/// the intent returns to its prior status and a retry with the same key sends the call again (the provider
+/// replays whatever it decided).
+///
+/// A pending increment that took effect raises `amount` to its new total and `authorized` to the provider's;
+/// one the provider still shows at the old authorized amount did not take effect: the intent returns to
+/// `Authorized` with its old amounts (the original authorization stays capturable). An intent's `amount` is
+/// never left below what the provider reports authorized. While the provider itself
 /// reports the payment pending, an `OutcomeUnknown` intent stays as it is. `Ok(None)` when nothing changes.
 ///
 /// # Errors
@@ -1146,8 +1372,17 @@ pub fn apply_snapshot(
         Operation::Capture => grew_by(intent.captured, next.captured, p.amount),
         Operation::Refund => grew_by(intent.refunded, next.refunded, p.amount),
         Operation::Void => snapshot.status == ProviderPaymentStatus::Voided,
+        Operation::Increment => p.amount.is_some_and(|total| next.authorized.minor() >= total.minor()),
         _ => false,
     });
+    if let Some(total) =
+        pending.as_ref().filter(|p| pending_applied && p.call.operation == Operation::Increment).and_then(|p| p.amount)
+    {
+        next.amount = max(next.amount, total)?;
+    }
+    // An increment made at the provider raises the amount too (the intent's amount is never below what is
+    // authorized).
+    next.amount = max(next.amount, next.authorized)?;
     let base_status = pending.as_ref().map_or(intent.status, |p| p.prior_status);
     let capture_closed = matches!(base_status, IntentStatus::Captured | IntentStatus::PartiallyRefunded)
         || pending

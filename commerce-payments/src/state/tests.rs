@@ -603,3 +603,71 @@ fn records_live_in_data_and_details_stay_text() {
     let foreign = IntentEvent::new(1, T0, "webhook", IntentStatus::Authorized).with_data("not json");
     assert_eq!(tag_of(&foreign), None, "a record this crate did not write is ignored, not misread");
 }
+
+#[test]
+fn an_increment_raises_authorized_and_amount_and_is_admitted_only_before_a_capture() {
+    let mut rec = Rec::authorized();
+    let e = rec.modify("inc-low", Command::Increment { new_total: eur(10_000) }).expect_err("not above");
+    assert_eq!(
+        (e.kind(), e.message()),
+        (ErrorKind::InvalidRequest, "new total 100.00 EUR must exceed the authorized 100.00 EUR")
+    );
+    let usd = Money::from_minor(12_000, Currency::USD);
+    let e = rec.modify("inc-usd", Command::Increment { new_total: usd }).expect_err("currency");
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+
+    let inc = call(Operation::Increment, "inc-1");
+    let command = Command::Increment { new_total: eur(12_000) };
+    let Ok(Admission::Send(m)) = admit_modification(&rec.intent, &rec.history, &inc, command) else {
+        panic!("admitted");
+    };
+    let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
+    assert!(check_supported(&rec.intent, &m, &caps).is_ok());
+    caps.incremental_authorization = false;
+    assert_eq!(check_supported(&rec.intent, &m, &caps).map_err(|e| e.kind()), Err(ErrorKind::Unsupported));
+
+    // The provider may not report more than asked.
+    let too_much = PaymentSnapshot::authorized("mem_pay_1", ProviderPaymentStatus::Authorized, eur(13_000));
+    let e = apply_increment(&rec.intent, &rec.history, &inc, eur(12_000), &too_much, T0).expect_err("contradicts");
+    assert_eq!(e.kind(), ErrorKind::Unexpected);
+
+    let snap = PaymentSnapshot::authorized("mem_pay_1", ProviderPaymentStatus::Authorized, eur(12_000));
+    rec.push(apply_increment(&rec.intent, &rec.history, &inc, eur(12_000), &snap, T0));
+    assert_eq!(
+        (rec.intent.status, rec.intent.amount, rec.intent.authorized),
+        (IntentStatus::Authorized, eur(12_000), eur(12_000))
+    );
+    // Re-applying the same answer changes nothing; a late retry is recognised.
+    assert_eq!(
+        apply_increment(&rec.intent, &rec.history, &inc, eur(12_000), &snap, T0).map(|t| t.is_none()).ok(),
+        Some(true)
+    );
+    assert_eq!(admit_modification(&rec.intent, &rec.history, &inc, command).ok(), Some(Admission::AlreadyApplied));
+
+    rec.modify("cap-1", Command::Capture { amount: Some(eur(1_000)), final_capture: false }).expect("captured");
+    let e = rec.modify("inc-2", Command::Increment { new_total: eur(15_000) }).expect_err("after a capture");
+    assert_eq!(e.kind(), ErrorKind::InvalidState);
+    assert!(e.message().contains("only before the first capture"), "{}", e.message());
+}
+
+#[test]
+fn an_unknown_increment_the_provider_does_not_show_returns_to_the_old_authorization() {
+    let mut rec = Rec::authorized();
+    let inc = call(Operation::Increment, "inc-1");
+    rec.push(apply_unknown(&rec.intent, &rec.history, &inc, Some(eur(12_000)), false, "timeout", T0));
+    assert_eq!(rec.intent.status, IntentStatus::OutcomeUnknown);
+    let old = PaymentSnapshot::authorized("mem_pay_1", ProviderPaymentStatus::Authorized, eur(10_000));
+    rec.push(apply_snapshot(&rec.intent, &rec.history, &old, T0));
+    assert_eq!(
+        (rec.intent.status, rec.intent.amount, rec.intent.authorized),
+        (IntentStatus::Authorized, eur(10_000), eur(10_000))
+    );
+    assert!(applied_call(&rec.history, "inc-1").is_none(), "not applied: a retry sends it again");
+    assert!(event_text(rec.history.last().expect("event")).is_some_and(|t| t.contains("did not take effect")));
+
+    // Declined on the retry: recorded, the authorization unchanged.
+    let refusal = PaymentsError::new(ErrorKind::Declined, Operation::Increment, "declined");
+    rec.push(apply_increment_refusal(&rec.intent, &rec.history, &inc, eur(12_000), &refusal, T0));
+    assert_eq!((rec.intent.status, rec.intent.authorized), (IntentStatus::Authorized, eur(10_000)));
+    assert_eq!(rec.history.last().map(|e| e.operation.as_str()), Some("increment"));
+}

@@ -4,7 +4,10 @@
 //! larger of ours and what the event implies, and the status is derived from the amounts. Nothing ever moves
 //! backwards, and applying the same set of events in any order (with redeliveries) ends in the same intent.
 //!
-//! - `Authorized` (amount, default the intent's amount): authorized grows to it.
+//! - `Authorized` (amount, default the intent's amount): authorized grows to it. It settles a pending
+//!   increment when its amount is at least the increment's new total (the amount then becomes the new total);
+//!   an event with the old amount, or none, does not settle it (ignored while it is pending) and never lowers
+//!   anything.
 //! - `Captured` (the provider's cumulative captured amount, Stripe's `amount_received`): captured grows to
 //!   it and the capture is closed (Stripe's `payment_intent.succeeded`); a capture before any authorization
 //!   is known implies the authorization of the intent's amount.
@@ -136,9 +139,12 @@ pub fn apply_webhook(
     let kind = effective_kind(event);
     let currency = intent.amount.currency();
 
-    // An amount the intent cannot hold is a conflict, whatever the kind.
+    // An amount the intent cannot hold is a conflict, whatever the kind. A pending increment may hold its new
+    // total.
+    let increment = pending.as_ref().filter(|p| p.call.operation == Operation::Increment).and_then(|p| p.amount);
+    let limit = increment.map_or(intent.amount, |total| larger(intent.amount, total));
     let amount = match event.amount {
-        Some(a) if a.currency() != currency || a.minor() < 0 || a.minor() > intent.amount.minor() => {
+        Some(a) if a.currency() != currency || a.minor() < 0 || a.minor() > limit.minor() => {
             let why = format!("its amount {a} does not fit the intent of {}", intent.amount);
             return conflict(intent, event, pending.as_ref(), &why, now);
         }
@@ -152,7 +158,14 @@ pub fn apply_webhook(
     match kind {
         PaymentEventKind::Authorized => {
             next.authorized = larger(base.authorized, amount.unwrap_or(intent.amount));
-            settled = pending.as_ref().is_some_and(|p| p.call.operation == Operation::Authorize);
+            settled = pending.as_ref().is_some_and(|p| match p.call.operation {
+                Operation::Authorize => true,
+                Operation::Increment => amount.zip(p.amount).is_some_and(|(a, total)| a.minor() >= total.minor()),
+                _ => false,
+            });
+            if let Some(total) = increment.filter(|_| settled) {
+                next.amount = larger(next.amount, total);
+            }
         }
         PaymentEventKind::Captured => {
             let fallback = if base.authorized.is_positive() { base.authorized } else { intent.amount };

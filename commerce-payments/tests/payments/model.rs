@@ -20,6 +20,7 @@ enum Cmd {
     Capture { amount: Option<i64>, final_capture: bool },
     Refund(i64),
     Void,
+    Increment(i64),
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +79,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(amount, final_capture)| Step::Do(Cmd::Capture { amount, final_capture })),
         3 => (0i64..=8_000).prop_map(|a| Step::Do(Cmd::Refund(a))),
         1 => Just(Step::Do(Cmd::Void)),
+        2 => (0i64..=15_000).prop_map(|t| Step::Do(Cmd::Increment(t))),
         3 => any::<Index>().prop_map(Step::Replay),
         3 => Just(Step::RetryLast),
         4 => any::<bool>().prop_map(Step::Fault),
@@ -145,6 +147,15 @@ impl Books {
                     return Err(ErrorKind::InvalidState);
                 }
                 b.status = S::Voided;
+            }
+            Cmd::Increment(t) => {
+                if b.status != S::Authorized || b.captured > 0 {
+                    return Err(ErrorKind::InvalidState);
+                }
+                if t <= b.authorized {
+                    return Err(ErrorKind::InvalidRequest);
+                }
+                b.authorized = t;
             }
         }
         Ok(b)
@@ -227,6 +238,7 @@ async fn run(fx: &Fx, id: &IntentId, k: &str, cmd: Cmd, total: i64) -> Result<Pa
         Cmd::Capture { amount, final_capture } => fx.capture(id, k, amount, final_capture).await,
         Cmd::Refund(a) => fx.refund(id, k, a).await,
         Cmd::Void => fx.void(id, k).await,
+        Cmd::Increment(t) => fx.payments.increment_authorization(&*fx.gateway, &tenant(), id, eur(t), &key(k)).await,
     }
 }
 
@@ -322,6 +334,7 @@ fn settles(cmd: Cmd, facet: Facet, view: View, truth: Books) -> bool {
         (Cmd::Capture { .. }, Facet::Captured) => view.captured >= truth.captured,
         (Cmd::Refund(_), Facet::Refunded) => view.refunded >= truth.refunded,
         (Cmd::Void, Facet::Voided) => true,
+        (Cmd::Increment(_), Facet::Authorized) => view.authorized >= truth.authorized,
         _ => false,
     }
 }
