@@ -537,6 +537,43 @@ forward_port!(PaymentLedger {
     async fn commit(&self, tenant: &TenantId, key: &IdempotencyKey, update: Option<IntentUpdate>, resolution: KeyResolution) -> Result<(), StoreError>;
 });
 
+/// Checks a [`PaymentLedger::claim`]'s `create` against the claimed tenant and intent (every ledger refuses a
+/// mismatch before touching anything).
+///
+/// # Errors
+/// `InvalidRequest` naming both.
+pub fn check_ledger_create(
+    tenant: &TenantId,
+    intent: &IntentId,
+    create: Option<&(PaymentIntent, IntentEvent)>,
+) -> Result<(), StoreError> {
+    match create {
+        Some((new, _)) if &new.id != intent || &new.tenant != tenant => Err(StoreError::invalid(
+            "claim",
+            format!("`create` is for intent `{}` of tenant `{}`, not `{intent}` of `{tenant}`", new.id, new.tenant),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks that a [`PaymentLedger::commit`]'s update is for the key's tenant (every ledger refuses a mismatch
+/// before touching anything).
+///
+/// # Errors
+/// `InvalidRequest` naming both tenants.
+pub fn check_ledger_update(tenant: &TenantId, update: Option<&IntentUpdate>) -> Result<(), StoreError> {
+    match update {
+        Some(u) if &u.intent.tenant != tenant => Err(StoreError::invalid(
+            "commit",
+            format!(
+                "the update is for intent `{}` of tenant `{}`, the key is tenant `{tenant}`'s",
+                u.intent.id, u.intent.tenant
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A [`PaymentLedger`] over two separate stores, one call after the other. Each step keeps its own store's
 /// guarantees, but `commit` is not atomic: if the key's resolution fails after the intent update, the key
 /// stays leased until its lease ends (the intent's history then tells a retry what happened). Use a store's
@@ -583,11 +620,7 @@ impl PaymentLedger for SplitLedger {
         intent: &IntentId,
         create: Option<(PaymentIntent, IntentEvent)>,
     ) -> Result<LedgerClaim, StoreError> {
-        if let Some((new, _)) = &create
-            && (&new.id != intent || &new.tenant != tenant)
-        {
-            return Err(StoreError::invalid("claim", format!("`create` is for intent `{}`, not `{intent}`", new.id)));
-        }
+        check_ledger_create(tenant, intent, create.as_ref())?;
         let begin = self.idempotency.begin(tenant, key, claim).await?;
         if !matches!(begin, IdempotencyBegin::Started { .. }) {
             return Ok(LedgerClaim::new(begin, None));
@@ -617,6 +650,7 @@ impl PaymentLedger for SplitLedger {
         update: Option<IntentUpdate>,
         resolution: KeyResolution,
     ) -> Result<(), StoreError> {
+        check_ledger_update(tenant, update.as_ref())?;
         // Refuse a key that cannot be resolved before touching the intent (the atomic ledgers refuse both).
         match self.idempotency.get(tenant, key).await? {
             None => {

@@ -20,5 +20,5 @@ pub use config::{
 pub use factory::{AdyenGatewayFactory, AdyenTerminalFactory, AdyenWebhookFactory};
 pub use mapping::MAX_IDEMPOTENCY_KEY_LEN;
 pub use signature::{SignedFields, signature};
-pub use terminal::{AdyenTerminal, payment_service_id};
+pub use terminal::{AdyenTerminal, payment_service_id, refund_service_id};
 pub use webhook::{AdyenWebhookVerifier, DEFAULT_MAX_BODY_BYTES, PROVIDER, psp_reference};

@@ -9,7 +9,7 @@ use commerce_ports::terminal::{
     OfflineCardRead, OfflineForwardRequest, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest,
     TerminalPaymentResult, TerminalRefundRequest,
 };
-use commerce_ports::{ErrorKind, PaymentError, TerminalError};
+use commerce_ports::{ErrorKind, IdempotencyKey, PaymentError, TerminalError};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -53,6 +53,13 @@ impl fmt::Debug for AdyenTerminal {
 pub fn payment_service_id(sale_id: &str, reference: &str) -> String {
     let digest = hex::encode(Sha256::digest(format!("{sale_id}:{reference}").as_bytes()));
     format!("P{}", digest.get(..9).unwrap_or("000000000"))
+}
+
+/// The `ServiceID` of a refund: `R` and 9 hex digits of a SHA-256 over the `SaleID` and the refund's
+/// idempotency key, so every retry of one refund sends the same `ServiceID`.
+pub fn refund_service_id(sale_id: &str, key: &IdempotencyKey) -> String {
+    let digest = hex::encode(Sha256::digest(format!("{sale_id}:refund:{key}").as_bytes()));
+    format!("R{}", digest.get(..9).unwrap_or("000000000"))
 }
 
 fn config_error(error: PaymentError) -> TerminalError {
@@ -182,7 +189,9 @@ impl PaymentTerminal for AdyenTerminal {
         }
         let amount = major_units(OP, request.amount)?;
         let poi_id = self.terminal(OP, &request.terminal_id)?;
-        let service_id = self.service_id('R');
+        // Derived from the key: a retry with the same key re-sends the same ServiceID, which the terminal refuses
+        // as already used instead of refunding twice.
+        let service_id = refund_service_id(&self.sale_id, &request.idempotency_key);
         let time_stamp = now();
         let mut message = Message::new(MessageHeader::new("Reversal", &service_id, &self.sale_id, poi_id));
         message.reversal_request = Some(ReversalRequest {
@@ -195,7 +204,22 @@ impl PaymentTerminal for AdyenTerminal {
             reversal_reason: "MerchantCancel",
             reversed_amount: &amount,
         });
-        let answer = self.send(OP, message, true).await?;
+        let answer = self.send(OP, message, true).await.map_err(|e| {
+            if e.kind() == ErrorKind::OutcomeUnknown {
+                TerminalError::new(
+                    ErrorKind::OutcomeUnknown,
+                    OP,
+                    format!(
+                        "{}; `status` finds payments, not refunds: the REFUND notification or Adyen's transaction list \
+                         tells whether refund {service_id} happened, and a retry with the same key re-sends that \
+                         ServiceID, which the terminal refuses instead of refunding twice",
+                        e.message()
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
         let response = answer
             .and_then(|a| a.reversal_response)
             .ok_or_else(|| TerminalError::new(ErrorKind::OutcomeUnknown, OP, "the answer holds no ReversalResponse"))?;

@@ -90,6 +90,30 @@ async fn refunds_reverse_at_most_what_was_paid() {
 }
 
 #[tokio::test]
+async fn a_refund_retried_with_its_key_never_refunds_twice() {
+    let sim = simulator().await;
+    let t = terminal(&sim);
+    let paid = t.pay(request("retry-sale", Money::from_minor(3_000, Currency::EUR))).await;
+    let reference = paid.map(|p| p.provider_reference).unwrap_or_else(|e| panic!("{e}"));
+    let once = refund(&reference, Money::from_minor(1_000, Currency::EUR), "r-once");
+    let once_key = once.idempotency_key.clone();
+    t.refund(once.clone()).await.unwrap_or_else(|e| panic!("{e}"));
+    // The retry sends the same ServiceID (derived from the key), which the terminal refuses as used: the second
+    // 10.00 EUR is not refunded, so 20.00 EUR remains refundable.
+    assert!(t.refund(once).await.is_err(), "a retry with the same key was refunded again");
+    let rest = t.refund(refund(&reference, Money::from_minor(2_000, Currency::EUR), "r-rest")).await;
+    assert_eq!(rest.map(|r| r.amount).ok(), Some(Money::from_minor(2_000, Currency::EUR)));
+    assert_eq!(
+        commerce_adyen::refund_service_id("acme", &once_key),
+        commerce_adyen::refund_service_id("acme", &once_key)
+    );
+    assert_ne!(
+        commerce_adyen::refund_service_id("acme", &once_key),
+        commerce_adyen::refund_service_id("acme", &IdempotencyKey::new("r-rest").unwrap_or_else(|e| panic!("{e}")))
+    );
+}
+
+#[tokio::test]
 async fn a_decline_is_declined_with_details() {
     let sim = simulator().await;
     let t = terminal(&sim);

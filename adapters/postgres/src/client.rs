@@ -124,7 +124,14 @@ impl Db {
     /// conditional updates re-check their condition on the latest row version).
     pub(crate) async fn begin<'c>(&self, ctx: &Ctx, client: &'c mut Object) -> Result<Transaction<'c>, StoreError> {
         self.timed(ctx, Phase::Uncommitted, async {
-            client.transaction().await.map_err(|e| ctx.pg(Phase::Uncommitted, "starting a transaction", e))
+            // Explicit, not the server's default: the contracts' atomicity arguments (advisory locks, conditional
+            // updates re-checked on the latest row) hold under READ COMMITTED, not under a snapshot taken earlier.
+            client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+                .start()
+                .await
+                .map_err(|e| ctx.pg(Phase::Uncommitted, "starting a transaction", e))
         })
         .await
     }

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use commerce_ports::stores::{
     IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus,
     IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger, WebhookEventStore,
+    check_ledger_create, check_ledger_update,
 };
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId};
 use time::OffsetDateTime;
@@ -813,22 +814,14 @@ impl PaymentLedger for PgPaymentLedger {
         create: Option<(PaymentIntent, IntentEvent)>,
     ) -> Result<LedgerClaim, StoreError> {
         let ctx = Ctx::new("claim", key_subject(tenant, key));
-        if let Some((new, event)) = &create {
-            if &new.id != intent || &new.tenant != tenant {
-                return Err(ctx.err(
-                    ErrorKind::InvalidRequest,
-                    format!("`create` is for intent `{}` of tenant `{}`, not `{intent}`", new.id, new.tenant),
-                ));
-            }
-            if new.version != 1 || event.sequence != 1 {
-                return Err(ctx.err(
-                    ErrorKind::InvalidRequest,
-                    format!(
-                        "a new intent has version 1 and event sequence 1, got {} and {}",
-                        new.version, event.sequence
-                    ),
-                ));
-            }
+        check_ledger_create(tenant, intent, create.as_ref())?;
+        if let Some((new, event)) = &create
+            && (new.version != 1 || event.sequence != 1)
+        {
+            return Err(ctx.err(
+                ErrorKind::InvalidRequest,
+                format!("a new intent has version 1 and event sequence 1, got {} and {}", new.version, event.sequence),
+            ));
         }
         let created = match &create {
             Some((new, event)) => Some((IntentRow::new(&ctx, new)?, EventRow::new(&ctx, event)?)),
@@ -929,6 +922,7 @@ impl PaymentLedger for PgPaymentLedger {
         resolution: KeyResolution,
     ) -> Result<(), StoreError> {
         let ctx = Ctx::new("commit", key_subject(tenant, key));
+        check_ledger_update(tenant, update.as_ref())?;
         let Some(IntentUpdate { intent, expected_version, event, .. }) = update else {
             return match resolution {
                 KeyResolution::Complete(response) => complete_key(&self.db, &ctx, tenant, key, &response).await,

@@ -51,6 +51,9 @@ impl Drop for Checkout<'_> {
             if !conn.is_autocommit() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
+            // A ledger claim relaxes `synchronous` for its own commit and restores it; should that restore not
+            // have run (an error, a panic), the next caller still gets a connection whose commits are FULL.
+            let _ = conn.pragma_update(None, "synchronous", "FULL");
             lock(&self.db.idle).push(conn);
             self.db.returned.notify_one();
         }

@@ -51,8 +51,7 @@ fn status_columns(status: &OfflineStatus) -> (&'static str, Option<String>, Opti
     }
 }
 
-/// An entry as column values, in [`COLUMNS`] order.
-#[derive(Debug)]
+/// An entry as column values, in [`COLUMNS`] order. No `Debug`: it holds the card data.
 struct Values {
     tenant: String,
     terminal_id: String,

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use commerce_ports::stores::{
     IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus,
     IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger, WebhookEventStore,
+    check_ledger_create, check_ledger_update,
 };
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId, TenderKind};
 use rusqlite::types::ToSql;
@@ -178,16 +179,33 @@ fn complete_in(
 
 /// [`IdempotencyStore::release`] inside the caller's write transaction.
 fn release_in(tx: &rusqlite::Connection, op: &'static str, tenant: &str, key: &str) -> Result<(), StoreError> {
+    release_held(tx, op, tenant, key, false)
+}
+
+/// Deletes an uncompleted record; with `must_exist`, a missing record is `NotFound` (a ledger commit resolves a
+/// key it holds, so a missing one means another caller released it).
+fn release_held(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    tenant: &str,
+    key: &str,
+    must_exist: bool,
+) -> Result<(), StoreError> {
     let deleted = tx
         .prepare_cached("DELETE FROM idempotency_records WHERE tenant = ?1 AND key = ?2 AND response IS NULL")
         .and_then(|mut s| s.execute(params![tenant, key]))
         .context(op, || format!("deleting idempotency record {}", idempotency_row_key(tenant, key)))?;
-    if deleted == 0 && record_exists(tx, op, tenant, key)? {
-        return Err(StoreError::new(
-            ErrorKind::InvalidState,
-            op,
-            format!("key `{key}` is completed and cannot be released"),
-        ));
+    if deleted == 0 {
+        if record_exists(tx, op, tenant, key)? {
+            return Err(StoreError::new(
+                ErrorKind::InvalidState,
+                op,
+                format!("key `{key}` is completed and cannot be released"),
+            ));
+        }
+        if must_exist {
+            return Err(StoreError::new(ErrorKind::NotFound, op, format!("no idempotency record for key `{key}`")));
+        }
     }
     Ok(())
 }
@@ -745,24 +763,22 @@ impl SqlitePaymentLedger {
     }
 }
 
-/// Runs `work` in a write transaction committed with `synchronous = NORMAL`, then restores `FULL`.
+/// Runs `work` in a write transaction committed with `synchronous = NORMAL`, then restores `FULL`. On an
+/// error or a panic the pool restores it when the connection is given back (`Checkout::drop`); a committed
+/// claim stays committed even if the restore here fails, for the same reason.
 fn with_relaxed_sync<T>(
     conn: &mut rusqlite::Connection,
     op: &'static str,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    let full: i64 = conn.pragma_query_value(None, "synchronous", |r| r.get(0)).context(op, || "reading synchronous")?;
     conn.pragma_update(None, "synchronous", "NORMAL").context(op, || "relaxing synchronous for a claim")?;
     let result = immediate(conn, op).and_then(|tx| {
         let value = work(&tx)?;
         tx.commit().context(op, || "committing a claim")?;
         Ok(value)
     });
-    let restored = conn.pragma_update(None, "synchronous", full).context(op, || "restoring synchronous");
-    match (result, restored) {
-        (Ok(value), Ok(())) => Ok(value),
-        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-    }
+    let _ = conn.pragma_update(None, "synchronous", "FULL");
+    result
 }
 
 #[async_trait]
@@ -778,10 +794,8 @@ impl PaymentLedger for SqlitePaymentLedger {
         const OP: &str = "claim";
         let now = time_to_sql(OP, "claim.now", claim.now)?;
         let lease_until = time_to_sql(OP, "claim.lease_until", claim.lease_until)?;
+        check_ledger_create(tenant, intent, create.as_ref())?;
         let create = match create {
-            Some((new, _)) if &new.id != intent || &new.tenant != tenant => {
-                return Err(StoreError::invalid(OP, format!("`create` is for intent `{}`, not `{intent}`", new.id)));
-            }
             Some((new, event)) => Some(create_values(OP, &new, event)?),
             None => None,
         };
@@ -814,6 +828,7 @@ impl PaymentLedger for SqlitePaymentLedger {
         resolution: KeyResolution,
     ) -> Result<(), StoreError> {
         const OP: &str = "commit";
+        check_ledger_update(tenant, update.as_ref())?;
         let update = match update {
             Some(IntentUpdate { intent, expected_version, event, .. }) => {
                 Some(update_values(OP, &intent, expected_version, event)?)
@@ -829,7 +844,7 @@ impl PaymentLedger for SqlitePaymentLedger {
                 }
                 match &resolution {
                     KeyResolution::Complete(response) => complete_in(&tx, OP, &tenant, &key, response)?,
-                    KeyResolution::Release => release_in(&tx, OP, &tenant, &key)?,
+                    KeyResolution::Release => release_held(&tx, OP, &tenant, &key, true)?,
                     other => {
                         return Err(StoreError::new(
                             ErrorKind::Unsupported,

@@ -818,6 +818,45 @@ pub async fn ledger_commit_is_all_or_nothing(
     Ok(())
 }
 
+/// A commit whose key is gone (released by another caller) or whose update belongs to another tenant changes
+/// nothing.
+pub async fn ledger_commit_refuses_a_missing_key_or_another_tenant(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_commit_refuses_a_missing_key_or_another_tenant";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    let create = Some((created.clone(), first_event(fx)));
+    step(B, "claim", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, create).await)?;
+    step(B, "release", ledger.commit(&tenant, &key, None, KeyResolution::Release).await)?;
+    let (v2, e2) = next(created.clone(), IntentStatus::OutcomeUnknown, fx);
+    expect_store_kind(
+        B,
+        "commit with an update under a released key",
+        ledger.commit(&tenant, &key, Some(IntentUpdate::new(v2.clone(), 1, e2.clone())), KeyResolution::Release).await,
+        ErrorKind::NotFound,
+    )?;
+    ensure!(B, step(B, "get", intents.get(&tenant, &id).await)? == created, "a refused commit changed the intent");
+    let other = step(B, "tenant id", TenantId::new(fx.id(B, "other")))?;
+    let key2 = fx.key(B, "k2")?;
+    step(B, "claim k2", ledger.claim(&other, &key2, claim_now(fx, "capture"), &id, None).await)?;
+    expect_store_kind(
+        B,
+        "commit of another tenant's intent",
+        ledger.commit(&other, &key2, Some(IntentUpdate::new(v2, 1, e2)), KeyResolution::Complete(b"x".to_vec())).await,
+        ErrorKind::InvalidRequest,
+    )?;
+    ensure!(
+        B,
+        step(B, "get", intents.get(&tenant, &id).await)? == created,
+        "another tenant's commit changed the intent"
+    );
+    Ok(())
+}
+
 /// Concurrent claims of one key: exactly one starts (and one intent is created).
 pub async fn ledger_concurrent_claims_start_once(ledger: &dyn PaymentLedger, fx: &StoreFixture) -> Outcome {
     const B: &str = "ledger_concurrent_claims_start_once";
@@ -851,6 +890,10 @@ pub async fn run_ledger(stores: &StoreSet, fx: &StoreFixture) -> Report {
     );
     r.record("ledger_commit_applies_and_completes", ledger_commit_applies_and_completes(ledger, intents, fx).await);
     r.record("ledger_commit_is_all_or_nothing", ledger_commit_is_all_or_nothing(ledger, intents, fx).await);
+    r.record(
+        "ledger_commit_refuses_a_missing_key_or_another_tenant",
+        ledger_commit_refuses_a_missing_key_or_another_tenant(ledger, intents, fx).await,
+    );
     r.record("ledger_concurrent_claims_start_once", ledger_concurrent_claims_start_once(ledger, fx).await);
     r
 }

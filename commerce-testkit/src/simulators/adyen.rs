@@ -219,6 +219,8 @@ struct State {
     /// Terminal payments by (`SaleID`, `ServiceID`).
     terminal: HashMap<(String, String), TerminalPayment>,
     aborted: HashSet<(String, String)>,
+    /// Reversals by (`SaleID`, `ServiceID`): a `ServiceID` is used once.
+    reversals: HashSet<(String, String)>,
     next_id: u64,
 }
 
@@ -933,7 +935,7 @@ async fn terminal(shared: Arc<Shared>, fault: Option<Fault>, body: Bytes) -> Pro
     } else if let Some(request) = message.get("TransactionStatusRequest") {
         terminal_status(&shared, &header, request)
     } else if let Some(request) = message.get("ReversalRequest") {
-        terminal_reversal(&shared, &header, request, &text)
+        terminal_reversal(&shared, &header, request, &text, (sale_id, service_id))
     } else if let Some(request) = message.get("AbortRequest") {
         let reference = request.get("MessageReference").cloned().unwrap_or(Value::Null);
         let target = |name: &str| reference.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -1083,9 +1085,18 @@ fn terminal_status(shared: &Shared, header: &Value, request: &Value) -> Answer {
     }
 }
 
-fn terminal_reversal(shared: &Shared, header: &Value, request: &Value, text: &str) -> Answer {
+fn terminal_reversal(
+    shared: &Shared,
+    header: &Value,
+    request: &Value,
+    text: &str,
+    (sale_id, service_id): (String, String),
+) -> Answer {
     let original = request.pointer("/OriginalPOITransaction/POITransactionID/TransactionID").and_then(Value::as_str);
     let mut state = shared.lock();
+    if !state.reversals.insert((sale_id, service_id)) {
+        return reject("ServiceID already used for this SaleID");
+    }
     let header = response_header(header);
     let reversal_id = state.psp();
     let wrap = |response: Value| {
