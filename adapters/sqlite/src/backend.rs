@@ -53,7 +53,7 @@ impl Drop for Checkout<'_> {
             }
             // A ledger claim relaxes `synchronous` for its own commit and restores it; should that restore not
             // have run (an error, a panic), the next caller still gets a connection whose commits are FULL.
-            let _ = conn.pragma_update(None, "synchronous", "FULL");
+            let _ = set_full_sync(&conn);
             lock(&self.db.idle).push(conn);
             self.db.returned.notify_one();
         }
@@ -155,6 +155,11 @@ fn switch_to_wal(conn: &Connection, config: &SqliteConfig, label: &str) -> Resul
             Err(e) => return Err(sql_error("open", format!("switching {label} to WAL"), e)),
         }
     }
+}
+
+/// `PRAGMA synchronous = FULL` through the statement cache (it runs on every return to the pool).
+pub(crate) fn set_full_sync(conn: &Connection) -> rusqlite::Result<usize> {
+    conn.prepare_cached("PRAGMA synchronous = FULL").and_then(|mut s| s.execute([]))
 }
 
 /// Starts a `BEGIN IMMEDIATE` transaction: it takes the write lock at once (waiting up to `busy_timeout`), so

@@ -13,7 +13,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use time::OffsetDateTime;
 
-use crate::backend::{Database, immediate};
+use crate::backend::{Database, immediate, set_full_sync};
 use crate::error::{SqlContext, is_unique_violation, sql_error, unstorable};
 use crate::mapping::{RowSource, enum_to_sql, limit_to_sql, time_to_sql, u64_to_sql};
 
@@ -771,13 +771,15 @@ fn with_relaxed_sync<T>(
     op: &'static str,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    conn.pragma_update(None, "synchronous", "NORMAL").context(op, || "relaxing synchronous for a claim")?;
+    conn.prepare_cached("PRAGMA synchronous = NORMAL")
+        .and_then(|mut s| s.execute([]))
+        .context(op, || "relaxing synchronous for a claim")?;
     let result = immediate(conn, op).and_then(|tx| {
         let value = work(&tx)?;
         tx.commit().context(op, || "committing a claim")?;
         Ok(value)
     });
-    let _ = conn.pragma_update(None, "synchronous", "FULL");
+    let _ = set_full_sync(conn);
     result
 }
 
