@@ -7,6 +7,7 @@ mod forward;
 pub mod ids;
 pub mod money;
 pub mod payment;
+pub mod retry;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -19,6 +20,7 @@ pub use ids::{
     Address, ChannelId, DatasetId, DeviceId, IdError, IdempotencyKey, IntentId, LineItem, RegisterId, StoreId, TenantId,
 };
 pub use money::{Currency, Money, MoneyError};
+pub use retry::RetryPolicy;
 pub use secret::{Secret, constant_time_eq};
 
 pub mod certificate;

@@ -20,43 +20,7 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// idempotency key anyway.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How often and how patiently a call is retried. Every retry reuses the call's idempotency key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included (1 = no retry).
-    pub max_attempts: u32,
-    /// Wait before the first retry; doubled for each further one.
-    pub backoff_base: Duration,
-    /// Longest wait between attempts (also caps a `Retry-After` hint).
-    pub backoff_cap: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Three attempts, 500 ms then 1 s, at most 5 s (roughly Stripe's own clients' policy).
-    fn default() -> RetryPolicy {
-        RetryPolicy { max_attempts: 3, backoff_base: Duration::from_millis(500), backoff_cap: Duration::from_secs(5) }
-    }
-}
-
-impl RetryPolicy {
-    /// A policy of `max_attempts` attempts (at least 1) with the given backoff.
-    pub fn new(max_attempts: u32, backoff_base: Duration, backoff_cap: Duration) -> RetryPolicy {
-        RetryPolicy { max_attempts: max_attempts.max(1), backoff_base, backoff_cap }
-    }
-
-    /// No retries at all.
-    pub fn none() -> RetryPolicy {
-        RetryPolicy::new(1, Duration::ZERO, Duration::ZERO)
-    }
-
-    /// The wait before retry number `retry` (1-based): `base * 2^(retry-1)`, at least `hint`, at most the cap.
-    pub fn backoff(&self, retry: u32, hint: Option<Duration>) -> Duration {
-        let factor = 1_u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
-        let exponential = self.backoff_base.saturating_mul(factor);
-        exponential.max(hint.unwrap_or(Duration::ZERO)).min(self.backoff_cap)
-    }
-}
+pub use commerce_ports::RetryPolicy;
 
 /// Everything the gateway needs to reach Stripe. `Debug` never shows the API key.
 #[derive(Debug, Clone)]
