@@ -427,7 +427,8 @@ impl Payments {
     /// Authorizes a payment (capturing it too with [`CaptureMethod::Automatic`]) and returns the intent.
     ///
     /// The intent's id is [`intent_id_for`]`(tenant, key)`; `provider` (the binding's adapter name) is stored
-    /// on it. The intent is created in `RequiresAuthorization` before the provider is called.
+    /// on it. The intent is stored once, with the provider's answer, in the same store call that resolves the
+    /// key: it is not readable while the provider call runs (decision 012).
     ///
     /// # Errors
     /// `InvalidRequest` (non-positive amount, empty payment method), `Unsupported` (tender or manual capture
@@ -483,16 +484,17 @@ impl Payments {
                 };
             }
         };
-        let snapshot = match self.claim(&tenant, key, OP, &fingerprint, &id, Some(create)).await? {
+        // The intent is written once, with the provider's answer (decision 012): an intent that exists already
+        // (an earlier use of the key whose record is gone) is worked on as stored.
+        let (snapshot, stored) = match self.claim(&tenant, key, OP, &fingerprint, &id, None).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed(Some(snapshot)) => snapshot,
+            Claim::Proceed(Some(snapshot)) => (snapshot, true),
             Claim::Proceed(None) => {
-                let error = PaymentsError::new(ErrorKind::Unexpected, OP, format!("the store did not create `{id}`"))
-                    .with_intent(id.clone());
-                return self.finish(&tenant, key, Outcome::Release(error)).await;
+                let (intent, event) = create;
+                (IntentSnapshot::new(intent, vec![event]), false)
             }
         };
-        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, call).await;
+        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, stored, call).await;
         self.finish(&tenant, key, outcome).await
     }
 
@@ -638,7 +640,7 @@ impl Payments {
             )
             .with_capture_method(params.capture_method);
             let answer = gateway.authorize(request).await;
-            return match self.settle_authorization(current, history, &pending.call, answer, None).await.0 {
+            return match self.settle_authorization(current, history, true, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
                 Settlement::Unsettled(error) => Err(error),
             };
@@ -656,6 +658,7 @@ impl Payments {
         payment: &NewPayment,
         key: &IdempotencyKey,
         snapshot: IntentSnapshot,
+        stored: bool,
         call: ProviderCall,
     ) -> Outcome {
         let IntentSnapshot { intent, history, .. } = snapshot;
@@ -680,15 +683,17 @@ impl Payments {
         let answer = gateway.authorize(request).await;
         let tenant = payment.tenant.clone();
         let (settlement, resolved) =
-            self.settle_authorization(intent, history, &call, answer, Some((&tenant, key))).await;
+            self.settle_authorization(intent, history, stored, &call, answer, Some((&tenant, key))).await;
         settlement.into_outcome(resolved)
     }
 
     /// Records an authorization's answer; with `key`, resolves the key in the same store call and says so.
+    /// `stored` is false when the intent (version 1) is not in the store yet: it is then created with the answer.
     async fn settle_authorization(
         &self,
         intent: PaymentIntent,
         history: Vec<IntentEvent>,
+        stored: bool,
         call: &ProviderCall,
         answer: Result<PaymentSnapshot, PaymentError>,
         key: Option<(&TenantId, &IdempotencyKey)>,
@@ -700,7 +705,7 @@ impl Payments {
         match answer {
             Ok(snapshot) => {
                 match self
-                    .persist(OP, intent, history, held(Resolve::Ok), |i, h, now| {
+                    .persist_from(OP, intent, history, stored, held(Resolve::Ok), |i, h, now| {
                         state::apply_authorization(i, h, call, &snapshot, now)
                     })
                     .await
@@ -716,7 +721,7 @@ impl Payments {
                         let message = error.message().to_owned();
                         // Whether or not this is recorded, the outcome is unknown to the caller.
                         let recorded = self
-                            .persist(OP, intent, history, held(Resolve::Release), |i, h, now| {
+                            .persist_from(OP, intent, history, stored, held(Resolve::Release), |i, h, now| {
                                 state::apply_unknown(i, h, call, Some(amount), false, &message, now)
                             })
                             .await
@@ -726,7 +731,7 @@ impl Payments {
                     Certainty::NothingHappened => (Settlement::Unsettled(error), false),
                     Certainty::Certain => {
                         match self
-                            .persist(OP, intent, history, held(Resolve::Err(&error)), |i, h, now| {
+                            .persist_from(OP, intent, history, stored, held(Resolve::Err(&error)), |i, h, now| {
                                 state::apply_authorization_refused(i, h, call, &error, now)
                             })
                             .await
@@ -986,33 +991,91 @@ impl Payments {
             + Send
             + Sync,
     {
+        self.persist_from(op, intent, history, true, held, apply).await
+    }
+
+    /// [`persist`](Payments::persist) of an intent that may not be stored yet (`stored` false: `intent` is
+    /// version 1 and `history` its first event). With a held key the creation and the transition are one
+    /// ledger commit ([`IntentUpdate::creating`]); without, the intent is created first. An intent that exists
+    /// already is reloaded and the transition re-applied to it, as on a version conflict.
+    async fn persist_from<F>(
+        &self,
+        op: Operation,
+        intent: PaymentIntent,
+        history: Vec<IntentEvent>,
+        stored: bool,
+        held: Option<HeldKey<'_>>,
+        apply: F,
+    ) -> Result<PaymentIntent, PaymentsError>
+    where
+        F: Fn(&PaymentIntent, &[IntentEvent], OffsetDateTime) -> Result<Option<Transition>, PaymentsError>
+            + Send
+            + Sync,
+    {
         let (tenant, id) = (intent.tenant.clone(), intent.id.clone());
-        let (mut intent, mut history) = (intent, history);
+        let (mut intent, mut history, mut stored) = (intent, history, stored);
         let mut reloaded = false;
         loop {
-            let transition = apply(&intent, &history, self.inner.clock.now())?;
-            let written = match (held, transition) {
-                (None, None) => return Ok(intent),
-                (None, Some(Transition { intent: next, event })) => {
-                    self.inner.intents.update(next.clone(), intent.version, event).await.map(|()| next)
+            let first = match (stored, history.first()) {
+                (true, _) => None,
+                (false, Some(first)) => Some(first.clone()),
+                (false, None) => {
+                    return Err(PaymentsError::new(
+                        ErrorKind::Unexpected,
+                        op,
+                        format!("intent `{id}` is not stored and has no first event"),
+                    )
+                    .with_intent(id.clone()));
                 }
-                (Some(held), transition) => {
-                    let (next, update) = match transition {
-                        Some(Transition { intent: next, event }) => {
+            };
+            let written = match (held, first) {
+                (None, Some(first)) => {
+                    // No key to resolve: create the intent on its own, then apply the transition to it.
+                    self.inner.intents.create(intent.clone(), first).await.map(|()| {
+                        stored = true;
+                        None
+                    })
+                }
+                (None, None) => match apply(&intent, &history, self.inner.clock.now())? {
+                    None => return Ok(intent),
+                    Some(Transition { intent: next, event }) => {
+                        self.inner.intents.update(next.clone(), intent.version, event).await.map(|()| Some(next))
+                    }
+                },
+                (Some(held), first) => {
+                    let (next, update) = match (apply(&intent, &history, self.inner.clock.now())?, first) {
+                        (Some(Transition { intent: next, event }), None) => {
                             let update = IntentUpdate::new(next.clone(), intent.version, event);
                             (next, Some(update))
                         }
-                        None => (intent.clone(), None),
+                        (Some(Transition { intent: next, event }), Some(first)) => {
+                            let update = IntentUpdate::creating(intent.clone(), first, next.clone(), event);
+                            (next, Some(update))
+                        }
+                        (None, None) => (intent.clone(), None),
+                        (None, Some(_)) => {
+                            return Err(PaymentsError::new(
+                                ErrorKind::Unexpected,
+                                op,
+                                format!("the answer changes nothing for intent `{id}`, which is not stored yet"),
+                            )
+                            .with_intent(id.clone()));
+                        }
                     };
                     let resolution = resolution(op, &next, held.resolve)?;
-                    self.inner.ledger.commit(held.tenant, held.key, update, resolution).await.map(|()| next)
+                    self.inner.ledger.commit(held.tenant, held.key, update, resolution).await.map(|()| Some(next))
                 }
             };
             match written {
-                Ok(next) => return Ok(next),
-                Err(e) if e.kind() == ErrorKind::Conflict && !reloaded => {
+                Ok(Some(next)) => return Ok(next),
+                Ok(None) => {}
+                Err(e)
+                    if (e.kind() == ErrorKind::Conflict || (!stored && e.kind() == ErrorKind::AlreadyExists))
+                        && !reloaded =>
+                {
                     reloaded = true;
                     (intent, history) = self.load(op, &tenant, &id).await?;
+                    stored = true;
                 }
                 Err(e) => return Err(PaymentsError::from_store(op, Some(&id), e)),
             }

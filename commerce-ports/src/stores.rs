@@ -457,7 +457,8 @@ impl LedgerClaim {
     }
 }
 
-/// An intent change for [`PaymentLedger::commit`], with the meaning of [`PaymentIntentStore::update`].
+/// An intent change for [`PaymentLedger::commit`], with the meaning of [`PaymentIntentStore::update`]; or,
+/// with [`created`](IntentUpdate::created), the creation of an intent together with its first update.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct IntentUpdate {
@@ -467,12 +468,27 @@ pub struct IntentUpdate {
     pub expected_version: u64,
     /// The event it appends (sequence `expected_version + 1`).
     pub event: IntentEvent,
+    /// When the intent is not stored yet: the intent as created (version 1) and its first event (sequence 1).
+    /// The commit then creates it with [`PaymentIntentStore::create`]'s rules (an existing intent is
+    /// `AlreadyExists` and changes nothing) and applies the update on top, so `expected_version` is 1.
+    pub created: Option<(PaymentIntent, IntentEvent)>,
 }
 
 impl IntentUpdate {
-    /// An update.
+    /// An update of a stored intent.
     pub fn new(intent: PaymentIntent, expected_version: u64, event: IntentEvent) -> IntentUpdate {
-        IntentUpdate { intent, expected_version, event }
+        IntentUpdate { intent, expected_version, event, created: None }
+    }
+
+    /// The creation of an intent (`created`, version 1, with its first event) and its update to `intent`
+    /// (version 2, with `event`), in one commit: an operation that records its intent only with its outcome.
+    pub fn creating(
+        created: PaymentIntent,
+        first: IntentEvent,
+        intent: PaymentIntent,
+        event: IntentEvent,
+    ) -> IntentUpdate {
+        IntentUpdate { intent, expected_version: 1, event, created: Some((created, first)) }
     }
 }
 
@@ -500,7 +516,9 @@ pub enum KeyResolution {
 ///   retry re-sends the same provider idempotency key, so the provider replays instead of acting twice.)
 /// - `commit` applies `update` as [`PaymentIntentStore::update`] and resolves the key, atomically and
 ///   durably: a stale version is `Conflict` and changes nothing, neither the intent nor the key; resolving a
-///   key that is completed already is `InvalidState` and changes nothing.
+///   key that is completed already is `InvalidState` and changes nothing. An update with
+///   [`created`](IntentUpdate::created) first creates the intent as [`PaymentIntentStore::create`] does, in the
+///   same atomic step: an intent that exists already is `AlreadyExists` and changes nothing.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait PaymentLedger: Send + Sync + Debug + 'static {
@@ -518,11 +536,12 @@ pub trait PaymentLedger: Send + Sync + Debug + 'static {
         create: Option<(PaymentIntent, IntentEvent)>,
     ) -> Result<LedgerClaim, StoreError>;
 
-    /// Applies `update` (if any) and resolves `key`.
+    /// Applies `update` (if any; creating the intent first when it says so) and resolves `key`.
     ///
     /// # Errors
-    /// `Conflict` (stale version), `NotFound` (no such intent or key), `InvalidState` (key completed),
-    /// `InvalidRequest` (versions or sequence inconsistent), `Unavailable`.
+    /// `Conflict` (stale version), `NotFound` (no such intent or key), `AlreadyExists` (an intent to create
+    /// exists), `InvalidState` (key completed), `InvalidRequest` (versions or sequence inconsistent, another
+    /// tenant, a creation for another intent), `Unavailable`.
     async fn commit(
         &self,
         tenant: &TenantId,
@@ -556,22 +575,67 @@ pub fn check_ledger_create(
     }
 }
 
-/// Checks that a [`PaymentLedger::commit`]'s update is for the key's tenant (every ledger refuses a mismatch
-/// before touching anything).
+/// Checks that a [`PaymentLedger::commit`]'s update is for the key's tenant and, when it creates the intent,
+/// that the creation is version 1 of the same intent with event 1, agreeing with the update on the fields no
+/// update changes (channel, tender, currency, provider, reference, creation time), and the update its
+/// version 2 (every ledger refuses a mismatch before touching anything).
 ///
 /// # Errors
-/// `InvalidRequest` naming both tenants.
+/// `InvalidRequest` naming what does not match.
 pub fn check_ledger_update(tenant: &TenantId, update: Option<&IntentUpdate>) -> Result<(), StoreError> {
-    match update {
-        Some(u) if &u.intent.tenant != tenant => Err(StoreError::invalid(
+    let Some(u) = update else { return Ok(()) };
+    if &u.intent.tenant != tenant {
+        return Err(StoreError::invalid(
             "commit",
             format!(
                 "the update is for intent `{}` of tenant `{}`, the key is tenant `{tenant}`'s",
                 u.intent.id, u.intent.tenant
             ),
-        )),
-        _ => Ok(()),
+        ));
     }
+    if let Some((created, first)) = &u.created {
+        if created.id != u.intent.id || created.tenant != u.intent.tenant {
+            return Err(StoreError::invalid(
+                "commit",
+                format!(
+                    "the creation is for intent `{}` of tenant `{}`, the update for `{}` of `{}`",
+                    created.id, created.tenant, u.intent.id, u.intent.tenant
+                ),
+            ));
+        }
+        let differs: Vec<&str> = [
+            ("channel", created.channel != u.intent.channel),
+            ("tender", created.tender != u.intent.tender),
+            ("currency", created.amount.currency() != u.intent.amount.currency()),
+            ("provider", created.provider != u.intent.provider),
+            ("reference", created.reference != u.intent.reference),
+            ("created_at", created.created_at != u.intent.created_at),
+        ]
+        .into_iter()
+        .filter_map(|(name, differs)| differs.then_some(name))
+        .collect();
+        if !differs.is_empty() {
+            return Err(StoreError::invalid(
+                "commit",
+                format!(
+                    "the created intent `{}` and its update differ in `{}`, which no update changes",
+                    u.intent.id,
+                    differs.join("`, `")
+                ),
+            ));
+        }
+        if created.version != 1 || first.sequence != 1 || u.expected_version != 1 {
+            return Err(StoreError::invalid(
+                "commit",
+                format!(
+                    "a creation is version 1 with event 1, updated from version 1; got version {}, event {} and \
+                     expected version {}",
+                    created.version, first.sequence, u.expected_version
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A [`PaymentLedger`] over two separate stores, one call after the other. Each step keeps its own store's
@@ -669,7 +733,10 @@ impl PaymentLedger for SplitLedger {
             }
             Some(_) => {}
         }
-        if let Some(IntentUpdate { intent, expected_version, event }) = update {
+        if let Some(IntentUpdate { intent, expected_version, event, created }) = update {
+            if let Some((created, first)) = created {
+                self.intents.create(created, first).await?;
+            }
             self.intents.update(intent, expected_version, event).await?;
         }
         match resolution {

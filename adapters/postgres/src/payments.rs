@@ -7,8 +7,8 @@
 //! - Intents are written in a transaction with their event; `update` is `UPDATE ... WHERE version = $n`.
 //! - Webhook ids are `INSERT ... ON CONFLICT DO NOTHING`; the affected-row count says whether it was new.
 //! - The payment ledger (`PgPaymentLedger`) does each of its two calls in one statement with data-modifying
-//!   CTEs: the claim (key, intent creation, intent read) and the commit (intent update, event, key
-//!   resolution). See its documentation.
+//!   CTEs: the claim (key, intent creation, intent read) and the commit (intent update or creation, events,
+//!   key resolution). See its documentation.
 
 use std::sync::Arc;
 
@@ -639,6 +639,13 @@ impl PaymentIntentStore for PgPaymentIntentStore {
 ///   condition on the latest row version, so a stale version or a key completed meanwhile changes
 ///   nothing. Errors are told apart by a read afterwards, only on those paths. Without an update it is
 ///   `complete` or `release`.
+/// - `commit` with an update that creates the intent ([`IntentUpdate::created`]) is one statement too: it
+///   locks the uncompleted key row, inserts the intent with its final (version 2) values only if that lock
+///   was taken (`INSERT ... SELECT ... WHERE EXISTS (lock) ON CONFLICT DO NOTHING RETURNING`), inserts both
+///   events from the inserted row, and resolves the key only if the intent was inserted. An intent that
+///   exists already (even one committed after the statement's snapshot: the conflict check sees it) inserts
+///   nothing, so nothing changes and the answer is `AlreadyExists`. The created version 1 is not stored as a
+///   row version; it is checked against the update (same immutable fields) and its event is stored.
 ///
 /// Locks are taken in one order, key row then intent row, and no other statement holds an intent row while
 /// waiting for a key row, so ledger calls, `begin`/`complete`/`release` and `PaymentIntentStore::update`
@@ -651,6 +658,8 @@ pub(crate) struct PgPaymentLedger {
     read_sql: String,
     commit_complete_sql: String,
     commit_release_sql: String,
+    commit_create_complete_sql: String,
+    commit_create_release_sql: String,
     key_state_sql: String,
     version_sql: String,
     release_sql: String,
@@ -721,6 +730,48 @@ SELECT locked, updated, resolved,
         ELSE 'commit: intent updated but key not resolved; rolled back' END AS integer) AS guard
 FROM n";
 
+/// Commit that creates the intent with its update: $1..$16 the intent's final columns ([`INTENT_COLUMNS`]
+/// order, version 2), $17..$25 the first event's columns after tenant and intent id (sequence 1),
+/// $26..$34 the second event's (sequence 2), $35 the key's tenant, $36 the key; `{resolve}` is the statement
+/// that resolves the key (only `WHERE ... AND EXISTS (SELECT 1 FROM c)`). The intent is inserted only if the
+/// key row was locked, and `ON CONFLICT DO NOTHING` leaves an existing one alone: then `c` is empty, so
+/// neither event is inserted nor the key resolved, and the statement changes nothing. `guard` makes the
+/// statement fail (and roll back) should the intent ever be created without both events or without the key
+/// being resolved.
+const COMMIT_CREATE_TEMPLATE: &str = "WITH k0 AS (
+    SELECT 1 FROM {s}.idempotency_records
+    WHERE tenant = $35 AND key = $36 AND response IS NULL
+    FOR UPDATE
+),
+c AS (
+    INSERT INTO {s}.payment_intents ({intent_columns})
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::bigint, $8::bigint, $9::bigint,
+        $10::bigint, $11::text, $12::text, $13::text, $14::bigint, $15::timestamptz, $16::timestamptz
+    WHERE EXISTS (SELECT 1 FROM k0)
+    ON CONFLICT (tenant, id) DO NOTHING
+    RETURNING tenant, id
+),
+e AS (
+    INSERT INTO {s}.intent_events ({event_columns})
+    SELECT c.tenant, c.id, $17::bigint, $18::timestamptz, $19::text, $20::text, $21::bigint, $22::text,
+        $23::text, $24::text, $25::text
+    FROM c
+    UNION ALL
+    SELECT c.tenant, c.id, $26::bigint, $27::timestamptz, $28::text, $29::text, $30::bigint, $31::text,
+        $32::text, $33::text, $34::text
+    FROM c
+    RETURNING 1
+),
+k AS ({resolve}),
+n AS (
+    SELECT (SELECT count(*) FROM k0) AS locked, (SELECT count(*) FROM c) AS created,
+        (SELECT count(*) FROM e) AS inserted, (SELECT count(*) FROM k) AS resolved
+)
+SELECT locked, created, resolved,
+    CAST(CASE WHEN created = resolved AND inserted = 2 * created THEN NULL
+        ELSE 'commit: intent created but events or key resolution missing; rolled back' END AS integer) AS guard
+FROM n";
+
 impl PgPaymentLedger {
     pub(crate) fn new(db: Arc<Db>) -> PgPaymentLedger {
         let select = |created: &str| CLAIM_SELECT.replace("{created}", created).replace("{joined}", JOINED_COLUMNS);
@@ -767,6 +818,21 @@ impl PgPaymentLedger {
              WHERE tenant = $27 AND key = $28 AND response IS NULL AND EXISTS (SELECT 1 FROM u)
              RETURNING 1",
         ));
+        let create_template = COMMIT_CREATE_TEMPLATE
+            .replace("{intent_columns}", INTENT_COLUMNS)
+            .replace("{event_columns}", EVENT_COLUMNS);
+        let commit_create_complete_sql = db.sql(&create_template.replace(
+            "{resolve}",
+            "UPDATE {s}.idempotency_records SET response = $37
+             WHERE tenant = $35 AND key = $36 AND response IS NULL AND EXISTS (SELECT 1 FROM c)
+             RETURNING 1",
+        ));
+        let commit_create_release_sql = db.sql(&create_template.replace(
+            "{resolve}",
+            "DELETE FROM {s}.idempotency_records
+             WHERE tenant = $35 AND key = $36 AND response IS NULL AND EXISTS (SELECT 1 FROM c)
+             RETURNING 1",
+        ));
         let key_state_sql = db.sql(
             "SELECT response IS NOT NULL AS completed FROM {s}.idempotency_records WHERE tenant = $1 AND key = $2",
         );
@@ -780,6 +846,8 @@ impl PgPaymentLedger {
             read_sql,
             commit_complete_sql,
             commit_release_sql,
+            commit_create_complete_sql,
+            commit_create_release_sql,
             key_state_sql,
             version_sql,
             release_sql,
@@ -923,7 +991,7 @@ impl PaymentLedger for PgPaymentLedger {
     ) -> Result<(), StoreError> {
         let ctx = Ctx::new("commit", key_subject(tenant, key));
         check_ledger_update(tenant, update.as_ref())?;
-        let Some(IntentUpdate { intent, expected_version, event, .. }) = update else {
+        let Some(IntentUpdate { intent, expected_version, event, created, .. }) = update else {
             return match resolution {
                 KeyResolution::Complete(response) => complete_key(&self.db, &ctx, tenant, key, &response).await,
                 KeyResolution::Release => release_key(&self.db, &ctx, tenant, key).await,
@@ -945,21 +1013,36 @@ impl PaymentLedger for PgPaymentLedger {
         }
         let row = IntentRow::new(&intent_ctx, &intent)?;
         let event_row = EventRow::new(&intent_ctx, &event)?;
+        let first_row = match &created {
+            Some((new, first)) => {
+                IntentRow::new(&intent_ctx, new)?;
+                Some(EventRow::new(&intent_ctx, first)?)
+            }
+            None => None,
+        };
         let expected = to_bigint(ctx.op, "expected_version", expected_version)?;
         let (tenant_s, key_s) = (tenant.as_str(), key.as_str());
         let mut params: Vec<SqlParam<'_>> = row.params().to_vec();
-        params.push(&expected);
+        match &first_row {
+            // The creation inserts the final intent; `expected` (1) is implied.
+            Some(first_row) => params.extend(first_row.params()),
+            None => params.push(&expected),
+        }
         params.extend(event_row.params());
         params.push(&tenant_s);
         params.push(&key_s);
-        let sql = match &resolution {
-            KeyResolution::Complete(response) => {
+        let creating = first_row.is_some();
+        let sql = match (&resolution, creating) {
+            (KeyResolution::Complete(response), _) => {
                 params.push(response);
-                &self.commit_complete_sql
+                if creating { &self.commit_create_complete_sql } else { &self.commit_complete_sql }
             }
-            KeyResolution::Release => &self.commit_release_sql,
-            other => return Err(ctx.err(ErrorKind::Unsupported, format!("unknown key resolution {other:?}"))),
+            (KeyResolution::Release, true) => &self.commit_create_release_sql,
+            (KeyResolution::Release, false) => &self.commit_release_sql,
+            (other, _) => return Err(ctx.err(ErrorKind::Unsupported, format!("unknown key resolution {other:?}"))),
         };
+        // The second count: intents updated, or (creating) inserted.
+        let written = if creating { "created" } else { "updated" };
         let client = self.db.client(&ctx).await?;
         self.db
             .timed(&ctx, Phase::Autocommit, async {
@@ -970,7 +1053,7 @@ impl PaymentLedger for PgPaymentLedger {
                     .ok_or_else(|| ctx.err(ErrorKind::Unexpected, "the commit statement answered no row"))?;
                 let r = RowReader::new(ctx.op, &counts, "payment_intents", &[]);
                 let (locked, updated, resolved): (i64, i64, i64) =
-                    (r.get("locked")?, r.get("updated")?, r.get("resolved")?);
+                    (r.get("locked")?, r.get(written)?, r.get("resolved")?);
                 match (locked, updated, resolved) {
                     (1, 1, 1) => Ok(()),
                     (0, _, _) => {
@@ -993,6 +1076,8 @@ impl PaymentLedger for PgPaymentLedger {
                             ctx.err(ErrorKind::NotFound, "has no uncompleted idempotency record")
                         })
                     }
+                    // The key row was locked but the intent is there already: nothing was written.
+                    (1, 0, 0) if creating => Err(intent_ctx.err(ErrorKind::AlreadyExists, "exists already")),
                     (1, 0, 0) => {
                         let found = query_opt(
                             &intent_ctx,

@@ -551,3 +551,195 @@ async fn a_claimed_key_whose_intent_does_not_parse_is_given_back() {
     })
     .await;
 }
+
+/// The creation of `intent` together with its authorization (version 2), in one commit.
+fn created_authorized(intent: &str, detail: &str) -> IntentUpdate {
+    let (created, first) = new_intent(intent);
+    let update = authorized(&created, detail);
+    IntentUpdate::creating(created, first, update.intent, update.event)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_creating_the_intent_stores_it_with_both_events_and_completes_the_key() {
+    common::on_fresh_schema(
+        "commit_creating_the_intent_stores_it_with_both_events_and_completes_the_key",
+        |url, schema| async move {
+            let Instance { set, ledger, .. } = instance(&url, &schema).await;
+            let t = tenant();
+            let got = ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+            assert_eq!((got.begin, got.intent), (IdempotencyBegin::Started { recovered: false }, None));
+            assert_eq!(set.intents.get(&t, &id("pi_1")).await.unwrap_err().kind(), ErrorKind::NotFound);
+
+            let update = created_authorized("pi_1", "ok");
+            let (_, first) = update.created.clone().expect("creation");
+            ledger
+                .commit(&t, &key("k"), Some(update.clone()), KeyResolution::Complete(b"done".to_vec()))
+                .await
+                .unwrap();
+            let stored = set.intents.get(&t, &id("pi_1")).await.unwrap();
+            assert_eq!(stored, update.intent);
+            assert_eq!(stored.version, 2);
+            assert_eq!(set.intents.events(&t, &id("pi_1")).await.unwrap(), vec![first.clone(), update.event.clone()]);
+            assert_eq!(response_of(&set, "k").await, Some(Some(b"done".to_vec())));
+
+            // The key replays its response; another key reads the intent with its whole history.
+            let replay = ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+            assert_eq!((replay.begin, replay.intent), (IdempotencyBegin::Completed(b"done".to_vec()), None));
+            let snapshot = claim_existing(&*ledger, "k2", "pi_1").await;
+            assert_eq!(snapshot.intent, update.intent);
+            assert_eq!(snapshot.history, vec![first, update.event]);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_creating_an_existing_intent_is_already_exists_and_changes_nothing() {
+    common::on_fresh_schema(
+        "commit_creating_an_existing_intent_is_already_exists_and_changes_nothing",
+        |url, schema| async move {
+            let Instance { set, ledger, .. } = instance(&url, &schema).await;
+            let t = tenant();
+            let existing = claim_new(&*ledger, "first", "pi_1").await;
+            ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+
+            let mut update = created_authorized("pi_1", "late");
+            update.event.detail = Some("late".to_owned());
+            for resolution in [KeyResolution::Complete(b"x".to_vec()), KeyResolution::Release] {
+                let e = ledger.commit(&t, &key("k"), Some(update.clone()), resolution).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+                assert!(e.to_string().contains("pi_1") && e.to_string().contains("exists already"), "{e}");
+                assert_eq!(set.intents.get(&t, &id("pi_1")).await.unwrap(), existing.intent, "the intent is unchanged");
+                assert_eq!(set.intents.events(&t, &id("pi_1")).await.unwrap(), existing.history);
+                assert_eq!(response_of(&set, "k").await, Some(None), "the key is still held");
+            }
+            let held = ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+            assert_eq!(held.begin, IdempotencyBegin::InProgress);
+
+            // The held key can still be given back.
+            ledger.commit(&t, &key("k"), None, KeyResolution::Release).await.unwrap();
+            assert_eq!(response_of(&set, "k").await, None);
+            // Under a completed or missing key, the key's error comes first, as for other commits.
+            let e = ledger.commit(&t, &key("k"), Some(update.clone()), KeyResolution::Complete(vec![])).await;
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::NotFound);
+            set.idempotency.complete(&t, &key("first"), b"r".to_vec()).await.unwrap();
+            let e =
+                ledger.commit(&t, &key("first"), Some(created_authorized("pi_2", "x")), KeyResolution::Release).await;
+            assert_eq!(e.unwrap_err().kind(), ErrorKind::InvalidState);
+            assert_eq!(set.intents.get(&t, &id("pi_2")).await.unwrap_err().kind(), ErrorKind::NotFound);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_creating_the_intent_can_release_the_key() {
+    common::on_fresh_schema("commit_creating_the_intent_can_release_the_key", |url, schema| async move {
+        let Instance { set, ledger, .. } = instance(&url, &schema).await;
+        let t = tenant();
+        ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+        let update = created_authorized("pi_1", "pending");
+        ledger.commit(&t, &key("k"), Some(update.clone()), KeyResolution::Release).await.unwrap();
+        assert_eq!(set.intents.get(&t, &id("pi_1")).await.unwrap(), update.intent);
+        assert_eq!(set.intents.events(&t, &id("pi_1")).await.unwrap().len(), 2);
+        assert_eq!(response_of(&set, "k").await, None, "released");
+        let again = ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+        assert_eq!(again.begin, IdempotencyBegin::Started { recovered: false });
+        assert_eq!(again.intent.expect("intent").intent, update.intent);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_creating_refuses_a_creation_that_is_not_the_update_s_origin() {
+    common::on_fresh_schema(
+        "commit_creating_refuses_a_creation_that_is_not_the_update_s_origin",
+        |url, schema| async move {
+            let Instance { set, ledger, .. } = instance(&url, &schema).await;
+            let t = tenant();
+            ledger.claim(&t, &key("k"), claim("authorize", "f"), &id("pi_1"), None).await.unwrap();
+            let base = created_authorized("pi_1", "x");
+            let (created, first) = base.created.clone().expect("creation");
+            let changed = |change: &dyn Fn(&mut PaymentIntent)| {
+                let mut c = created.clone();
+                change(&mut c);
+                c
+            };
+            let variants: Vec<(&str, PaymentIntent)> = vec![
+                ("channel", changed(&|c| c.channel = ChannelId::new("pos").unwrap())),
+                ("tender", changed(&|c| c.tender = TenderKind::Wallet)),
+                ("provider", changed(&|c| c.provider = "adyen".to_owned())),
+                ("reference", changed(&|c| c.reference = "other".to_owned())),
+                ("created_at", changed(&|c| c.created_at -= Duration::seconds(1))),
+                (
+                    "currency",
+                    changed(&|c| {
+                        c.amount = Money::from_minor(4250, Currency::USD);
+                        c.authorized = Money::zero(Currency::USD);
+                        c.captured = Money::zero(Currency::USD);
+                        c.refunded = Money::zero(Currency::USD);
+                    }),
+                ),
+            ];
+            for (field, bad) in variants {
+                let update = IntentUpdate::creating(bad, first.clone(), base.intent.clone(), base.event.clone());
+                let e = ledger.commit(&t, &key("k"), Some(update), KeyResolution::Complete(vec![])).await.unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::InvalidRequest, "{field}: {e}");
+                assert!(e.to_string().contains(field), "{field}: {e}");
+            }
+            assert_eq!(set.intents.get(&t, &id("pi_1")).await.unwrap_err().kind(), ErrorKind::NotFound);
+            assert_eq!(response_of(&set, "k").await, Some(None), "the key is still held");
+            // The unchanged creation goes through.
+            ledger.commit(&t, &key("k"), Some(base.clone()), KeyResolution::Complete(vec![])).await.unwrap();
+            assert_eq!(set.intents.get(&t, &id("pi_1")).await.unwrap(), base.intent);
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creating_commits_racing_on_one_intent_from_two_keys_create_it_once() {
+    common::on_fresh_schema(
+        "creating_commits_racing_on_one_intent_from_two_keys_create_it_once",
+        |url, schema| async move {
+            let instances = two_instances(&url, &schema).await;
+            let t = tenant();
+            for round in 0..10 {
+                let intent = format!("pi_{round}");
+                let (ka, kb) = (format!("a-{round}"), format!("b-{round}"));
+                for (i, k) in [(0, &ka), (1, &kb)] {
+                    instances[i].ledger.claim(&t, &key(k), claim("authorize", "f"), &id(&intent), None).await.unwrap();
+                }
+                let (ua, ub) = (created_authorized(&intent, "a"), created_authorized(&intent, "b"));
+                let barrier = Arc::new(tokio::sync::Barrier::new(2));
+                let spawn = |ledger: Arc<dyn PaymentLedger>, k: String, update: IntentUpdate| {
+                    let barrier = Arc::clone(&barrier);
+                    tokio::spawn(async move {
+                        barrier.wait().await;
+                        ledger
+                            .commit(&tenant(), &key(&k), Some(update), KeyResolution::Complete(k.clone().into_bytes()))
+                            .await
+                    })
+                };
+                let ha = spawn(Arc::clone(&instances[0].ledger), ka.clone(), ua.clone());
+                let hb = spawn(Arc::clone(&instances[1].ledger), kb.clone(), ub.clone());
+                let (ra, rb) = (ha.await.unwrap(), hb.await.unwrap());
+                let (winner, loser, e) = match (&ra, &rb) {
+                    (Ok(()), Err(e)) => (&ka, &kb, e),
+                    (Err(e), Ok(())) => (&kb, &ka, e),
+                    other => panic!("expected one winner, got {other:?}"),
+                };
+                assert_eq!(e.kind(), ErrorKind::AlreadyExists, "{e}");
+                let set = &instances[0].set;
+                let winning = if winner == &ka { &ua } else { &ub };
+                assert_eq!(set.intents.get(&t, &id(&intent)).await.unwrap(), winning.intent);
+                let events = set.intents.events(&t, &id(&intent)).await.unwrap();
+                assert_eq!(events.len(), 2);
+                assert_eq!(events[1], winning.event);
+                assert_eq!(response_of(set, winner).await, Some(Some(winner.clone().into_bytes())));
+                assert_eq!(response_of(set, loser).await, Some(None), "the loser's key stays held");
+            }
+        },
+    )
+    .await;
+}

@@ -1,4 +1,5 @@
-//! The database handle: a small pool of connections used from `spawn_blocking`, and [`SqliteStores`].
+//! The database handle: a small pool of connections, used in place or from `spawn_blocking` (see
+//! [`Execution`]), and [`SqliteStores`].
 
 use std::fmt;
 use std::path::Path;
@@ -9,7 +10,7 @@ use commerce_ports::stores::{PaymentLedger, StoreSet};
 use commerce_ports::{ErrorKind, StoreError};
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
-use crate::config::{Location, SqliteConfig};
+use crate::config::{Execution, Location, SqliteConfig};
 use crate::devices::{SqlitePairingStore, SqlitePrintJobStore};
 use crate::domains::SqliteDomainClaimStore;
 use crate::error::{SqlContext, is_busy, sql_error};
@@ -22,11 +23,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A pool of open connections to one database. Every call takes one connection on a blocking thread and
-/// gives it back afterwards, also when the call panicked.
+/// A pool of open connections to one database. Every call takes one connection on a thread that may block
+/// (see [`Execution`]) and gives it back afterwards, also when the call panicked.
 pub(crate) struct Database {
     label: String,
     size: usize,
+    execution: Execution,
     idle: Mutex<Vec<Connection>>,
     returned: Condvar,
 }
@@ -76,7 +78,8 @@ impl Database {
         for _ in 1..size {
             idle.push(open_connection(config, &label)?);
         }
-        Ok((Database { label, size, idle: Mutex::new(idle), returned: Condvar::new() }, applied))
+        let execution = config.execution();
+        Ok((Database { label, size, execution, idle: Mutex::new(idle), returned: Condvar::new() }, applied))
     }
 
     fn checkout(&self) -> Checkout<'_> {
@@ -89,27 +92,43 @@ impl Database {
         }
     }
 
-    /// Runs `work` with a connection on tokio's blocking pool.
+    /// Runs `work` with a connection: in place on a multi-thread runtime (unless configured otherwise), on
+    /// tokio's blocking pool elsewhere.
     pub(crate) async fn run<T, F>(self: &Arc<Self>, operation: &'static str, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        if self.execution == Execution::Auto && runs_in_place() {
+            // `block_in_place` moves this worker's other tasks to another thread, then runs `work` here: no
+            // hand-off to another thread and back, which costs as much as a short transaction.
+            return tokio::task::block_in_place(|| self.with_connection(operation, work));
+        }
         let db = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let mut checkout = db.checkout();
-            match checkout.conn.as_mut() {
-                Some(conn) => work(conn),
-                None => {
-                    Err(StoreError::new(ErrorKind::Unexpected, operation, "the connection pool gave no connection"))
-                }
-            }
-        })
-        .await
-        .map_err(|e| {
+        tokio::task::spawn_blocking(move || db.with_connection(operation, work)).await.map_err(|e| {
             StoreError::new(ErrorKind::Unexpected, operation, format!("the SQLite call on {} failed: {e}", self.label))
         })?
     }
+
+    /// Runs `work` with a connection from the pool, on this thread (blocking).
+    fn with_connection<T>(
+        &self,
+        operation: &'static str,
+        work: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut checkout = self.checkout();
+        match checkout.conn.as_mut() {
+            Some(conn) => work(conn),
+            None => Err(StoreError::new(ErrorKind::Unexpected, operation, "the connection pool gave no connection")),
+        }
+    }
+}
+
+/// Whether `tokio::task::block_in_place` may run here: on a multi-thread runtime (its workers and its
+/// `block_on`); never on a current-thread runtime, where it would panic.
+fn runs_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 fn open_connection(config: &SqliteConfig, label: &str) -> Result<Connection, StoreError> {
@@ -124,6 +143,11 @@ fn open_connection(config: &SqliteConfig, label: &str) -> Result<Connection, Sto
     .context(OP, || format!("opening {label}"))?;
     conn.busy_timeout(config.busy_timeout()).context(OP, || format!("setting busy_timeout on {label}"))?;
     conn.pragma_update(None, "foreign_keys", true).context(OP, || format!("turning foreign keys on in {label}"))?;
+    // The query planner stability guarantee: a cached statement keeps its plan whatever its parameters. Without
+    // it SQLite re-prepares a statement such as `... WHERE tenant = ?1 AND intent_id = ?2 ORDER BY sequence` on
+    // every new binding (the bundled build has STAT4), which cost a quarter of a claim's time.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .context(OP, || format!("enabling the query planner stability guarantee on {label}"))?;
     if let Location::File(_) = config.location() {
         let mode = switch_to_wal(&conn, config, label)?;
         if !mode.eq_ignore_ascii_case("wal") {

@@ -22,6 +22,43 @@ const MAX_BUSY_TIMEOUT_MS: u64 = 2_147_483_647;
 /// The path that means "a private in-memory database" in configuration.
 pub const IN_MEMORY_PATH: &str = ":memory:";
 
+/// Where the adapter runs its (blocking) SQLite calls.
+///
+/// Each store call is one short SQLite transaction (tens to a few hundred microseconds, most of it the
+/// commit's `fsync`). Handing it to another thread and waking the caller again costs about as much as the
+/// call itself on small machines, so by default the call runs on the caller's own thread where tokio allows
+/// that (decision 012).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Execution {
+    /// On a multi-thread runtime, on the calling thread through `tokio::task::block_in_place` (tokio hands
+    /// the worker's other tasks to another thread for the duration); on a current-thread runtime, on tokio's
+    /// blocking pool, as [`Execution::BlockingPool`].
+    #[default]
+    Auto,
+    /// Always on tokio's blocking pool (`spawn_blocking`): one thread hand-off each way per call. For a
+    /// multi-thread runtime whose worker threads must never block, even briefly.
+    BlockingPool,
+}
+
+impl Execution {
+    /// The configuration spelling: `auto` or `blocking_pool`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Execution::Auto => "auto",
+            Execution::BlockingPool => "blocking_pool",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Execution> {
+        match text {
+            "auto" => Some(Execution::Auto),
+            "blocking_pool" => Some(Execution::BlockingPool),
+            _ => None,
+        }
+    }
+}
+
 /// Where a database lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Location {
@@ -38,6 +75,7 @@ pub struct SqliteConfig {
     location: Location,
     busy_timeout: Duration,
     pool_size: usize,
+    execution: Execution,
 }
 
 impl SqliteConfig {
@@ -47,13 +85,19 @@ impl SqliteConfig {
             location: Location::File(path.into()),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
+            execution: Execution::Auto,
         }
     }
 
     /// A private in-memory database. It has one connection (several would each see their own empty
     /// database), so calls on it run one at a time.
     pub fn in_memory() -> SqliteConfig {
-        SqliteConfig { location: Location::Memory, busy_timeout: DEFAULT_BUSY_TIMEOUT, pool_size: 1 }
+        SqliteConfig {
+            location: Location::Memory,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            pool_size: 1,
+            execution: Execution::Auto,
+        }
     }
 
     /// How long to wait for another writer's lock (default [`DEFAULT_BUSY_TIMEOUT`]); at most about 24 days,
@@ -68,6 +112,17 @@ impl SqliteConfig {
     pub fn with_pool_size(mut self, size: usize) -> SqliteConfig {
         self.pool_size = size.max(1);
         self
+    }
+
+    /// Where SQLite calls run (default [`Execution::Auto`]).
+    pub fn with_execution(mut self, execution: Execution) -> SqliteConfig {
+        self.execution = execution;
+        self
+    }
+
+    /// Where SQLite calls run.
+    pub fn execution(&self) -> Execution {
+        self.execution
     }
 
     /// The file, or `None` in memory.
@@ -104,7 +159,7 @@ impl SqliteConfig {
 /// Builds [`SqliteStores`] from configuration: adapter `sqlite` of port `store`.
 ///
 /// Parameters: `path` (string, required: the database file, or `:memory:`), `busy_timeout_ms` (integer,
-/// default 5000).
+/// default 5000), `execution` (string, `auto` or `blocking_pool`, default `auto`: see [`Execution`]).
 #[derive(Debug, Default, Clone, Copy)]
 #[non_exhaustive]
 pub struct SqliteStoreFactory;
@@ -118,7 +173,7 @@ impl SqliteStoreFactory {
     /// Checks parameters and turns them into settings, without touching the file system.
     ///
     /// # Errors
-    /// [`BuildError`] naming `path` or `busy_timeout_ms`.
+    /// [`BuildError`] naming `path`, `busy_timeout_ms` or `execution`.
     pub fn config(params: &Params) -> Result<SqliteConfig, BuildError> {
         let path = params.require_text("path")?;
         if path.trim().is_empty() {
@@ -129,7 +184,13 @@ impl SqliteStoreFactory {
         let timeout_ms = u64::try_from(timeout_ms).ok().filter(|ms| *ms <= MAX_BUSY_TIMEOUT_MS).ok_or_else(|| {
             BuildError::param("busy_timeout_ms", format!("{timeout_ms} is outside 0..={MAX_BUSY_TIMEOUT_MS}"))
         })?;
-        Ok(config.with_busy_timeout(Duration::from_millis(timeout_ms)))
+        let execution = match params.text("execution")? {
+            None => Execution::Auto,
+            Some(text) => Execution::parse(text).ok_or_else(|| {
+                BuildError::param("execution", format!("`{text}` is not one of `auto`, `blocking_pool`"))
+            })?,
+        };
+        Ok(config.with_busy_timeout(Duration::from_millis(timeout_ms)).with_execution(execution))
     }
 }
 
@@ -155,6 +216,12 @@ impl AdapterFactory for SqliteStoreFactory {
                 ParamType::Integer,
                 ParamValue::Integer(5_000),
                 "milliseconds to wait for another writer's lock before failing with `unavailable`",
+            ),
+            ParamSpec::with_default(
+                "execution",
+                ParamType::String,
+                ParamValue::Text(Execution::Auto.as_str().to_owned()),
+                "where SQLite calls run: `auto` (in place on a multi-thread runtime) or `blocking_pool`",
             ),
         ]
     }

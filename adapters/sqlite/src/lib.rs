@@ -12,5 +12,7 @@ mod replication;
 mod schema;
 
 pub use backend::SqliteStores;
-pub use config::{DEFAULT_BUSY_TIMEOUT, DEFAULT_POOL_SIZE, IN_MEMORY_PATH, SqliteConfig, SqliteStoreFactory};
+pub use config::{
+    DEFAULT_BUSY_TIMEOUT, DEFAULT_POOL_SIZE, Execution, IN_MEMORY_PATH, SqliteConfig, SqliteStoreFactory,
+};
 pub use schema::SCHEMA_VERSION;

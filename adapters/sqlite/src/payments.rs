@@ -549,16 +549,34 @@ fn update_in(
     expected: i64,
     event: &EventValues,
 ) -> Result<(), StoreError> {
+    let params = || params_from_iter(v.columns().into_iter().chain([&expected as &dyn ToSql]));
+    // SQLite rewrites every index that has a column in the SET list, changed or not. Most updates change only
+    // the status, the amounts, the version and `updated_at`, so they are tried first without the columns of the
+    // reference indexes (matching them in the WHERE instead); an update that changes any other column (the
+    // provider reference once known) replaces the whole row in the second statement.
     let updated = tx
         .prepare_cached(
+            "UPDATE payment_intents SET status = ?5, amount_minor = ?7, authorized_minor = ?8,
+                 captured_minor = ?9, refunded_minor = ?10, version = ?14, updated_at = ?16
+             WHERE tenant = ?1 AND id = ?2 AND version = ?17 AND channel = ?3 AND tender = ?4
+                 AND currency = ?6 AND provider = ?11 AND provider_reference IS ?12 AND reference = ?13
+                 AND created_at = ?15",
+        )
+        .and_then(|mut s| s.execute(params()))
+        .context(op, || format!("updating intent {}", v.row_key()))?;
+    let updated = if updated == 1 {
+        updated
+    } else {
+        tx.prepare_cached(
             "UPDATE payment_intents SET channel = ?3, tender = ?4, status = ?5, currency = ?6,
                  amount_minor = ?7, authorized_minor = ?8, captured_minor = ?9, refunded_minor = ?10,
                  provider = ?11, provider_reference = ?12, reference = ?13, version = ?14,
                  created_at = ?15, updated_at = ?16
              WHERE tenant = ?1 AND id = ?2 AND version = ?17",
         )
-        .and_then(|mut s| s.execute(params_from_iter(v.columns().into_iter().chain([&expected as &dyn ToSql]))))
-        .context(op, || format!("updating intent {}", v.row_key()))?;
+        .and_then(|mut s| s.execute(params()))
+        .context(op, || format!("updating intent {}", v.row_key()))?
+    };
     if updated == 0 {
         return Err(match intent_version(tx, op, v)? {
             Some(stored) => StoreError::new(
@@ -724,15 +742,27 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
     ) -> Result<Vec<PaymentIntent>, StoreError> {
         const OP: &str = "list_by_status";
         let tenant = tenant.to_string();
+        // The status index is partial (schema version 3): only `outcome_unknown` has one, and SQLite uses a
+        // partial index only for a query that names its status literally.
+        let indexed = status == IntentStatus::OutcomeUnknown;
         let status = enum_to_sql(OP, "status", &status)?;
         let limit = limit_to_sql(limit);
         self.db
             .run(OP, move |conn| {
-                let rows = conn
-                    .prepare_cached(&format!(
+                let sql = if indexed {
+                    format!(
+                        "SELECT {INTENT_COLUMNS} FROM payment_intents
+                         WHERE tenant = ?1 AND status = 'outcome_unknown' AND status = ?2
+                         ORDER BY updated_at, id LIMIT ?3"
+                    )
+                } else {
+                    format!(
                         "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant = ?1 AND status = ?2
                          ORDER BY updated_at, id LIMIT ?3"
-                    ))
+                    )
+                };
+                let rows = conn
+                    .prepare_cached(&sql)
                     .and_then(|mut s| {
                         s.query_map(params![tenant, status, limit], read_intent)?.collect::<Result<Vec<_>, _>>()
                     })
@@ -832,8 +862,14 @@ impl PaymentLedger for SqlitePaymentLedger {
         const OP: &str = "commit";
         check_ledger_update(tenant, update.as_ref())?;
         let update = match update {
-            Some(IntentUpdate { intent, expected_version, event, .. }) => {
-                Some(update_values(OP, &intent, expected_version, event)?)
+            Some(IntentUpdate { intent, expected_version, event, created, .. }) => {
+                // A creation with its first update is the final row with both events: `update` replaces every
+                // column, so creating version 1 and replacing it would store the same, with more pages written.
+                let first = match created {
+                    Some((created, first)) => Some(create_values(OP, &created, first)?.1),
+                    None => None,
+                };
+                Some((update_values(OP, &intent, expected_version, event)?, first))
             }
             None => None,
         };
@@ -841,8 +877,19 @@ impl PaymentLedger for SqlitePaymentLedger {
         self.db
             .run(OP, move |conn| {
                 let tx = immediate(conn, OP)?;
-                if let Some((values, expected, event)) = &update {
-                    update_in(&tx, OP, values, *expected, event)?;
+                match &update {
+                    Some(((values, _, event), Some(first))) => {
+                        if !insert_intent_in(&tx, OP, values, first)? {
+                            return Err(StoreError::new(
+                                ErrorKind::AlreadyExists,
+                                OP,
+                                format!("intent `{}` already exists for tenant `{}`", values.id, values.tenant),
+                            ));
+                        }
+                        event.insert(&tx, OP, values)?;
+                    }
+                    Some(((values, expected, event), None)) => update_in(&tx, OP, values, *expected, event)?,
+                    None => {}
                 }
                 match &resolution {
                     KeyResolution::Complete(response) => complete_in(&tx, OP, &tenant, &key, response)?,

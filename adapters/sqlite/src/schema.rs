@@ -16,7 +16,7 @@ use crate::error::SqlContext;
 use crate::mapping::time_to_sql;
 
 /// The newest schema version this build of the crate knows (and creates).
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One embedded migration.
 #[derive(Debug)]
@@ -29,6 +29,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial schema", sql: V1_INITIAL },
     Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
+    Migration { version: 3, name: "append-friendly payment tables", sql: V3_APPEND_FRIENDLY },
 ];
 
 const TRACKING: &str = "
@@ -242,6 +243,52 @@ BEGIN
 END;
 ";
 
+/// Version 3: fewer pages written per payment operation (decision 012).
+///
+/// - `intent_events` keeps a rowid, so a new event is appended at the end of the table instead of landing at
+///   the random place of its intent among wide rows, which split pages three at a time; its key becomes a
+///   unique index of narrow entries. (The same for `idempotency_records` measured no gain: the benchmark's
+///   keys already arrive in order, and a random key's index entry costs what the split saved.)
+/// - The status index covers only `outcome_unknown`, the status reconciliation lists, so the other
+///   transitions do not move an index entry; `list_by_status` for another status reads the tenant's intents.
+const V3_APPEND_FRIENDLY: &str = "
+CREATE TABLE intent_events_v3 (
+    tenant             TEXT NOT NULL,
+    intent_id          TEXT NOT NULL,
+    sequence           INTEGER NOT NULL CHECK (sequence >= 1),
+    at                 INTEGER NOT NULL,
+    operation          TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    amount_minor       INTEGER,
+    amount_currency    TEXT,
+    provider_reference TEXT,
+    detail             TEXT,
+    data               TEXT,
+    FOREIGN KEY (tenant, intent_id) REFERENCES payment_intents (tenant, id),
+    CHECK ((amount_minor IS NULL) = (amount_currency IS NULL))
+) STRICT;
+INSERT INTO intent_events_v3 (tenant, intent_id, sequence, at, operation, status, amount_minor, amount_currency,
+    provider_reference, detail, data)
+SELECT tenant, intent_id, sequence, at, operation, status, amount_minor, amount_currency, provider_reference,
+    detail, data
+FROM intent_events ORDER BY tenant, intent_id, sequence;
+DROP TABLE intent_events;
+ALTER TABLE intent_events_v3 RENAME TO intent_events;
+CREATE UNIQUE INDEX intent_events_key ON intent_events (tenant, intent_id, sequence);
+CREATE TRIGGER intent_events_are_never_updated BEFORE UPDATE ON intent_events
+BEGIN
+    SELECT RAISE(ABORT, 'intent events are append-only');
+END;
+CREATE TRIGGER intent_events_are_never_deleted BEFORE DELETE ON intent_events
+BEGIN
+    SELECT RAISE(ABORT, 'intent events are append-only');
+END;
+
+DROP INDEX IF EXISTS payment_intents_by_status;
+CREATE INDEX IF NOT EXISTS payment_intents_outcome_unknown ON payment_intents (tenant, updated_at, id)
+    WHERE status = 'outcome_unknown';
+";
+
 /// Brings the database up to [`SCHEMA_VERSION`]; returns the versions it applied (none when the file was
 /// up to date). `label` names the database in messages.
 ///
@@ -296,9 +343,76 @@ mod tests {
     }
 
     #[test]
+    fn version_3_keeps_events_and_their_guards_and_indexes_unknown_intents() -> Result<(), StoreError> {
+        let mut conn = Connection::open_in_memory().context("test", || "opening")?;
+        conn.execute_batch("PRAGMA foreign_keys = ON").context("test", || "foreign keys")?;
+        // A version 2 database with an intent, its events and a key.
+        conn.execute_batch(TRACKING).context("test", || "tracking")?;
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 2) {
+            conn.execute_batch(m.sql).context("test", || format!("migration {}", m.version))?;
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, 0)",
+                rusqlite::params![m.version, m.name],
+            )
+            .context("test", || "recording")?;
+        }
+        conn.execute_batch(
+            "INSERT INTO payment_intents VALUES ('acme', 'pi_1', 'web', 'card', 'outcome_unknown', 'EUR', 500, 0, 0,
+                 0, 'memory', NULL, 'order-1', 2, 1, 2);
+             INSERT INTO intent_events (tenant, intent_id, sequence, at, operation, status)
+                 VALUES ('acme', 'pi_1', 2, 2, 'authorize', 'outcome_unknown'),
+                        ('acme', 'pi_1', 1, 1, 'create', 'requires_authorization');
+             INSERT INTO idempotency_records VALUES ('acme', 'k', 'authorize', 'f', NULL, 9);",
+        )
+        .context("test", || "version 2 rows")?;
+        assert_eq!(migrate(&mut conn, "test database")?, vec![3]);
+
+        let events: Vec<(i64, String)> = conn
+            .prepare("SELECT sequence, operation FROM intent_events WHERE tenant = 'acme' AND intent_id = 'pi_1' ORDER BY sequence")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .context("test", || "events")?;
+        assert_eq!(events, vec![(1, "create".to_owned()), (2, "authorize".to_owned())]);
+        let keys: i64 = conn
+            .query_row("SELECT count(*) FROM idempotency_records WHERE key = 'k'", [], |r| r.get(0))
+            .context("test", || "keys")?;
+        assert_eq!(keys, 1);
+        // The guards came back with the rebuilt table: no update, no delete, no second event 2.
+        for sql in [
+            "UPDATE intent_events SET detail = 'x' WHERE intent_id = 'pi_1'",
+            "DELETE FROM intent_events WHERE intent_id = 'pi_1'",
+            "INSERT INTO intent_events (tenant, intent_id, sequence, at, operation, status)
+                 VALUES ('acme', 'pi_1', 2, 3, 'capture', 'captured')",
+            "INSERT INTO intent_events (tenant, intent_id, sequence, at, operation, status)
+                 VALUES ('acme', 'pi_missing', 1, 3, 'create', 'requires_authorization')",
+        ] {
+            assert!(conn.execute_batch(sql).is_err(), "{sql} must be refused");
+        }
+        // The reconciler's listing reads the partial index; the history read uses the events' key.
+        let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Result<String, StoreError> {
+            let rows: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .and_then(|mut s| s.query_map(params, |r| r.get::<_, String>(3))?.collect())
+                .context("test", || "plan")?;
+            Ok(rows.join("; "))
+        };
+        let unknown = plan(
+            "SELECT id FROM payment_intents WHERE tenant = ?1 AND status = 'outcome_unknown' AND status = ?2
+             ORDER BY updated_at, id LIMIT 10",
+            &[&"ignored", &"outcome_unknown"],
+        )?;
+        assert!(unknown.contains("payment_intents_outcome_unknown"), "{unknown}");
+        let history = plan(
+            "SELECT * FROM intent_events WHERE tenant = ?1 AND intent_id = ?2 ORDER BY sequence",
+            &[&"acme", &"pi_1"],
+        )?;
+        assert!(history.contains("intent_events_key") && !history.contains("TEMP B-TREE"), "{history}");
+        Ok(())
+    }
+
+    #[test]
     fn migrating_twice_applies_once() -> Result<(), StoreError> {
         let mut conn = Connection::open_in_memory().context("test", || "opening")?;
-        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2]);
+        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2, 3]);
         assert_eq!(migrate(&mut conn, "test database")?, Vec::<u32>::new());
         Ok(())
     }

@@ -3,7 +3,7 @@
 mod common;
 
 use commerce_ports::factory::{Adapter, AdapterFactory, ParamType, ParamValue, Params, PortKind, Requirement};
-use commerce_sqlite::SqliteStoreFactory;
+use commerce_sqlite::{Execution, SqliteStoreFactory};
 use time::OffsetDateTime;
 
 use common::TempDb;
@@ -19,7 +19,27 @@ fn the_factory_describes_itself() {
     let timeout = params.iter().find(|p| p.name == "busy_timeout_ms").expect("busy_timeout_ms");
     assert_eq!(timeout.kind, ParamType::Integer);
     assert_eq!(timeout.requirement, Requirement::Default(ParamValue::Integer(5_000)));
-    assert_eq!(params.len(), 2);
+    let execution = params.iter().find(|p| p.name == "execution").expect("execution");
+    assert_eq!(execution.kind, ParamType::String);
+    assert_eq!(execution.requirement, Requirement::Default(ParamValue::Text("auto".to_owned())));
+    assert_eq!(params.len(), 3);
+}
+
+#[test]
+fn execution_is_auto_or_blocking_pool_and_anything_else_is_named() {
+    let with = |value: &str| {
+        SqliteStoreFactory::config(
+            &Params::new()
+                .with("path", ParamValue::Text("x.sqlite".into()))
+                .with("execution", ParamValue::Text(value.into())),
+        )
+    };
+    assert_eq!(with("auto").expect("auto").execution(), Execution::Auto);
+    assert_eq!(with("blocking_pool").expect("blocking_pool").execution(), Execution::BlockingPool);
+    let default = SqliteStoreFactory::config(&Params::new().with("path", ParamValue::Text("x.sqlite".into())));
+    assert_eq!(default.expect("default").execution(), Execution::Auto);
+    let error = with("inline").expect_err("unknown").to_string();
+    assert!(error.contains("execution") && error.contains("`inline`"), "{error}");
 }
 
 #[tokio::test]

@@ -43,13 +43,13 @@ async fn a_version_1_file_is_upgraded_and_keeps_its_data() {
     drop(stores);
     // Take the file back to version 1, as an earlier release left it.
     let conn = Connection::open(db.path()).expect("inspect");
-    conn.execute_batch("DROP TABLE offline_payments; DELETE FROM schema_migrations WHERE version = 2")
+    conn.execute_batch("DROP TABLE offline_payments; DELETE FROM schema_migrations WHERE version >= 2")
         .expect("downgrade");
     drop(conn);
 
     let upgraded = SqliteStores::open(db.path()).await.expect("reopen");
-    assert_eq!(upgraded.applied_migrations(), &[2]);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(upgraded.applied_migrations(), &[2, 3]);
+    assert_eq!(SCHEMA_VERSION, 3);
     let set = upgraded.store_set();
     assert!(!set.webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record again"), "v1 data was lost");
     run_all(set.offline_queue.as_ref(), &StoreFixture::new()).await.assert_passed();

@@ -129,7 +129,7 @@ async fn two_opens_of_a_new_file_migrate_it_once() {
     let second = second.await.expect("join").expect("second open");
     let mut applied = [first.applied_migrations().to_vec(), second.applied_migrations().to_vec()];
     applied.sort();
-    assert_eq!(applied, [vec![], vec![1, 2]]);
+    assert_eq!(applied, [vec![], vec![1, 2, 3]]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

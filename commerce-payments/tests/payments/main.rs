@@ -454,11 +454,12 @@ async fn unavailable_records_nothing_as_done_and_a_retry_runs() {
     fx.gateway.inject(GatewayFault::Unavailable);
     let e = fx.authorize("a", 5_000).await.expect_err("unavailable");
     assert_eq!((e.kind(), e.retry()), (ErrorKind::Unavailable, RetryClass::Retryable));
-    let intent = fx.get(&id_for("a")).await;
-    assert_eq!((intent.status, intent.authorized, intent.version), (IntentStatus::RequiresAuthorization, eur(0), 1));
+    // Nothing happened at the provider: no intent is stored (it is written with the provider's answer).
+    assert_eq!(kind(&fx.payments.get(&tenant(), &id_for("a")).await), ErrorKind::NotFound);
     assert!(!fx.idempotency_record_exists("a").await);
     let intent = fx.authorize("a", 5_000).await.expect("retry");
-    assert_eq!(intent.status, IntentStatus::Authorized);
+    assert_eq!((intent.status, intent.version), (IntentStatus::Authorized, 2));
+    assert_eq!(fx.history(&intent.id).await.len(), 2, "created and authorized, written together");
 
     fx.gateway.inject(GatewayFault::Unavailable);
     let before = fx.get(&intent.id).await;
@@ -523,9 +524,28 @@ async fn reconcile_leaves_terminal_and_unsent_intents_alone() {
     assert_eq!(fx.reconcile(&id).await.expect("terminal"), voided);
     fx.gateway.inject(GatewayFault::Unavailable);
     fx.authorize("b", 5_000).await.expect_err("unavailable");
-    let unsent = fx.get(&id_for("b")).await;
+    // Nothing happened at the provider, so nothing is stored: the intent is written with the provider's answer.
+    assert_eq!(kind(&fx.payments.get(&tenant(), &id_for("b")).await), ErrorKind::NotFound);
+    assert_eq!(kind(&fx.reconcile(&id_for("b")).await), ErrorKind::NotFound);
+    // An intent stored before its provider call (as the claim can still create one) is left alone.
+    let unsent = PaymentIntent::new(
+        id_for("c"),
+        tenant(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(5_000),
+        "memory",
+        "order-c",
+        T0,
+    );
+    let created = IntentEvent::new(1, T0, "create", IntentStatus::RequiresAuthorization);
+    fx.stores.intents.create(unsent.clone(), created).await.expect("stored unsent");
     assert_eq!(fx.reconcile(&unsent.id).await.expect("nothing to do"), unsent);
     assert_eq!(kind(&fx.reconcile(&id_for("nobody")).await), ErrorKind::NotFound);
+    // The unavailable authorization's retry with the same key runs and stores the intent once.
+    let retried = fx.authorize("b", 5_000).await.expect("the retry authorizes");
+    assert_eq!((retried.status, retried.version), (IntentStatus::Authorized, 2));
+    assert_eq!(fx.history(&retried.id).await.len(), 2);
 }
 
 #[tokio::test]

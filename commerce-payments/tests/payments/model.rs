@@ -490,10 +490,22 @@ async fn scenario(total: i64, fault_first: Option<bool>, steps: Vec<Step>) -> Re
         fx.gateway.inject(if f { GatewayFault::TimeoutAfterProcessing } else { GatewayFault::Unavailable });
         m.faults.push_back(f);
     }
-    // The first authorization creates the intent even when it fails.
+    // The first authorization stores the intent with the provider's answer; when nothing happened
+    // (unavailable) nothing is stored, and the caller's retry with the same key authorizes.
     let mut keys: Vec<(String, Cmd)> = vec![("auth".to_owned(), Cmd::Authorize)];
-    let first = run(&fx, &id, "auth", Cmd::Authorize, total).await;
+    let mut first = run(&fx, &id, "auth", Cmd::Authorize, total).await;
     m.calls += 1;
+    if m.faults.front() == Some(&false) {
+        m.faults.pop_front();
+        prop_assert_eq!(err_kind(&first), Some(ErrorKind::Unavailable));
+        prop_assert_eq!(
+            fx.payments.get(&tenant(), &id).await.err().map(|e| e.kind()),
+            Some(ErrorKind::NotFound),
+            "nothing is stored when nothing happened"
+        );
+        first = run(&fx, &id, "auth", Cmd::Authorize, total).await;
+        m.calls += 1;
+    }
     match m.faults.pop_front() {
         None => {
             prop_assert!(first.is_ok());

@@ -857,6 +857,148 @@ pub async fn ledger_commit_refuses_a_missing_key_or_another_tenant(
     Ok(())
 }
 
+/// A commit can create the intent together with its first update (an operation that records its intent
+/// only with its outcome): the intent is stored at version 2 with both events, and the key is resolved.
+pub async fn ledger_commit_creates_with_the_outcome(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_commit_creates_with_the_outcome";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    let claimed = step(B, "claim", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, matches!(claimed.begin, IdempotencyBegin::Started { .. }), "claim gave {:?}", claimed.begin);
+    ensure!(B, claimed.intent.is_none(), "a claim of an absent intent returned {:?}", claimed.intent);
+    let (authorized, event) = next(created.clone(), IntentStatus::Authorized, fx);
+    let update = IntentUpdate::creating(created.clone(), first_event(fx), authorized.clone(), event.clone());
+    let response = b"{\"created\":1}".to_vec();
+    step(B, "commit", ledger.commit(&tenant, &key, Some(update), KeyResolution::Complete(response.clone())).await)?;
+    let stored = step(B, "get", intents.get(&tenant, &id).await)?;
+    ensure!(B, stored == authorized, "stored {stored:?}, committed {authorized:?}");
+    let history = step(B, "events", intents.events(&tenant, &id).await)?;
+    ensure!(B, history == vec![first_event(fx), event.clone()], "history {history:?}");
+    let replay = step(B, "claim again", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, replay.begin == IdempotencyBegin::Completed(response), "the claim after commit gave {:?}", replay.begin);
+    // With a release: the intent is created and the key given back.
+    let created2 = intent(fx, B, "i2")?;
+    let key2 = fx.key(B, "k2")?;
+    step(B, "claim k2", ledger.claim(&tenant, &key2, claim_now(fx, "authorize"), &created2.id, None).await)?;
+    let (pending, pending_event) = next(created2.clone(), IntentStatus::OutcomeUnknown, fx);
+    let update = IntentUpdate::creating(created2.clone(), first_event(fx), pending.clone(), pending_event);
+    step(B, "commit k2 with release", ledger.commit(&tenant, &key2, Some(update), KeyResolution::Release).await)?;
+    ensure!(
+        B,
+        step(B, "get i2", intents.get(&tenant, &created2.id).await)? == pending,
+        "the released commit did not store the intent"
+    );
+    let rerun =
+        step(B, "claim k2 again", ledger.claim(&tenant, &key2, claim_now(fx, "authorize"), &created2.id, None).await)?;
+    ensure!(B, matches!(rerun.begin, IdempotencyBegin::Started { .. }), "after release: {:?}", rerun.begin);
+    let snapshot = rerun.intent.ok_or_else(|| Failure { behaviour: B, message: "no intent returned".into() })?;
+    ensure!(B, snapshot.intent == pending && snapshot.history.len() == 2, "claim read {snapshot:?}");
+    Ok(())
+}
+
+/// A commit that creates an intent which exists already is `AlreadyExists` and changes nothing: neither the
+/// intent, nor its history, nor the key (still held).
+pub async fn ledger_commit_creation_refuses_an_existing_intent(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_commit_creation_refuses_an_existing_intent";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let (key1, key2) = (fx.key(B, "k1")?, fx.key(B, "k2")?);
+    let create = Some((created.clone(), first_event(fx)));
+    step(B, "claim k1", ledger.claim(&tenant, &key1, claim_now(fx, "authorize"), &id, create).await)?;
+    let claimed = step(B, "claim k2", ledger.claim(&tenant, &key2, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, matches!(claimed.begin, IdempotencyBegin::Started { .. }), "claim k2 gave {:?}", claimed.begin);
+    let (authorized, event) = next(created.clone(), IntentStatus::Authorized, fx);
+    let update = IntentUpdate::creating(created.clone(), first_event(fx), authorized, event);
+    for resolution in [KeyResolution::Complete(b"x".to_vec()), KeyResolution::Release] {
+        expect_store_kind(
+            B,
+            "commit creating an existing intent",
+            ledger.commit(&tenant, &key2, Some(update.clone()), resolution).await,
+            ErrorKind::AlreadyExists,
+        )?;
+        ensure!(
+            B,
+            step(B, "get", intents.get(&tenant, &id).await)? == created,
+            "a refused creation changed the intent"
+        );
+        let history = step(B, "events", intents.events(&tenant, &id).await)?;
+        ensure!(B, history == vec![first_event(fx)], "a refused creation changed the history: {history:?}");
+    }
+    let held = step(B, "claim k2 again", ledger.claim(&tenant, &key2, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, held.begin == IdempotencyBegin::InProgress, "a refused creation resolved the key: {:?}", held.begin);
+    step(B, "release k2", ledger.commit(&tenant, &key2, None, KeyResolution::Release).await)?;
+    let rerun =
+        step(B, "claim k2 after release", ledger.claim(&tenant, &key2, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, matches!(rerun.begin, IdempotencyBegin::Started { .. }), "after release: {:?}", rerun.begin);
+    Ok(())
+}
+
+/// A creation for another intent than its update, or not at version 1, is refused before anything changes.
+pub async fn ledger_commit_creation_checks_its_shape(
+    ledger: &dyn PaymentLedger,
+    intents: &dyn PaymentIntentStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "ledger_commit_creation_checks_its_shape";
+    let created = intent(fx, B, "i1")?;
+    let other = intent(fx, B, "i2")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k1")?;
+    step(B, "claim", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await)?;
+    let (authorized, event) = next(created.clone(), IntentStatus::Authorized, fx);
+    let mut version_2 = created.clone();
+    version_2.version = 2;
+    let mut second_event = first_event(fx);
+    second_event.sequence = 2;
+    let mut other_reference = created.clone();
+    other_reference.reference = format!("{}-elsewhere", created.reference);
+    let cases = [
+        (
+            "a creation whose merchant reference the update changes",
+            IntentUpdate::creating(other_reference, first_event(fx), authorized.clone(), event.clone()),
+        ),
+        (
+            "a creation of another intent",
+            IntentUpdate::creating(other.clone(), first_event(fx), authorized.clone(), event.clone()),
+        ),
+        (
+            "a creation at version 2",
+            IntentUpdate::creating(version_2, first_event(fx), authorized.clone(), event.clone()),
+        ),
+        (
+            "a creation with event 2",
+            IntentUpdate::creating(created.clone(), second_event, authorized.clone(), event.clone()),
+        ),
+    ];
+    for (what, update) in cases {
+        expect_store_kind(
+            B,
+            &format!("commit of {what}"),
+            ledger.commit(&tenant, &key, Some(update), KeyResolution::Complete(b"x".to_vec())).await,
+            ErrorKind::InvalidRequest,
+        )?;
+        expect_store_kind(B, &format!("get after {what}"), intents.get(&tenant, &id).await, ErrorKind::NotFound)?;
+        expect_store_kind(
+            B,
+            &format!("get of the other intent after {what}"),
+            intents.get(&tenant, &other.id).await,
+            ErrorKind::NotFound,
+        )?;
+    }
+    let held = step(B, "claim again", ledger.claim(&tenant, &key, claim_now(fx, "authorize"), &id, None).await)?;
+    ensure!(B, held.begin == IdempotencyBegin::InProgress, "a refused creation resolved the key: {:?}", held.begin);
+    Ok(())
+}
+
 /// Concurrent claims of one key: exactly one starts (and one intent is created).
 pub async fn ledger_concurrent_claims_start_once(ledger: &dyn PaymentLedger, fx: &StoreFixture) -> Outcome {
     const B: &str = "ledger_concurrent_claims_start_once";
@@ -893,6 +1035,18 @@ pub async fn run_ledger(stores: &StoreSet, fx: &StoreFixture) -> Report {
     r.record(
         "ledger_commit_refuses_a_missing_key_or_another_tenant",
         ledger_commit_refuses_a_missing_key_or_another_tenant(ledger, intents, fx).await,
+    );
+    r.record(
+        "ledger_commit_creates_with_the_outcome",
+        ledger_commit_creates_with_the_outcome(ledger, intents, fx).await,
+    );
+    r.record(
+        "ledger_commit_creation_refuses_an_existing_intent",
+        ledger_commit_creation_refuses_an_existing_intent(ledger, intents, fx).await,
+    );
+    r.record(
+        "ledger_commit_creation_checks_its_shape",
+        ledger_commit_creation_checks_its_shape(ledger, intents, fx).await,
     );
     r.record("ledger_concurrent_claims_start_once", ledger_concurrent_claims_start_once(ledger, fx).await);
     r
