@@ -695,6 +695,21 @@ LEFT JOIN {s}.payment_intents i ON i.tenant = $1 AND i.id = $7 AND EXISTS (SELEC
 LEFT JOIN {s}.intent_events e ON e.tenant = i.tenant AND e.intent_id = i.id
 ORDER BY e.sequence";
 
+/// The `{resolve}` statement of a commit: complete (`response = $tenant+2`) or release the uncompleted key
+/// row (`tenant = $tenant`, `key = $tenant+1`), only when the CTE `after` produced a row.
+fn resolve_key(complete: bool, tenant: u32, after: &str) -> String {
+    let (key, response) = (tenant + 1, tenant + 2);
+    let target = format!(
+        "WHERE tenant = ${tenant} AND key = ${key} AND response IS NULL AND EXISTS (SELECT 1 FROM {after})
+             RETURNING 1"
+    );
+    if complete {
+        format!("UPDATE {{s}}.idempotency_records SET response = ${response}\n             {target}")
+    } else {
+        format!("DELETE FROM {{s}}.idempotency_records\n             {target}")
+    }
+}
+
 /// Commit with an update: $1..$16 the intent's columns ([`INTENT_COLUMNS`] order), $17 the expected
 /// version, $18..$26 the event's columns after tenant and intent id, $27 the key's tenant, $28 the key;
 /// `{resolve}` is the statement that resolves the key (only `WHERE ... AND EXISTS (SELECT 1 FROM u)`).
@@ -806,33 +821,13 @@ impl PgPaymentLedger {
              LEFT JOIN {{s}}.intent_events e ON e.tenant = i.tenant AND e.intent_id = i.id
              ORDER BY e.sequence"
         ));
-        let commit_complete_sql = db.sql(&COMMIT_TEMPLATE.replace(
-            "{resolve}",
-            "UPDATE {s}.idempotency_records SET response = $29
-             WHERE tenant = $27 AND key = $28 AND response IS NULL AND EXISTS (SELECT 1 FROM u)
-             RETURNING 1",
-        ));
-        let commit_release_sql = db.sql(&COMMIT_TEMPLATE.replace(
-            "{resolve}",
-            "DELETE FROM {s}.idempotency_records
-             WHERE tenant = $27 AND key = $28 AND response IS NULL AND EXISTS (SELECT 1 FROM u)
-             RETURNING 1",
-        ));
+        let commit_complete_sql = db.sql(&COMMIT_TEMPLATE.replace("{resolve}", &resolve_key(true, 27, "u")));
+        let commit_release_sql = db.sql(&COMMIT_TEMPLATE.replace("{resolve}", &resolve_key(false, 27, "u")));
         let create_template = COMMIT_CREATE_TEMPLATE
             .replace("{intent_columns}", INTENT_COLUMNS)
             .replace("{event_columns}", EVENT_COLUMNS);
-        let commit_create_complete_sql = db.sql(&create_template.replace(
-            "{resolve}",
-            "UPDATE {s}.idempotency_records SET response = $37
-             WHERE tenant = $35 AND key = $36 AND response IS NULL AND EXISTS (SELECT 1 FROM c)
-             RETURNING 1",
-        ));
-        let commit_create_release_sql = db.sql(&create_template.replace(
-            "{resolve}",
-            "DELETE FROM {s}.idempotency_records
-             WHERE tenant = $35 AND key = $36 AND response IS NULL AND EXISTS (SELECT 1 FROM c)
-             RETURNING 1",
-        ));
+        let commit_create_complete_sql = db.sql(&create_template.replace("{resolve}", &resolve_key(true, 35, "c")));
+        let commit_create_release_sql = db.sql(&create_template.replace("{resolve}", &resolve_key(false, 35, "c")));
         let key_state_sql = db.sql(
             "SELECT response IS NOT NULL AS completed FROM {s}.idempotency_records WHERE tenant = $1 AND key = $2",
         );

@@ -10,7 +10,9 @@ use commerce_ports::stores::{
     IdempotencyBegin, IdempotencyClaim, IntentEvent, IntentStatus, IntentUpdate, KeyResolution, PaymentIntent,
     PaymentLedger, StoreSet,
 };
-use commerce_ports::{ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, Money, TenantId, TenderKind};
+use commerce_ports::{
+    ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId, TenderKind,
+};
 use commerce_postgres::{PostgresOptions, PostgresStores};
 use commerce_testkit::conformance::stores::{StoreFixture, run_ledger};
 use time::{Duration, OffsetDateTime};
@@ -348,6 +350,26 @@ async fn two_instances(url: &str, schema: &str) -> [Instance; 2] {
     [a, b]
 }
 
+/// Commits `a` on the first instance and `b` on the second at the same moment (each completing its key with
+/// the key's own bytes) and returns both answers.
+async fn race_commits(
+    instances: &[Instance],
+    a: (&String, &IntentUpdate),
+    b: (&String, &IntentUpdate),
+) -> (Result<(), StoreError>, Result<(), StoreError>) {
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let spawn = |ledger: Arc<dyn PaymentLedger>, k: String, update: IntentUpdate| {
+        let barrier = Arc::clone(&barrier);
+        tokio::spawn(async move {
+            barrier.wait().await;
+            ledger.commit(&tenant(), &key(&k), Some(update), KeyResolution::Complete(k.clone().into_bytes())).await
+        })
+    };
+    let ha = spawn(Arc::clone(&instances[0].ledger), a.0.clone(), a.1.clone());
+    let hb = spawn(Arc::clone(&instances[1].ledger), b.0.clone(), b.1.clone());
+    (ha.await.expect("first commit task"), hb.await.expect("second commit task"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_racing_on_one_key_across_two_pools_start_once() {
     common::on_fresh_schema("claims_racing_on_one_key_across_two_pools_start_once", |url, schema| async move {
@@ -408,19 +430,7 @@ async fn commits_racing_on_one_intent_from_two_keys_one_wins_and_nothing_is_half
                 let b = claim_existing(&*instances[1].ledger, &kb, &intent).await;
                 assert_eq!(a, b);
                 let (ua, ub) = (authorized(&a.intent, "a"), authorized(&b.intent, "b"));
-                let barrier = Arc::new(tokio::sync::Barrier::new(2));
-                let spawn = |ledger: Arc<dyn PaymentLedger>, k: String, update: IntentUpdate| {
-                    let barrier = Arc::clone(&barrier);
-                    tokio::spawn(async move {
-                        barrier.wait().await;
-                        ledger
-                            .commit(&tenant(), &key(&k), Some(update), KeyResolution::Complete(k.clone().into_bytes()))
-                            .await
-                    })
-                };
-                let ha = spawn(Arc::clone(&instances[0].ledger), ka.clone(), ua.clone());
-                let hb = spawn(Arc::clone(&instances[1].ledger), kb.clone(), ub.clone());
-                let (ra, rb) = (ha.await.unwrap(), hb.await.unwrap());
+                let (ra, rb) = race_commits(&instances, (&ka, &ua), (&kb, &ub)).await;
                 let (winner, loser, e) = match (&ra, &rb) {
                     (Ok(()), Err(e)) => (&ka, &kb, e),
                     (Err(e), Ok(())) => (&kb, &ka, e),
@@ -711,19 +721,7 @@ async fn creating_commits_racing_on_one_intent_from_two_keys_create_it_once() {
                     instances[i].ledger.claim(&t, &key(k), claim("authorize", "f"), &id(&intent), None).await.unwrap();
                 }
                 let (ua, ub) = (created_authorized(&intent, "a"), created_authorized(&intent, "b"));
-                let barrier = Arc::new(tokio::sync::Barrier::new(2));
-                let spawn = |ledger: Arc<dyn PaymentLedger>, k: String, update: IntentUpdate| {
-                    let barrier = Arc::clone(&barrier);
-                    tokio::spawn(async move {
-                        barrier.wait().await;
-                        ledger
-                            .commit(&tenant(), &key(&k), Some(update), KeyResolution::Complete(k.clone().into_bytes()))
-                            .await
-                    })
-                };
-                let ha = spawn(Arc::clone(&instances[0].ledger), ka.clone(), ua.clone());
-                let hb = spawn(Arc::clone(&instances[1].ledger), kb.clone(), ub.clone());
-                let (ra, rb) = (ha.await.unwrap(), hb.await.unwrap());
+                let (ra, rb) = race_commits(&instances, (&ka, &ua), (&kb, &ub)).await;
                 let (winner, loser, e) = match (&ra, &rb) {
                     (Ok(()), Err(e)) => (&ka, &kb, e),
                     (Err(e), Ok(())) => (&kb, &ka, e),
