@@ -92,14 +92,14 @@ impl Database {
         }
     }
 
-    /// Runs `work` with a connection: in place on a multi-thread runtime (unless configured otherwise), on
-    /// tokio's blocking pool elsewhere.
+    /// Runs `work` with a connection: on tokio's blocking pool, or in place on a multi-thread runtime when
+    /// configured so ([`Execution::InPlace`]).
     pub(crate) async fn run<T, F>(self: &Arc<Self>, operation: &'static str, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        if self.execution == Execution::Auto && runs_in_place() {
+        if self.execution == Execution::InPlace && multi_thread_runtime() {
             // `block_in_place` moves this worker's other tasks to another thread, then runs `work` here: no
             // hand-off to another thread and back, which costs as much as a short transaction.
             return tokio::task::block_in_place(|| self.with_connection(operation, work));
@@ -124,9 +124,10 @@ impl Database {
     }
 }
 
-/// Whether `tokio::task::block_in_place` may run here: on a multi-thread runtime (its workers and its
-/// `block_on`); never on a current-thread runtime, where it would panic.
-fn runs_in_place() -> bool {
+/// Whether the current runtime is a multi-thread one, where `tokio::task::block_in_place` runs (on its workers
+/// and in its `block_on`; not inside a `LocalSet`, see [`Execution::InPlace`]); on a current-thread runtime it
+/// would panic.
+fn multi_thread_runtime() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }

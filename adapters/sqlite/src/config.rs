@@ -24,36 +24,39 @@ pub const IN_MEMORY_PATH: &str = ":memory:";
 
 /// Where the adapter runs its (blocking) SQLite calls.
 ///
-/// Each store call is one short SQLite transaction (tens to a few hundred microseconds, most of it the
-/// commit's `fsync`). Handing it to another thread and waking the caller again costs about as much as the
-/// call itself on small machines, so by default the call runs on the caller's own thread where tokio allows
-/// that (decision 012).
+/// Each store call is one short transaction (tens to a few hundred microseconds, most of it the commit's
+/// `fsync`). Handing it to another thread and waking the caller again costs about as much as the call itself
+/// on small machines; [`Execution::InPlace`] saves that where the host allows it (decision 012).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Execution {
-    /// On a multi-thread runtime, on the calling thread through `tokio::task::block_in_place` (tokio hands
-    /// the worker's other tasks to another thread for the duration); on a current-thread runtime, on tokio's
-    /// blocking pool, as [`Execution::BlockingPool`].
+    /// On tokio's blocking pool (`spawn_blocking`): one thread hand-off each way per call. Works in every
+    /// tokio context, and a timeout around a store call fires on time.
     #[default]
-    Auto,
-    /// Always on tokio's blocking pool (`spawn_blocking`): one thread hand-off each way per call. For a
-    /// multi-thread runtime whose worker threads must never block, even briefly.
     BlockingPool,
+    /// On a multi-thread runtime, on the calling thread through `tokio::task::block_in_place` (tokio hands the
+    /// worker's other tasks to another thread for the duration); on a current-thread runtime, on the blocking
+    /// pool as [`Execution::BlockingPool`]. Only for hosts that know where their store calls run:
+    /// - tokio panics on `block_in_place` inside a `LocalSet` (also on a multi-thread runtime) and in a
+    ///   current-thread runtime that entered a multi-thread runtime's handle;
+    /// - a call waiting for another writer's lock blocks its thread up to the busy timeout, and a
+    ///   `tokio::time::timeout` (or `select!`) around it cannot end it sooner.
+    InPlace,
 }
 
 impl Execution {
-    /// The configuration spelling: `auto` or `blocking_pool`.
+    /// The configuration spelling: `blocking_pool` or `in_place`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Execution::Auto => "auto",
             Execution::BlockingPool => "blocking_pool",
+            Execution::InPlace => "in_place",
         }
     }
 
     fn parse(text: &str) -> Option<Execution> {
         match text {
-            "auto" => Some(Execution::Auto),
             "blocking_pool" => Some(Execution::BlockingPool),
+            "in_place" => Some(Execution::InPlace),
             _ => None,
         }
     }
@@ -85,7 +88,7 @@ impl SqliteConfig {
             location: Location::File(path.into()),
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             pool_size: DEFAULT_POOL_SIZE,
-            execution: Execution::Auto,
+            execution: Execution::BlockingPool,
         }
     }
 
@@ -96,7 +99,7 @@ impl SqliteConfig {
             location: Location::Memory,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             pool_size: 1,
-            execution: Execution::Auto,
+            execution: Execution::BlockingPool,
         }
     }
 
@@ -114,7 +117,7 @@ impl SqliteConfig {
         self
     }
 
-    /// Where SQLite calls run (default [`Execution::Auto`]).
+    /// Where SQLite calls run (default [`Execution::BlockingPool`]).
     pub fn with_execution(mut self, execution: Execution) -> SqliteConfig {
         self.execution = execution;
         self
@@ -159,7 +162,8 @@ impl SqliteConfig {
 /// Builds [`SqliteStores`] from configuration: adapter `sqlite` of port `store`.
 ///
 /// Parameters: `path` (string, required: the database file, or `:memory:`), `busy_timeout_ms` (integer,
-/// default 5000), `execution` (string, `auto` or `blocking_pool`, default `auto`: see [`Execution`]).
+/// default 5000), `execution` (string, `blocking_pool` or `in_place`, default `blocking_pool`: see
+/// [`Execution`]).
 #[derive(Debug, Default, Clone, Copy)]
 #[non_exhaustive]
 pub struct SqliteStoreFactory;
@@ -185,9 +189,9 @@ impl SqliteStoreFactory {
             BuildError::param("busy_timeout_ms", format!("{timeout_ms} is outside 0..={MAX_BUSY_TIMEOUT_MS}"))
         })?;
         let execution = match params.text("execution")? {
-            None => Execution::Auto,
+            None => Execution::BlockingPool,
             Some(text) => Execution::parse(text).ok_or_else(|| {
-                BuildError::param("execution", format!("`{text}` is not one of `auto`, `blocking_pool`"))
+                BuildError::param("execution", format!("`{text}` is not one of `blocking_pool`, `in_place`"))
             })?,
         };
         Ok(config.with_busy_timeout(Duration::from_millis(timeout_ms)).with_execution(execution))
@@ -220,8 +224,8 @@ impl AdapterFactory for SqliteStoreFactory {
             ParamSpec::with_default(
                 "execution",
                 ParamType::String,
-                ParamValue::Text(Execution::Auto.as_str().to_owned()),
-                "where SQLite calls run: `auto` (in place on a multi-thread runtime) or `blocking_pool`",
+                ParamValue::Text(Execution::BlockingPool.as_str().to_owned()),
+                "where SQLite calls run: `blocking_pool`, or `in_place` on a multi-thread runtime (never in a LocalSet)",
             ),
         ]
     }

@@ -877,6 +877,19 @@ impl PaymentLedger for SqlitePaymentLedger {
         self.db
             .run(OP, move |conn| {
                 let tx = immediate(conn, OP)?;
+                // The key first, as the other ledgers: a missing or completed key is `NotFound` or `InvalidState`
+                // whatever the intent's state; a failing intent write then rolls the resolution back.
+                match &resolution {
+                    KeyResolution::Complete(response) => complete_in(&tx, OP, &tenant, &key, response)?,
+                    KeyResolution::Release => release_held(&tx, OP, &tenant, &key, true)?,
+                    other => {
+                        return Err(StoreError::new(
+                            ErrorKind::Unsupported,
+                            OP,
+                            format!("unknown key resolution {other:?}"),
+                        ));
+                    }
+                }
                 match &update {
                     Some(((values, _, event), Some(first))) => {
                         if !insert_intent_in(&tx, OP, values, first)? {
@@ -890,17 +903,6 @@ impl PaymentLedger for SqlitePaymentLedger {
                     }
                     Some(((values, expected, event), None)) => update_in(&tx, OP, values, *expected, event)?,
                     None => {}
-                }
-                match &resolution {
-                    KeyResolution::Complete(response) => complete_in(&tx, OP, &tenant, &key, response)?,
-                    KeyResolution::Release => release_held(&tx, OP, &tenant, &key, true)?,
-                    other => {
-                        return Err(StoreError::new(
-                            ErrorKind::Unsupported,
-                            OP,
-                            format!("unknown key resolution {other:?}"),
-                        ));
-                    }
                 }
                 tx.commit().context(OP, || format!("committing {}", idempotency_row_key(&tenant, &key)))
             })

@@ -1,5 +1,6 @@
-//! Where SQLite calls run (`Execution`): in place on a multi-thread runtime, on the blocking pool on a
-//! current-thread runtime or when configured so; every store contract holds either way.
+//! Where SQLite calls run (`Execution`): on the blocking pool (the default), or in place on a multi-thread
+//! runtime when configured so (on the blocking pool on a current-thread runtime); every store contract holds
+//! either way, and the default works inside a `LocalSet`.
 
 mod common;
 
@@ -16,7 +17,7 @@ async fn conformance(name: &str, execution: Execution) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_place_on_a_multi_thread_runtime_passes_the_store_suite() {
-    conformance("execution-auto-mt", Execution::Auto).await;
+    conformance("execution-in-place-mt", Execution::InPlace).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +28,8 @@ async fn the_blocking_pool_on_a_multi_thread_runtime_passes_the_store_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_place_from_a_spawned_task_and_from_block_on_in_a_blocking_thread() {
     let db = TempDb::new("execution-contexts");
-    let stores = SqliteStores::open(db.path()).await.expect("open");
+    let config = SqliteConfig::file(db.path()).with_execution(Execution::InPlace);
+    let stores = SqliteStores::open_with(config).await.expect("open");
     // A task on a worker: the call runs in place (`block_in_place`).
     let set = stores.store_set();
     let spawned = tokio::spawn(async move { run_all(&set, &StoreFixture::new()).await });
@@ -40,7 +42,21 @@ async fn in_place_from_a_spawned_task_and_from_block_on_in_a_blocking_thread() {
 }
 
 #[test]
-fn a_current_thread_runtime_uses_the_blocking_pool_and_never_panics() {
+fn in_place_on_a_current_thread_runtime_uses_the_blocking_pool_and_never_panics() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(conformance("execution-auto-ct", Execution::Auto));
+    rt.block_on(conformance("execution-in-place-ct", Execution::InPlace));
+}
+
+#[test]
+fn the_default_works_inside_a_local_set_on_a_multi_thread_runtime() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let local = tokio::task::LocalSet::new();
+    let report = rt.block_on(local.run_until(async {
+        let db = TempDb::new("execution-local-set");
+        let stores = SqliteStores::open(db.path()).await.expect("open");
+        let set = stores.store_set();
+        let spawned = tokio::task::spawn_local(async move { run_all(&set, &StoreFixture::new()).await });
+        spawned.await.expect("local task")
+    }));
+    report.assert_passed();
 }

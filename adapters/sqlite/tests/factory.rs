@@ -21,12 +21,12 @@ fn the_factory_describes_itself() {
     assert_eq!(timeout.requirement, Requirement::Default(ParamValue::Integer(5_000)));
     let execution = params.iter().find(|p| p.name == "execution").expect("execution");
     assert_eq!(execution.kind, ParamType::String);
-    assert_eq!(execution.requirement, Requirement::Default(ParamValue::Text("auto".to_owned())));
+    assert_eq!(execution.requirement, Requirement::Default(ParamValue::Text("blocking_pool".to_owned())));
     assert_eq!(params.len(), 3);
 }
 
 #[test]
-fn execution_is_auto_or_blocking_pool_and_anything_else_is_named() {
+fn execution_is_blocking_pool_or_in_place_and_anything_else_is_named() {
     let with = |value: &str| {
         SqliteStoreFactory::config(
             &Params::new()
@@ -34,12 +34,12 @@ fn execution_is_auto_or_blocking_pool_and_anything_else_is_named() {
                 .with("execution", ParamValue::Text(value.into())),
         )
     };
-    assert_eq!(with("auto").expect("auto").execution(), Execution::Auto);
+    assert_eq!(with("in_place").expect("in_place").execution(), Execution::InPlace);
     assert_eq!(with("blocking_pool").expect("blocking_pool").execution(), Execution::BlockingPool);
     let default = SqliteStoreFactory::config(&Params::new().with("path", ParamValue::Text("x.sqlite".into())));
-    assert_eq!(default.expect("default").execution(), Execution::Auto);
-    let error = with("inline").expect_err("unknown").to_string();
-    assert!(error.contains("execution") && error.contains("`inline`"), "{error}");
+    assert_eq!(default.expect("default").execution(), Execution::BlockingPool);
+    let error = with("auto").expect_err("unknown").to_string();
+    assert!(error.contains("execution") && error.contains("`auto`") && error.contains("in_place"), "{error}");
 }
 
 #[tokio::test]

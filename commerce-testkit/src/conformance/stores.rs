@@ -939,6 +939,22 @@ pub async fn ledger_commit_creation_refuses_an_existing_intent(
     let rerun =
         step(B, "claim k2 after release", ledger.claim(&tenant, &key2, claim_now(fx, "authorize"), &id, None).await)?;
     ensure!(B, matches!(rerun.begin, IdempotencyBegin::Started { .. }), "after release: {:?}", rerun.begin);
+    // The key is checked first, as for every commit: a completed key is `InvalidState` even though the intent
+    // exists too, and a missing key `NotFound`.
+    step(B, "complete k2", ledger.commit(&tenant, &key2, None, KeyResolution::Complete(b"k2".to_vec())).await)?;
+    expect_store_kind(
+        B,
+        "commit creating an existing intent under a completed key",
+        ledger.commit(&tenant, &key2, Some(update.clone()), KeyResolution::Complete(b"y".to_vec())).await,
+        ErrorKind::InvalidState,
+    )?;
+    let missing = fx.key(B, "never-claimed")?;
+    expect_store_kind(
+        B,
+        "commit creating an existing intent under a key never claimed",
+        ledger.commit(&tenant, &missing, Some(update), KeyResolution::Release).await,
+        ErrorKind::NotFound,
+    )?;
     Ok(())
 }
 
