@@ -42,6 +42,13 @@ async fn a_minimal_gateway_passes_what_it_declares_and_skips_the_rest() {
     let skipped: Vec<&str> = report.skipped.iter().map(|(b, _)| *b).collect();
     assert!(skipped.contains(&"capture_in_parts"), "{report}");
     assert!(skipped.contains(&"void_before_capture"), "{report}");
+    assert!(skipped.contains(&"retrieve_unknown_is_not_found"), "{report}");
+    // Without the capability the fake refuses to read a payment back, as an adapter must.
+    let mut caps = GatewayCapabilities::none();
+    caps.tenders = vec![TenderKind::Card];
+    let gw = MemoryGateway::with_capabilities(caps);
+    let answer = gw.retrieve("pi_anything").await.expect_err("no retrieve");
+    assert_eq!(answer.kind(), commerce_ports::ErrorKind::Unsupported);
 }
 
 #[tokio::test]

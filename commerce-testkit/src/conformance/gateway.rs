@@ -464,6 +464,14 @@ pub async fn unsupported_operations_say_so(gw: &dyn PaymentGateway, fx: &Gateway
     const B: &str = "unsupported_operations_say_so";
     let caps = gw.capabilities();
     let auth = authorize(gw, fx, B, 1_000).await?;
+    if !caps.retrieve {
+        expect_kind(
+            B,
+            "retrieve without the capability",
+            gw.retrieve(&auth.provider_reference).await,
+            &[ErrorKind::Unsupported],
+        )?;
+    }
     if !caps.incremental_authorization {
         let request = IncrementRequest::new(&auth.provider_reference, fx.money(2_000), fx.key(B, "increment")?);
         expect_kind(

@@ -430,6 +430,9 @@ impl PaymentGateway for MemoryGateway {
     }
 
     async fn retrieve(&self, provider_reference: &str) -> Result<PaymentSnapshot, PaymentError> {
+        if !self.capabilities.retrieve {
+            return Err(PaymentError::unsupported("retrieve"));
+        }
         let mut state = self.lock();
         Self::payment(&mut state, "retrieve", provider_reference).map(|p| p.snapshot.clone())
     }
