@@ -46,6 +46,9 @@ pub(crate) enum PaymentsCommand {
     Void(VoidArgs),
     /// Print an intent as stored (no provider call).
     Show(ShowArgs),
+    /// Settle an intent whose outcome is unknown from the provider's view (`retrieve`), then print it. An
+    /// intent with nothing pending is printed as it is, without a provider call.
+    Reconcile(ShowArgs),
 }
 
 /// Where the configuration, its secrets and the intent's tenant and channel are.
@@ -374,6 +377,11 @@ async fn execute(command: PaymentsCommand) -> Result<PaymentIntent, Failure> {
         PaymentsCommand::Show(args) => {
             let wired = wire(&args.target).await?;
             read(&wired, &args.target, &args.intent).await
+        }
+        PaymentsCommand::Reconcile(args) => {
+            let wired = wire(&args.target).await?;
+            let (intent, gateway) = load(&wired, &args.target, &args.intent).await?;
+            Ok(wired.payments.reconcile(gateway.gateway.as_ref(), &intent.tenant, &intent.id).await?)
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use commerce_testkit::simulators::stripe::StripeSimulator;
+use commerce_testkit::simulators::stripe::{Fault, StripeSimulator};
 use serde_json::Value;
 
 /// A running simulator and the runtime serving it (worker threads), while the test thread runs the binary.
@@ -442,4 +442,35 @@ adapter = "memory"
     ]));
     assert_eq!(show.error()["kind"], "not_found", "a new process starts with an empty memory store");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_capture_whose_answer_was_lost_is_unknown_and_reconcile_settles_it() {
+    let provider = Provider::start();
+    let setup = Setup::stripe("reconcile", &provider);
+    let id = setup.authorize("order-9:authorize", "25.00 USD", "pm_card_visa").ok()["intent_id"]
+        .as_str()
+        .expect("intent_id")
+        .to_owned();
+    // Nothing pending: reconcile prints the intent as stored, without asking the provider.
+    let calls = provider.processed_calls();
+    let settled = setup.run("reconcile", &["--intent", &id]).ok();
+    assert_eq!(settled["status"], "authorized");
+    assert_eq!(provider.processed_calls(), calls, "nothing pending, no provider call");
+
+    // The provider captures, but the connection drops before the answer arrives.
+    provider.simulator().inject_on("/capture", Fault::DropAfterProcessing);
+    let lost = setup.run("capture", &["--intent", &id, "--idempotency-key", "order-9:capture"]);
+    assert_eq!(lost.code, Some(1), "{lost:?}");
+    assert_eq!(lost.error()["kind"], "outcome_unknown", "{lost:?}");
+    assert_eq!(setup.run("show", &["--intent", &id]).ok()["status"], "outcome_unknown");
+
+    let reconciled = setup.run("reconcile", &["--intent", &id]).ok();
+    assert_eq!(reconciled["status"], "captured", "{reconciled}");
+    assert_eq!(reconciled["captured"], "25.00 USD");
+    assert_eq!(setup.run("show", &["--intent", &id]).ok(), reconciled, "the settlement is stored");
+    // The caller's retry with the same key now returns the settled intent and captures nothing more.
+    let retried = setup.run("capture", &["--intent", &id, "--idempotency-key", "order-9:capture"]).ok();
+    assert_eq!(retried["captured"], "25.00 USD");
+    assert_eq!(retried["status"], "captured");
 }
