@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use commerce::{ChainSecrets, Config, EnvSecrets, FileSecrets, Integrations, WiringError};
-use commerce_payments::{NewPayment, Payments, PaymentsError, TenderRouting, intent_id_for};
+use commerce_payments::{NewPayment, Operation, Payments, PaymentsError, TenderRouting, intent_id_for};
 use commerce_ports::stores::{PaymentIntent, StoreSet};
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, SystemClock, TenantId, TenderKind};
 use time::format_description::well_known::Rfc3339;
@@ -476,15 +476,14 @@ async fn refund_everything(wired: &Wired, intent: &PaymentIntent, key: &Idempote
 /// and the history event that produced that intent version.
 async fn completed_refund(wired: &Wired, intent: &PaymentIntent, key: &IdempotencyKey) -> Option<Money> {
     let record = wired.stores.idempotency.get(&intent.tenant, key).await.ok()??;
-    if record.operation != commerce_payments::Operation::Refund.as_str() {
+    if record.operation != Operation::Refund.as_str() {
         return None;
     }
-    let outcome: serde_json::Value = serde_json::from_slice(record.response.as_deref()?).ok()?;
-    let ok = outcome.get("ok")?;
-    if ok.get("id")?.as_str()? != intent.id.as_str() {
+    let refunded = commerce_payments::decode_outcome(Operation::Refund, record.response.as_deref()?).ok()?;
+    if refunded.id != intent.id {
         return None;
     }
-    let version = ok.get("version")?.as_u64()?;
+    let version = refunded.version;
     let history = wired.payments.history(&intent.tenant, &intent.id).await.ok()?;
     history.iter().find(|e| e.sequence == version && e.operation == "refund").and_then(|e| e.amount)
 }

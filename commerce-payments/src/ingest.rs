@@ -22,7 +22,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent, PaymentIntentStore, WebhookEventStore};
+use commerce_ports::stores::{
+    IntentEvent, IntentStatus, PaymentIntent, PaymentIntentStore, WebhookEventStore, read_snapshot,
+};
 use commerce_ports::webhook::{WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
 use commerce_ports::{Clock, ErrorKind, TenantId};
 use http::{Response, StatusCode, header};
@@ -349,7 +351,14 @@ impl WebhookIngestor {
     /// more (the application recognises its own event id).
     async fn apply(&self, intent: PaymentIntent, event: &WebhookEvent) -> Result<Applied, PaymentsError> {
         let id = intent.id.clone();
-        let (mut intent, mut history) = self.load(&intent).await?;
+        // The intent was just read to find it: only its history is missing, unless a write landed in between.
+        let history =
+            self.intents.events(&intent.tenant, &id).await.map_err(|e| PaymentsError::from_store(OP, Some(&id), e))?;
+        let (mut intent, mut history) = if history.last().map(|e| e.sequence) == Some(intent.version) {
+            (intent, history)
+        } else {
+            self.load(&intent).await?
+        };
         for _ in 0..3 {
             let (transition, applied): (Transition, Applied) =
                 match state::apply_webhook(&intent, &history, event, self.clock.now()) {
@@ -375,20 +384,10 @@ impl WebhookIngestor {
     }
 
     async fn load(&self, intent: &PaymentIntent) -> Result<(PaymentIntent, Vec<IntentEvent>), PaymentsError> {
-        let store = |e| PaymentsError::from_store(OP, Some(&intent.id), e);
-        for _ in 0..3 {
-            let current = self.intents.get(&intent.tenant, &intent.id).await.map_err(store)?;
-            let history = self.intents.events(&intent.tenant, &intent.id).await.map_err(store)?;
-            if history.last().map(|e| e.sequence) == Some(current.version) {
-                return Ok((current, history));
-            }
-        }
-        Err(PaymentsError::new(
-            ErrorKind::Conflict,
-            OP,
-            format!("intent `{}` kept changing while it was read", intent.id),
-        )
-        .with_intent(intent.id.clone()))
+        let snapshot = read_snapshot(self.intents.as_ref(), OP.as_str(), &intent.tenant, &intent.id)
+            .await
+            .map_err(|e| PaymentsError::from_store(OP, Some(&intent.id), e))?;
+        Ok((snapshot.intent, snapshot.history))
     }
 }
 

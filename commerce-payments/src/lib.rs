@@ -10,6 +10,6 @@ mod tenders;
 pub use error::PaymentsError;
 pub use ingest::{DEFAULT_MAX_WEBHOOK_BODY, IngestError, IngestReport, WebhookIngestor};
 pub use offline::{OfflineAcceptance, OfflineError, StoreAndForward};
-pub use service::{MIN_DERIVED_KEY_LEN, NewPayment, Payments, intent_id_for, provider_key};
+pub use service::{MIN_DERIVED_KEY_LEN, NewPayment, Payments, decode_outcome, intent_id_for, provider_key};
 pub use state::Operation;
 pub use tenders::{TenderBinding, TenderRouting};

@@ -11,7 +11,7 @@ use commerce_ports::payment::{
 };
 use commerce_ports::stores::{
     IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, IntentSnapshot, IntentUpdate, KeyResolution,
-    PaymentIntent, PaymentIntentStore, PaymentLedger, SplitLedger, StoreSet,
+    PaymentIntent, PaymentIntentStore, PaymentLedger, SplitLedger, StoreSet, read_snapshot,
 };
 use commerce_ports::{
     ChannelId, Clock, ErrorKind, IdempotencyKey, IntentId, Money, PaymentError, RetryClass, TenantId,
@@ -131,7 +131,7 @@ impl fmt::Debug for Payments {
 
 /// What claiming the idempotency key gave.
 enum Claim {
-    /// The caller holds the key; the intent, if it exists (created by the claim when asked).
+    /// The caller holds the key; the intent, if it is stored.
     Proceed(Option<IntentSnapshot>),
     Replay(Result<PaymentIntent, PaymentsError>),
 }
@@ -163,6 +163,9 @@ struct HeldKey<'a> {
     tenant: &'a TenantId,
     key: &'a IdempotencyKey,
     resolve: Resolve<'a>,
+    /// The intent's first event while the intent is not stored yet: the commit that resolves the key creates it
+    /// ([`IntentUpdate::creating`]; an authorization, decision 012).
+    created: Option<&'a IntentEvent>,
 }
 
 impl Outcome {
@@ -202,11 +205,28 @@ impl Settlement {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A key's stored outcome, as read back.
+#[derive(Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum StoredOutcome {
     Ok(PaymentIntent),
     Err(StoredError),
+}
+
+/// [`StoredOutcome`] as written, borrowing the intent (the same JSON).
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredOutcomeRef<'a> {
+    Ok(&'a PaymentIntent),
+    Err(StoredError),
+}
+
+/// The bytes stored as a key's outcome.
+fn encode_outcome(result: Result<&PaymentIntent, &PaymentsError>) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&match result {
+        Ok(intent) => StoredOutcomeRef::Ok(intent),
+        Err(error) => StoredOutcomeRef::Err(error.to_stored()),
+    })
 }
 
 #[derive(Serialize)]
@@ -478,7 +498,7 @@ impl Payments {
             Ok((call, create)) => (call, create),
             Err(invalid) => {
                 // Refused before anything was created or sent; the refusal is the key's stored outcome.
-                return match self.claim(&tenant, key, OP, &fingerprint, &id, None).await? {
+                return match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
                     Claim::Replay(result) => result,
                     Claim::Proceed(_) => self.finish(&tenant, key, Outcome::Done(Err(invalid))).await,
                 };
@@ -486,15 +506,15 @@ impl Payments {
         };
         // The intent is written once, with the provider's answer (decision 012): an intent that exists already
         // (an earlier use of the key whose record is gone) is worked on as stored.
-        let (snapshot, stored) = match self.claim(&tenant, key, OP, &fingerprint, &id, None).await? {
+        let (snapshot, created) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed(Some(snapshot)) => (snapshot, true),
+            Claim::Proceed(Some(snapshot)) => (snapshot, None),
             Claim::Proceed(None) => {
                 let (intent, event) = create;
-                (IntentSnapshot::new(intent, vec![event]), false)
+                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event))
             }
         };
-        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, stored, call).await;
+        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call).await;
         self.finish(&tenant, key, outcome).await
     }
 
@@ -640,7 +660,7 @@ impl Payments {
             )
             .with_capture_method(params.capture_method);
             let answer = gateway.authorize(request).await;
-            return match self.settle_authorization(current, history, true, &pending.call, answer, None).await.0 {
+            return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
                 Settlement::Unsettled(error) => Err(error),
             };
@@ -658,7 +678,7 @@ impl Payments {
         payment: &NewPayment,
         key: &IdempotencyKey,
         snapshot: IntentSnapshot,
-        stored: bool,
+        created: Option<IntentEvent>,
         call: ProviderCall,
     ) -> Outcome {
         let IntentSnapshot { intent, history, .. } = snapshot;
@@ -683,17 +703,18 @@ impl Payments {
         let answer = gateway.authorize(request).await;
         let tenant = payment.tenant.clone();
         let (settlement, resolved) =
-            self.settle_authorization(intent, history, stored, &call, answer, Some((&tenant, key))).await;
+            self.settle_authorization(intent, history, created.as_ref(), &call, answer, Some((&tenant, key))).await;
         settlement.into_outcome(resolved)
     }
 
     /// Records an authorization's answer; with `key`, resolves the key in the same store call and says so.
-    /// `stored` is false when the intent (version 1) is not in the store yet: it is then created with the answer.
+    /// `created` is the first event of an intent not stored yet (with `key` only): the intent is then created
+    /// with the answer.
     async fn settle_authorization(
         &self,
         intent: PaymentIntent,
         history: Vec<IntentEvent>,
-        stored: bool,
+        created: Option<&IntentEvent>,
         call: &ProviderCall,
         answer: Result<PaymentSnapshot, PaymentError>,
         key: Option<(&TenantId, &IdempotencyKey)>,
@@ -701,11 +722,11 @@ impl Payments {
         const OP: Operation = Operation::Authorize;
         let id = intent.id.clone();
         let amount = intent.amount;
-        let held = |resolve| key.map(|(tenant, key)| HeldKey { tenant, key, resolve });
+        let held = |resolve| key.map(|(tenant, key)| HeldKey { tenant, key, resolve, created });
         match answer {
             Ok(snapshot) => {
                 match self
-                    .persist_from(OP, intent, history, stored, held(Resolve::Ok), |i, h, now| {
+                    .persist(OP, intent, history, held(Resolve::Ok), |i, h, now| {
                         state::apply_authorization(i, h, call, &snapshot, now)
                     })
                     .await
@@ -721,7 +742,7 @@ impl Payments {
                         let message = error.message().to_owned();
                         // Whether or not this is recorded, the outcome is unknown to the caller.
                         let recorded = self
-                            .persist_from(OP, intent, history, stored, held(Resolve::Release), |i, h, now| {
+                            .persist(OP, intent, history, held(Resolve::Release), |i, h, now| {
                                 state::apply_unknown(i, h, call, Some(amount), false, &message, now)
                             })
                             .await
@@ -731,7 +752,7 @@ impl Payments {
                     Certainty::NothingHappened => (Settlement::Unsettled(error), false),
                     Certainty::Certain => {
                         match self
-                            .persist_from(OP, intent, history, stored, held(Resolve::Err(&error)), |i, h, now| {
+                            .persist(OP, intent, history, held(Resolve::Err(&error)), |i, h, now| {
                                 state::apply_authorization_refused(i, h, call, &error, now)
                             })
                             .await
@@ -755,7 +776,7 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         let op = command.operation();
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
-        let snapshot = match self.claim(tenant, key, op, &fingerprint, intent, None).await? {
+        let snapshot = match self.claim(tenant, key, op, &fingerprint, intent).await? {
             Claim::Replay(result) => return result,
             Claim::Proceed(snapshot) => snapshot,
         };
@@ -776,7 +797,7 @@ impl Payments {
     ) -> Outcome {
         let op = command.operation();
         let caps = gateway.capabilities();
-        let held = |resolve| Some(HeldKey { tenant, key, resolve });
+        let held = |resolve| Some(HeldKey { tenant, key, resolve, created: None });
         let call = match provider_key(tenant, key, caps.max_idempotency_key_len) {
             Ok(pk) => ProviderCall::new(op, pk.as_str(), fingerprint),
             Err(e) => return Outcome::Done(Err(PaymentsError::new(e.kind(), op, e.message()).with_intent(id.clone()))),
@@ -890,7 +911,6 @@ impl Payments {
         op: Operation,
         fingerprint: &str,
         intent: &IntentId,
-        create: Option<(PaymentIntent, IntentEvent)>,
     ) -> Result<Claim, PaymentsError> {
         let now = self.inner.clock.now();
         let lease_until = time::Duration::try_from(self.inner.lease)
@@ -901,7 +921,7 @@ impl Payments {
         let claimed = self
             .inner
             .ledger
-            .claim(tenant, key, claim, intent, create)
+            .claim(tenant, key, claim, intent, None)
             .await
             .map_err(|e| PaymentsError::from_store(op, None, e))?;
         match claimed.begin {
@@ -931,11 +951,7 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         match outcome {
             Outcome::Done(result) => {
-                let stored = match &result {
-                    Ok(intent) => serde_json::to_vec(&StoredOutcome::Ok(intent.clone())),
-                    Err(error) => serde_json::to_vec(&StoredOutcome::Err(error.to_stored())),
-                };
-                let completed = match stored {
+                let completed = match encode_outcome(result.as_ref()) {
                     Ok(bytes) => self.inner.idempotency.complete(tenant, key, bytes).await.is_ok(),
                     Err(_) => false,
                 };
@@ -961,23 +977,19 @@ impl Payments {
         tenant: &TenantId,
         id: &IntentId,
     ) -> Result<(PaymentIntent, Vec<IntentEvent>), PaymentsError> {
-        let store = &self.inner.intents;
-        for _ in 0..3 {
-            let intent = store.get(tenant, id).await.map_err(|e| PaymentsError::from_store(op, Some(id), e))?;
-            let history = store.events(tenant, id).await.map_err(|e| PaymentsError::from_store(op, Some(id), e))?;
-            if history.last().map(|e| e.sequence) == Some(intent.version) {
-                return Ok((intent, history));
-            }
-        }
-        Err(PaymentsError::new(ErrorKind::Conflict, op, format!("intent `{id}` kept changing while it was read"))
-            .with_intent(id.clone()))
+        let snapshot = read_snapshot(self.inner.intents.as_ref(), op.as_str(), tenant, id)
+            .await
+            .map_err(|e| PaymentsError::from_store(op, Some(id), e))?;
+        Ok((snapshot.intent, snapshot.history))
     }
 
     /// Applies a transition and stores it; on a version conflict reloads and re-applies once (the state
     /// functions recognise an answer that is already reflected).
     ///
     /// With `held`, the idempotency key is resolved in the same store call as the update (or alone when the
-    /// transition changes nothing); the key is then resolved exactly when this returns `Ok`.
+    /// transition changes nothing); the key is then resolved exactly when this returns `Ok`. When the held key
+    /// carries `created`, `intent` (version 1) is not stored yet: the commit creates it together with the
+    /// transition, and an intent that exists already is reloaded and the transition re-applied to it.
     async fn persist<F>(
         &self,
         op: Operation,
@@ -991,65 +1003,25 @@ impl Payments {
             + Send
             + Sync,
     {
-        self.persist_from(op, intent, history, true, held, apply).await
-    }
-
-    /// [`persist`](Payments::persist) of an intent that may not be stored yet (`stored` false: `intent` is
-    /// version 1 and `history` its first event). With a held key the creation and the transition are one
-    /// ledger commit ([`IntentUpdate::creating`]); without, the intent is created first. An intent that exists
-    /// already is reloaded and the transition re-applied to it, as on a version conflict.
-    async fn persist_from<F>(
-        &self,
-        op: Operation,
-        intent: PaymentIntent,
-        history: Vec<IntentEvent>,
-        stored: bool,
-        held: Option<HeldKey<'_>>,
-        apply: F,
-    ) -> Result<PaymentIntent, PaymentsError>
-    where
-        F: Fn(&PaymentIntent, &[IntentEvent], OffsetDateTime) -> Result<Option<Transition>, PaymentsError>
-            + Send
-            + Sync,
-    {
         let (tenant, id) = (intent.tenant.clone(), intent.id.clone());
-        let (mut intent, mut history, mut stored) = (intent, history, stored);
+        let (mut intent, mut history) = (intent, history);
+        let mut creating = held.and_then(|h| h.created);
         let mut reloaded = false;
         loop {
-            let first = match (stored, history.first()) {
-                (true, _) => None,
-                (false, Some(first)) => Some(first.clone()),
-                (false, None) => {
-                    return Err(PaymentsError::new(
-                        ErrorKind::Unexpected,
-                        op,
-                        format!("intent `{id}` is not stored and has no first event"),
-                    )
-                    .with_intent(id.clone()));
+            let transition = apply(&intent, &history, self.inner.clock.now())?;
+            let written = match (held, transition) {
+                (None, None) => return Ok(intent),
+                (None, Some(Transition { intent: next, event })) => {
+                    self.inner.intents.update(next.clone(), intent.version, event).await.map(|()| next)
                 }
-            };
-            let written = match (held, first) {
-                (None, Some(first)) => {
-                    // No key to resolve: create the intent on its own, then apply the transition to it.
-                    self.inner.intents.create(intent.clone(), first).await.map(|()| {
-                        stored = true;
-                        None
-                    })
-                }
-                (None, None) => match apply(&intent, &history, self.inner.clock.now())? {
-                    None => return Ok(intent),
-                    Some(Transition { intent: next, event }) => {
-                        self.inner.intents.update(next.clone(), intent.version, event).await.map(|()| Some(next))
-                    }
-                },
-                (Some(held), first) => {
-                    let (next, update) = match (apply(&intent, &history, self.inner.clock.now())?, first) {
+                (Some(held), transition) => {
+                    let (next, update) = match (transition, creating) {
                         (Some(Transition { intent: next, event }), None) => {
                             let update = IntentUpdate::new(next.clone(), intent.version, event);
                             (next, Some(update))
                         }
                         (Some(Transition { intent: next, event }), Some(first)) => {
-                            let update = IntentUpdate::creating(intent.clone(), first, next.clone(), event);
+                            let update = IntentUpdate::creating(intent.clone(), first.clone(), next.clone(), event);
                             (next, Some(update))
                         }
                         (None, None) => (intent.clone(), None),
@@ -1063,19 +1035,19 @@ impl Payments {
                         }
                     };
                     let resolution = resolution(op, &next, held.resolve)?;
-                    self.inner.ledger.commit(held.tenant, held.key, update, resolution).await.map(|()| Some(next))
+                    self.inner.ledger.commit(held.tenant, held.key, update, resolution).await.map(|()| next)
                 }
             };
             match written {
-                Ok(Some(next)) => return Ok(next),
-                Ok(None) => {}
+                Ok(next) => return Ok(next),
                 Err(e)
-                    if (e.kind() == ErrorKind::Conflict || (!stored && e.kind() == ErrorKind::AlreadyExists))
+                    if (e.kind() == ErrorKind::Conflict
+                        || (creating.is_some() && e.kind() == ErrorKind::AlreadyExists))
                         && !reloaded =>
                 {
                     reloaded = true;
+                    creating = None;
                     (intent, history) = self.load(op, &tenant, &id).await?;
-                    stored = true;
                 }
                 Err(e) => return Err(PaymentsError::from_store(op, Some(&id), e)),
             }
@@ -1087,8 +1059,8 @@ impl Payments {
 fn resolution(op: Operation, intent: &PaymentIntent, resolve: Resolve<'_>) -> Result<KeyResolution, PaymentsError> {
     let stored = match resolve {
         Resolve::Release => return Ok(KeyResolution::Release),
-        Resolve::Ok => serde_json::to_vec(&StoredOutcome::Ok(intent.clone())),
-        Resolve::Err(error) => serde_json::to_vec(&StoredOutcome::Err(error.to_stored())),
+        Resolve::Ok => encode_outcome(Ok(intent)),
+        Resolve::Err(error) => encode_outcome(Err(error)),
     };
     stored.map(KeyResolution::Complete).map_err(|e| {
         PaymentsError::new(ErrorKind::Unexpected, op, format!("cannot encode the outcome: {e}"))
@@ -1096,7 +1068,12 @@ fn resolution(op: Operation, intent: &PaymentIntent, resolve: Resolve<'_>) -> Re
     })
 }
 
-fn decode_outcome(op: Operation, bytes: &[u8]) -> Result<PaymentIntent, PaymentsError> {
+/// Reads an idempotency record's stored outcome (its `response`) as written by [`Payments`]: the intent the
+/// operation `op` returned, or the error it failed with.
+///
+/// # Errors
+/// The stored error; `Unexpected` when the bytes are not a stored outcome.
+pub fn decode_outcome(op: Operation, bytes: &[u8]) -> Result<PaymentIntent, PaymentsError> {
     match serde_json::from_slice::<StoredOutcome>(bytes) {
         Ok(StoredOutcome::Ok(intent)) => Ok(intent),
         Ok(StoredOutcome::Err(stored)) => Err(PaymentsError::from(stored)),
@@ -1105,5 +1082,36 @@ fn decode_outcome(op: Operation, bytes: &[u8]) -> Result<PaymentIntent, Payments
             op,
             format!("the stored outcome of this key is unreadable: {e}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use commerce_ports::payment::TenderKind;
+    use commerce_ports::{ChannelId, Currency, IntentId, Money, TenantId};
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn stored_outcomes_keep_their_form_and_read_back() {
+        let intent = PaymentIntent::new(
+            IntentId::new("pi_1").expect("id"),
+            TenantId::new("acme").expect("tenant"),
+            ChannelId::new("web").expect("channel"),
+            TenderKind::Card,
+            Money::from_minor(500, Currency::EUR),
+            "memory",
+            "order-1",
+            datetime!(2025-01-01 12:00 UTC),
+        );
+        let ok = encode_outcome(Ok(&intent)).expect("encode");
+        assert!(ok.starts_with(br#"{"ok":{"#), "{}", String::from_utf8_lossy(&ok));
+        assert_eq!(decode_outcome(Operation::Authorize, &ok).expect("decode"), intent);
+        let error = PaymentsError::new(ErrorKind::Declined, Operation::Authorize, "card declined");
+        let err = encode_outcome(Err(&error)).expect("encode");
+        assert!(err.starts_with(br#"{"err":{"#), "{}", String::from_utf8_lossy(&err));
+        let read = decode_outcome(Operation::Authorize, &err).expect_err("stored error");
+        assert_eq!((read.kind(), read.message()), (ErrorKind::Declined, "card declined"));
     }
 }

@@ -28,6 +28,12 @@ impl RetryPolicy {
         RetryPolicy { max_attempts: max_attempts.max(1), backoff_base, backoff_cap }
     }
 
+    /// The default backoff with `retries` retries after the first attempt (`max_attempts = retries + 1`,
+    /// saturating). What the adapter factories' `max_retries` parameter means.
+    pub fn with_max_retries(retries: u32) -> RetryPolicy {
+        RetryPolicy { max_attempts: retries.saturating_add(1), ..RetryPolicy::default() }
+    }
+
     /// No retries at all.
     pub fn none() -> RetryPolicy {
         RetryPolicy::new(1, Duration::ZERO, Duration::ZERO)
@@ -54,5 +60,20 @@ mod tests {
         assert_eq!(p.backoff(2, Some(Duration::from_secs(9))), Duration::from_secs(1));
         assert_eq!(RetryPolicy::new(0, Duration::ZERO, Duration::ZERO).max_attempts, 1);
         assert_eq!(RetryPolicy::none().max_attempts, 1);
+        assert_eq!(p.backoff(2, None), Duration::from_millis(200));
+        assert_eq!(p.backoff(5, None), Duration::from_secs(1));
+        assert_eq!(p.backoff(40, None), Duration::from_secs(1));
+        assert_eq!(p.backoff(1, Some(Duration::from_millis(700))), Duration::from_millis(700));
+        assert_eq!(p.backoff(1, Some(Duration::from_secs(60))), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn with_max_retries_keeps_the_default_backoff() {
+        let default = RetryPolicy::default();
+        for (retries, attempts) in [(0, 1), (2, 3), (10, 11), (u32::MAX, u32::MAX)] {
+            let p = RetryPolicy::with_max_retries(retries);
+            assert_eq!(p, RetryPolicy::new(attempts, default.backoff_base, default.backoff_cap), "{retries}");
+        }
+        assert_eq!(RetryPolicy::with_max_retries(2), default);
     }
 }

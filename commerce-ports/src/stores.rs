@@ -439,6 +439,32 @@ impl IntentSnapshot {
     }
 }
 
+/// Reads an intent and its history consistently (the last event's sequence is the intent's version), over
+/// separate `get` and `events` calls: retried when a write lands in between, at most three times.
+///
+/// # Errors
+/// The store's (`NotFound` when there is no such intent); `Conflict` ("kept changing while it was read") when
+/// every attempt raced a write.
+pub async fn read_snapshot(
+    store: &dyn PaymentIntentStore,
+    operation: &'static str,
+    tenant: &TenantId,
+    id: &IntentId,
+) -> Result<IntentSnapshot, StoreError> {
+    for _ in 0..3 {
+        let intent = store.get(tenant, id).await?;
+        let history = store.events(tenant, id).await?;
+        if history.last().map(|e| e.sequence) == Some(intent.version) {
+            return Ok(IntentSnapshot::new(intent, history));
+        }
+    }
+    Err(StoreError::new(
+        crate::ErrorKind::Conflict,
+        operation,
+        format!("intent `{id}` kept changing while it was read"),
+    ))
+}
+
 /// What [`PaymentLedger::claim`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -655,22 +681,11 @@ impl SplitLedger {
     }
 
     async fn read(&self, tenant: &TenantId, id: &IntentId) -> Result<Option<IntentSnapshot>, StoreError> {
-        for _ in 0..3 {
-            let intent = match self.intents.get(tenant, id).await {
-                Ok(intent) => intent,
-                Err(e) if e.kind() == crate::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(e),
-            };
-            let history = self.intents.events(tenant, id).await?;
-            if history.last().map(|e| e.sequence) == Some(intent.version) {
-                return Ok(Some(IntentSnapshot::new(intent, history)));
-            }
+        match read_snapshot(self.intents.as_ref(), "claim", tenant, id).await {
+            Ok(snapshot) => Ok(Some(snapshot)),
+            Err(e) if e.kind() == crate::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        Err(StoreError::new(
-            crate::ErrorKind::Conflict,
-            "claim",
-            format!("intent `{id}` kept changing while it was read"),
-        ))
     }
 }
 

@@ -10,7 +10,7 @@ use commerce_ports::payment::{
     PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, TokenizeRequest, VoidRequest,
 };
 use commerce_ports::{ErrorKind, Money, PaymentError};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::client::AdyenClient;
 use crate::config::AdyenConfig;
@@ -42,7 +42,8 @@ struct Modification<'a> {
     operation: &'static str,
     reference: &'a str,
     endpoint: &'static str,
-    amount: Option<Money>,
+    /// The wire `amount` object, already validated (none for cancels).
+    amount: Option<Value>,
     fallback: Money,
     key: &'a commerce_ports::IdempotencyKey,
     extra: Option<(&'static str, String)>,
@@ -99,7 +100,7 @@ impl AdyenGateway {
         let wire = wire_key(key);
         let mut body = json!({ "merchantAccount": self.merchant_account, "reference": wire });
         if let Some(amount) = amount {
-            body["amount"] = wire_amount(operation, amount)?;
+            body["amount"] = amount;
         }
         if let Some((field, value)) = extra {
             body[field] = json!(value);
@@ -166,12 +167,12 @@ impl PaymentGateway for AdyenGateway {
 
     async fn capture(&self, request: CaptureRequest) -> Result<ModificationResult, PaymentError> {
         const OP: &str = "capture";
-        wire_amount(OP, request.amount)?;
+        let amount = wire_amount(OP, request.amount)?;
         self.modify(Modification {
             operation: OP,
             reference: &request.provider_reference,
             endpoint: "captures",
-            amount: Some(request.amount),
+            amount: Some(amount),
             fallback: request.amount,
             key: &request.idempotency_key,
             extra: None,
@@ -181,7 +182,7 @@ impl PaymentGateway for AdyenGateway {
 
     async fn refund(&self, request: RefundRequest) -> Result<ModificationResult, PaymentError> {
         const OP: &str = "refund";
-        wire_amount(OP, request.amount)?;
+        let amount = wire_amount(OP, request.amount)?;
         let reason = request.reason.clone().filter(|r| {
             // Adyen's merchantRefundReason takes a fixed list; other text is not sent.
             matches!(r.as_str(), "FRAUD" | "CUSTOMER REQUEST" | "RETURN" | "DUPLICATE" | "OTHER")
@@ -190,7 +191,7 @@ impl PaymentGateway for AdyenGateway {
             operation: OP,
             reference: &request.provider_reference,
             endpoint: "refunds",
-            amount: Some(request.amount),
+            amount: Some(amount),
             fallback: request.amount,
             key: &request.idempotency_key,
             extra: reason.map(|r| ("merchantRefundReason", r)),

@@ -135,16 +135,13 @@ impl AdyenClient {
         }
         let response = request.send().await.map_err(classify)?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // Read from the headers before the body consumes the response.
+        let retry_after = retry_after(status, response.headers());
         let bytes = response.bytes().await.map_err(AttemptFailure::AfterSend)?;
         if status.is_success() {
             return Ok(bytes);
         }
-        Err(AttemptFailure::Api {
-            status: status.as_u16(),
-            error: ApiError::parse(&bytes),
-            retry_after: retry_after(status, &headers),
-        })
+        Err(AttemptFailure::Api { status: status.as_u16(), error: ApiError::parse(&bytes), retry_after })
     }
 }
 

@@ -67,16 +67,12 @@ impl AttemptFailure {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// The provider's hint on when to retry.
+    pub(crate) fn hint(&self) -> Option<Duration> {
         match self {
             AttemptFailure::Api { retry_after, .. } => *retry_after,
             _ => None,
         }
-    }
-
-    /// The provider's hint on when to retry.
-    pub(crate) fn hint(&self) -> Option<Duration> {
-        self.retry_after()
     }
 }
 
@@ -104,7 +100,6 @@ pub(crate) fn to_payment_error(
                  ({failure}); retry with the same idempotency key, or wait for the notification"
             ),
         )
-        .with_retry(RetryClass::SameKeyOnly)
         .with_source(failure);
         return match code {
             Some(code) => error.with_provider_code(code),
@@ -194,7 +189,6 @@ pub(crate) fn to_terminal_error(operation: &'static str, failure: AttemptFailure
                  `status` and the same reference, never by charging again"
             ),
         )
-        .with_retry(RetryClass::SameKeyOnly)
         .with_source(failure);
     }
     match failure {

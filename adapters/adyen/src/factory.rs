@@ -134,9 +134,7 @@ fn config(params: &Params, gateway: bool) -> Result<AdyenConfig, BuildError> {
             .ok()
             .filter(|r| *r <= 10)
             .ok_or_else(|| BuildError::param("max_retries", format!("{retries} is not between 0 and 10")))?;
-        let default = RetryPolicy::default();
-        config =
-            config.with_retry(RetryPolicy::new(retries.saturating_add(1), default.backoff_base, default.backoff_cap));
+        config = config.with_retry(RetryPolicy::with_max_retries(retries));
     }
     if let Some(sale_id) = params.text("sale_id")? {
         config = config.with_sale_id(sale_id).map_err(|e| BuildError::param("sale_id", e.message().to_owned()))?;

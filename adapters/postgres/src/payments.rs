@@ -1009,10 +1009,8 @@ impl PaymentLedger for PgPaymentLedger {
         let row = IntentRow::new(&intent_ctx, &intent)?;
         let event_row = EventRow::new(&intent_ctx, &event)?;
         let first_row = match &created {
-            Some((new, first)) => {
-                IntentRow::new(&intent_ctx, new)?;
-                Some(EventRow::new(&intent_ctx, first)?)
-            }
+            // `check_ledger_update` checked the creation against the update; only its event is stored.
+            Some((_, first)) => Some(EventRow::new(&intent_ctx, first)?),
             None => None,
         };
         let expected = to_bigint(ctx.op, "expected_version", expected_version)?;

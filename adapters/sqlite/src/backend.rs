@@ -183,7 +183,7 @@ fn switch_to_wal(conn: &Connection, config: &SqliteConfig, label: &str) -> Resul
 }
 
 /// `PRAGMA synchronous = FULL` through the statement cache (it runs on every return to the pool).
-pub(crate) fn set_full_sync(conn: &Connection) -> rusqlite::Result<usize> {
+fn set_full_sync(conn: &Connection) -> rusqlite::Result<usize> {
     conn.prepare_cached("PRAGMA synchronous = FULL").and_then(|mut s| s.execute([]))
 }
 

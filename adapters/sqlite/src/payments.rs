@@ -13,7 +13,7 @@ use rusqlite::types::ToSql;
 use rusqlite::{OptionalExtension, Row, params, params_from_iter};
 use time::OffsetDateTime;
 
-use crate::backend::{Database, immediate, set_full_sync};
+use crate::backend::{Database, immediate};
 use crate::error::{SqlContext, is_unique_violation, sql_error, unstorable};
 use crate::mapping::{RowSource, enum_to_sql, limit_to_sql, time_to_sql, u64_to_sql};
 
@@ -541,6 +541,24 @@ fn insert_intent_in(
     Ok(true)
 }
 
+/// [`PaymentIntentStore::create`] inside the caller's write transaction: an existing intent is `AlreadyExists`.
+fn create_in(
+    tx: &rusqlite::Connection,
+    op: &'static str,
+    v: &IntentValues,
+    event: &EventValues,
+) -> Result<(), StoreError> {
+    if insert_intent_in(tx, op, v, event)? {
+        Ok(())
+    } else {
+        Err(StoreError::new(
+            ErrorKind::AlreadyExists,
+            op,
+            format!("intent `{}` already exists for tenant `{}`", v.id, v.tenant),
+        ))
+    }
+}
+
 /// [`PaymentIntentStore::update`] inside the caller's write transaction.
 fn update_in(
     tx: &rusqlite::Connection,
@@ -629,13 +647,7 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
             .run(OP, move |conn| {
                 let v = &values;
                 let tx = immediate(conn, OP)?;
-                if !insert_intent_in(&tx, OP, v, &event)? {
-                    return Err(StoreError::new(
-                        ErrorKind::AlreadyExists,
-                        OP,
-                        format!("intent `{}` already exists for tenant `{}`", v.id, v.tenant),
-                    ));
-                }
+                create_in(&tx, OP, v, &event)?;
                 tx.commit().context(OP, || format!("committing intent {}", v.row_key()))
             })
             .await
@@ -793,9 +805,8 @@ impl SqlitePaymentLedger {
     }
 }
 
-/// Runs `work` in a write transaction committed with `synchronous = NORMAL`, then restores `FULL`. On an
-/// error or a panic the pool restores it when the connection is given back (`Checkout::drop`); a committed
-/// claim stays committed even if the restore here fails, for the same reason.
+/// Runs `work` in a write transaction committed with `synchronous = NORMAL`. The pool restores `FULL` when the
+/// connection is given back (`Checkout::drop`), right after this returns, also after an error or a panic.
 fn with_relaxed_sync<T>(
     conn: &mut rusqlite::Connection,
     op: &'static str,
@@ -804,13 +815,10 @@ fn with_relaxed_sync<T>(
     conn.prepare_cached("PRAGMA synchronous = NORMAL")
         .and_then(|mut s| s.execute([]))
         .context(op, || "relaxing synchronous for a claim")?;
-    let result = immediate(conn, op).and_then(|tx| {
-        let value = work(&tx)?;
-        tx.commit().context(op, || "committing a claim")?;
-        Ok(value)
-    });
-    let _ = set_full_sync(conn);
-    result
+    let tx = immediate(conn, op)?;
+    let value = work(&tx)?;
+    tx.commit().context(op, || "committing a claim")?;
+    Ok(value)
 }
 
 #[async_trait]
@@ -828,7 +836,9 @@ impl PaymentLedger for SqlitePaymentLedger {
         let lease_until = time_to_sql(OP, "claim.lease_until", claim.lease_until)?;
         check_ledger_create(tenant, intent, create.as_ref())?;
         let create = match create {
-            Some((new, event)) => Some(create_values(OP, &new, event)?),
+            Some((new, event)) => {
+                Some((create_values(OP, &new, event.clone())?, IntentSnapshot::new(new, vec![event])))
+            }
             None => None,
         };
         let (tenant, key, id) = (tenant.to_string(), key.to_string(), intent.to_string());
@@ -839,8 +849,11 @@ impl PaymentLedger for SqlitePaymentLedger {
                     if !matches!(begin, IdempotencyBegin::Started { .. }) {
                         return Ok(LedgerClaim::new(begin, None));
                     }
-                    if let Some((values, event)) = &create {
-                        insert_intent_in(tx, OP, values, event)?;
+                    // A creation is answered as given, without reading back what was just written.
+                    if let Some(((values, event), created)) = create
+                        && insert_intent_in(tx, OP, &values, &event)?
+                    {
+                        return Ok(LedgerClaim::new(begin, Some(created)));
                     }
                     let Some(row) = select_intent(tx, OP, &tenant, &id)? else {
                         return Ok(LedgerClaim::new(begin, None));
@@ -865,8 +878,9 @@ impl PaymentLedger for SqlitePaymentLedger {
             Some(IntentUpdate { intent, expected_version, event, created, .. }) => {
                 // A creation with its first update is the final row with both events: `update` replaces every
                 // column, so creating version 1 and replacing it would store the same, with more pages written.
+                // `check_ledger_update` checked the creation's version and sequence.
                 let first = match created {
-                    Some((created, first)) => Some(create_values(OP, &created, first)?.1),
+                    Some((_, first)) => Some(EventValues::new(OP, first)?),
                     None => None,
                 };
                 Some((update_values(OP, &intent, expected_version, event)?, first))
@@ -892,13 +906,7 @@ impl PaymentLedger for SqlitePaymentLedger {
                 }
                 match &update {
                     Some(((values, _, event), Some(first))) => {
-                        if !insert_intent_in(&tx, OP, values, first)? {
-                            return Err(StoreError::new(
-                                ErrorKind::AlreadyExists,
-                                OP,
-                                format!("intent `{}` already exists for tenant `{}`", values.id, values.tenant),
-                            ));
-                        }
+                        create_in(&tx, OP, values, first)?;
                         event.insert(&tx, OP, values)?;
                     }
                     Some(((values, expected, event), None)) => update_in(&tx, OP, values, *expected, event)?,

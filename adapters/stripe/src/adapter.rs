@@ -8,7 +8,7 @@ use commerce_ports::payment::{
     ModificationStatus, PaymentGateway, PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, TokenizeRequest,
     VoidRequest,
 };
-use commerce_ports::{ErrorKind, IdempotencyKey, Money, PaymentError};
+use commerce_ports::{ErrorKind, Money, PaymentError};
 use serde_json::{Value, json};
 
 use crate::client::StripeClient;
@@ -98,11 +98,6 @@ fn after_action<T>(operation: &'static str, mapped: Result<T, PaymentError>) -> 
     })
 }
 
-fn key(key: &IdempotencyKey) -> &str {
-    // IdempotencyKey::MAX_LEN is 255, Stripe's limit, so the caller's key is always sent as it is.
-    key.as_str()
-}
-
 #[async_trait]
 impl PaymentGateway for StripeGateway {
     fn capabilities(&self) -> GatewayCapabilities {
@@ -153,8 +148,9 @@ impl PaymentGateway for StripeGateway {
             .add("confirm", &json!(true))
             .text("description", request.reference.clone())
             .add("metadata", &Value::Object(metadata));
+        // IdempotencyKey::MAX_LEN is 255, Stripe's limit, so every caller's key is sent as it is.
         let intent: PaymentIntentDto =
-            self.client.post(OP, &["v1", "payment_intents"], &form, key(&request.idempotency_key)).await?;
+            self.client.post(OP, &["v1", "payment_intents"], &form, request.idempotency_key.as_str()).await?;
         after_action(OP, intent.snapshot(OP))
     }
 
@@ -170,7 +166,7 @@ impl PaymentGateway for StripeGateway {
                 OP,
                 &["v1", "payment_intents", &request.provider_reference, "capture"],
                 &form,
-                key(&request.idempotency_key),
+                request.idempotency_key.as_str(),
             )
             .await?;
         let currency = after_action(OP, intent.money_currency(OP))?;
@@ -192,7 +188,8 @@ impl PaymentGateway for StripeGateway {
             Some(reason) => form = form.add("metadata", &json!({ "reason": reason })),
             None => {}
         }
-        let refund: RefundDto = self.client.post(OP, &["v1", "refunds"], &form, key(&request.idempotency_key)).await?;
+        let refund: RefundDto =
+            self.client.post(OP, &["v1", "refunds"], &form, request.idempotency_key.as_str()).await?;
         after_action(OP, refund.result(OP))
     }
 
@@ -207,7 +204,7 @@ impl PaymentGateway for StripeGateway {
                 OP,
                 &["v1", "payment_intents", &request.provider_reference, "cancel"],
                 &Form::new(),
-                key(&request.idempotency_key),
+                request.idempotency_key.as_str(),
             )
             .await?;
         let currency = after_action(OP, intent.money_currency(OP))?;

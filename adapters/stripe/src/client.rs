@@ -129,7 +129,13 @@ impl StripeClient {
         }
         let response = request.send().await.map_err(classify)?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // Read from the headers before the body consumes the response.
+        let retry_after = retry_after(status, response.headers());
+        let should_retry = response.headers().get(SHOULD_RETRY).and_then(|v| v.to_str().ok()).and_then(|v| match v {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        });
         let bytes = response.bytes().await.map_err(StripeFailure::AfterSend)?;
         if status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| StripeFailure::Malformed {
@@ -137,16 +143,7 @@ impl StripeClient {
                 detail: format!("line {}, column {}: {:?}", e.line(), e.column(), e.classify()),
             });
         }
-        Err(StripeFailure::Api {
-            status: status.as_u16(),
-            error: ApiError::parse(&bytes),
-            retry_after: retry_after(status, &headers),
-            should_retry: headers.get(SHOULD_RETRY).and_then(|v| v.to_str().ok()).and_then(|v| match v {
-                "true" => Some(true),
-                "false" => Some(false),
-                _ => None,
-            }),
-        })
+        Err(StripeFailure::Api { status: status.as_u16(), error: ApiError::parse(&bytes), retry_after, should_retry })
     }
 }
 

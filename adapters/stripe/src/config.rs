@@ -117,18 +117,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_honours_hints_and_stops_at_the_cap() {
-        let policy = RetryPolicy::new(5, Duration::from_millis(100), Duration::from_secs(1));
-        assert_eq!(policy.backoff(1, None), Duration::from_millis(100));
-        assert_eq!(policy.backoff(2, None), Duration::from_millis(200));
-        assert_eq!(policy.backoff(5, None), Duration::from_secs(1));
-        assert_eq!(policy.backoff(40, None), Duration::from_secs(1));
-        assert_eq!(policy.backoff(1, Some(Duration::from_millis(700))), Duration::from_millis(700));
-        assert_eq!(policy.backoff(1, Some(Duration::from_secs(60))), Duration::from_secs(1));
-        assert_eq!(RetryPolicy::new(0, Duration::ZERO, Duration::ZERO).max_attempts, 1);
-    }
-
-    #[test]
     fn debug_hides_the_key_and_urls_are_checked() {
         let config = StripeConfig::new(Secret::new("sk_test_very_secret"));
         let Ok(config) = config else { panic!("a key is enough") };

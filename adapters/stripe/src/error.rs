@@ -140,7 +140,6 @@ pub(crate) fn to_payment_error(
                  idempotency key or reconcile with retrieve"
             ),
         )
-        .with_retry(RetryClass::SameKeyOnly)
         .with_source(failure);
         return match code {
             Some(code) => error.with_provider_code(code),

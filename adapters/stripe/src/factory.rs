@@ -97,12 +97,7 @@ impl AdapterFactory for StripeGatewayFactory {
                 .ok()
                 .filter(|r| *r <= 10)
                 .ok_or_else(|| BuildError::param("max_retries", format!("{retries} is not between 0 and 10")))?;
-            let default = RetryPolicy::default();
-            config = config.with_retry(RetryPolicy::new(
-                retries.saturating_add(1),
-                default.backoff_base,
-                default.backoff_cap,
-            ));
+            config = config.with_retry(RetryPolicy::with_max_retries(retries));
         }
         let gateway = StripeGateway::new(config).map_err(|e| BuildError::other(e.message().to_owned()))?;
         Ok(Adapter::PaymentGateway(Arc::new(gateway)))
