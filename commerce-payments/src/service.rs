@@ -837,7 +837,10 @@ impl Payments {
             Modification::Refund { amount } => {
                 gateway.refund(RefundRequest::new(reference, amount, provider_key)).await.map(Answer::Modified)
             }
-            Modification::Void => gateway.void(VoidRequest::new(reference, provider_key)).await.map(Answer::Modified),
+            Modification::Void => gateway
+                .void(VoidRequest::new(reference, provider_key).with_authorized(intent.authorized))
+                .await
+                .map(Answer::Modified),
             Modification::Increment { new_total } => gateway
                 .increment_authorization(IncrementRequest::new(reference, new_total, provider_key))
                 .await

@@ -50,11 +50,13 @@ enum Increments {
 struct Scripted {
     inner: MemoryGateway,
     increments: Mutex<Increments>,
+    /// Every void request received.
+    voids: Mutex<Vec<VoidRequest>>,
 }
 
 impl Scripted {
     fn new(increments: Increments) -> Scripted {
-        Scripted { inner: MemoryGateway::new(), increments: Mutex::new(increments) }
+        Scripted { inner: MemoryGateway::new(), increments: Mutex::new(increments), voids: Mutex::new(Vec::new()) }
     }
 
     fn set(&self, increments: Increments) {
@@ -77,6 +79,7 @@ impl PaymentGateway for Scripted {
         self.inner.refund(request).await
     }
     async fn void(&self, request: VoidRequest) -> Result<ModificationResult, PaymentError> {
+        self.voids.lock().expect("lock").push(request.clone());
         self.inner.void(request).await
     }
     async fn increment_authorization(&self, request: IncrementRequest) -> Result<PaymentSnapshot, PaymentError> {
@@ -156,6 +159,20 @@ fn steps(history: &[IntentEvent]) -> Vec<(&str, IntentStatus)> {
 
 fn amounts(intent: &PaymentIntent) -> (IntentStatus, Money, Money, Money) {
     (intent.status, intent.amount, intent.authorized, intent.captured)
+}
+
+#[tokio::test]
+async fn a_void_states_the_authorization_it_releases_incremented_or_not() {
+    let fx = Fx::with_gateway(Scripted::new(Increments::Forward));
+    let intent = fx.authorized(1_000).await;
+    let incremented = fx.increment(&intent.id, "inc-1", eur(1_500)).await.expect("incremented");
+    assert_eq!(incremented.authorized, eur(1_500));
+    let voided = fx.payments.void(&fx.gateway, &tenant(), &intent.id, &key("void-1")).await.expect("voided");
+    assert_eq!(voided.status, IntentStatus::Voided);
+    let voids = fx.gateway.voids.lock().expect("lock").clone();
+    assert_eq!(voids.len(), 1);
+    assert_eq!(voids[0].authorized, Some(eur(1_500)), "the provider adapter can report what was released");
+    assert_eq!(voids[0].provider_reference, intent.provider_reference.clone().expect("reference"));
 }
 
 #[tokio::test]

@@ -3,10 +3,15 @@
 //!
 //! An entry is keyed by (tenant, terminal id, idempotency key) and holds the original
 //! [`TerminalPaymentRequest`] (terminal, register, amount, sale reference, key), the [`OfflineCardRead`]
-//! (whose encrypted card data a store persists verbatim, and which `Debug` redacts), the sales channel, when
-//! it was accepted, and its [`OfflineStatus`]. Entries are never deleted: a forwarded or declined entry stays
-//! as the audit record of what was taken offline (archiving settled entries is an operator's job outside this
-//! port; nothing in it removes a row).
+//! (whose encrypted card data a store persists verbatim while the entry is pending, and which `Debug`
+//! redacts), the sales channel, when it was accepted, and its [`OfflineStatus`].
+//!
+//! Settling an entry (forwarded or declined) erases its card data in the same atomic write: sensitive
+//! authentication data must not be kept after authorization, even encrypted (PCI DSS), and only pending
+//! entries are ever forwarded. The settled entry keeps everything else, card scheme, entry mode and masked PAN
+//! included, and [`OfflineCardRead::is_erased`] tells it apart. Entries are otherwise never deleted: a
+//! forwarded or declined entry stays as the audit record of what was taken offline (archiving settled entries
+//! is an operator's job outside this port; nothing in it removes a row).
 
 use std::fmt::Debug;
 
@@ -67,7 +72,8 @@ pub struct OfflineEntry {
     /// The payment as requested: terminal, register, amount, sale reference and idempotency key (reused for
     /// every forwarding attempt).
     pub payment: TerminalPaymentRequest,
-    /// The card read taken offline; its card data is forwarded verbatim.
+    /// The card read taken offline; its card data is forwarded verbatim while the entry is pending, and erased
+    /// (empty, see [`OfflineCardRead::is_erased`]) once it is settled.
     pub card: OfflineCardRead,
     /// When the terminal accepted it.
     #[serde(with = "time::serde::rfc3339")]
@@ -121,17 +127,28 @@ impl OfflineEntry {
     }
 
     /// True when `other` carries the same payment: same tenant, channel, payment request and card read
-    /// (card data included). Status, attempts and times are not compared: they are the queue's, not the
-    /// caller's. This is what [`OfflineQueueStore::enqueue`] treats as a replay.
+    /// (card data included, unless either side's is erased: a settled entry no longer holds it, so its scheme,
+    /// entry mode and masked PAN are compared but not its card data). Status, attempts and times are not
+    /// compared: they are the queue's, not the caller's. This is what [`OfflineQueueStore::enqueue`] treats as
+    /// a replay.
     pub fn same_content(&self, other: &OfflineEntry) -> bool {
         self.tenant == other.tenant
             && self.channel == other.channel
             && self.payment == other.payment
-            && self.card == other.card
+            && self.card.scheme == other.card.scheme
+            && self.card.entry_mode == other.card.entry_mode
+            && self.card.masked_pan == other.card.masked_pan
+            && self.same_card_data(other)
+    }
+
+    /// Card data agrees, or cannot be compared because either side's is erased.
+    fn same_card_data(&self, other: &OfflineEntry) -> bool {
+        self.card.is_erased() || other.card.is_erased() || self.card.card_data == other.card.card_data
     }
 
     /// The parts of the content that differ from `other`'s, by name (`amount`, `card data`), for conflict
-    /// messages; never the values of card data.
+    /// messages; never the values of card data. Agrees with [`same_content`](OfflineEntry::same_content):
+    /// `card data` is not listed when either side's is erased.
     pub fn content_differences(&self, other: &OfflineEntry) -> Vec<&'static str> {
         let (a, b) = (&self.payment, &other.payment);
         let checks = [
@@ -144,7 +161,7 @@ impl OfflineEntry {
             ("scheme", self.card.scheme == other.card.scheme),
             ("entry mode", self.card.entry_mode == other.card.entry_mode),
             ("masked pan", self.card.masked_pan == other.card.masked_pan),
-            ("card data", self.card.card_data == other.card.card_data),
+            ("card data", self.same_card_data(other)),
         ];
         checks.into_iter().filter(|(_, same)| !same).map(|(name, _)| name).collect()
     }
@@ -192,19 +209,26 @@ impl Enqueued {
 ///   processes sharing the database) never leave more than `max_count` pending. A full queue is refused
 ///   with `InvalidState` (permanent: only forwarding frees room), the message naming the count and the bound;
 ///   `max_count` 0 refuses every new entry.
+/// - A new entry must be pending with no attempts and carry card data: otherwise `enqueue` is
+///   `InvalidRequest` (for empty card data the message names "card data", never a value) and nothing is
+///   stored.
 /// - An existing key is checked before the bound: with the same content ([`OfflineEntry::same_content`])
 ///   `enqueue` answers [`Enqueued::Replayed`] with the stored entry, whatever its status and however full the
 ///   queue; with other content it fails with `IdempotencyConflict`, naming the fields that differ, never
-///   their card data. Nothing is changed in either case.
+///   their card data. Nothing is changed in either case. A settled entry's card data is erased, so replaying
+///   its original content compares everything but the card data and answers `Replayed` with the stored,
+///   erased entry.
 /// - `pending` lists a terminal's pending entries oldest first (accepted_at, then the order they were
 ///   queued); `pending_count` counts them.
-/// - `mark_forwarded` and `mark_declined` settle a pending entry (setting `settled_at`). Marking a settled
-///   entry again with the same result is a no-op that returns it unchanged (so two forwarders racing on one
-///   entry both succeed); with another result it is `InvalidState` and the first result stands.
+/// - `mark_forwarded` and `mark_declined` settle a pending entry (setting `settled_at`) and, in the same
+///   atomic write, erase its card data: the stored and the returned entry's `card.card_data` is the empty
+///   string ([`OfflineCardRead::is_erased`]); scheme, entry mode and masked PAN stay. Marking a settled entry
+///   again with the same result is a no-op that returns it unchanged, already erased (so two forwarders
+///   racing on one entry both succeed); with another result it is `InvalidState` and the first result stands.
 /// - `record_attempt` counts a forwarding attempt of a pending entry and keeps the failure; a settled entry
 ///   is `InvalidState`.
-/// - Nothing is ever deleted: settled entries stay as the audit record.
-/// - Card data is stored and returned verbatim and never appears in errors.
+/// - Nothing is ever deleted: settled entries stay as the audit record (with their card data erased).
+/// - Card data of a pending entry is stored and returned verbatim; card data never appears in errors.
 #[cfg_attr(feature = "mock", mockall::automock)]
 #[async_trait]
 pub trait OfflineQueueStore: Send + Sync + Debug + 'static {
@@ -212,8 +236,8 @@ pub trait OfflineQueueStore: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     /// `InvalidState` (the queue is full), `IdempotencyConflict` (the key holds another payment),
-    /// `InvalidRequest` (the entry is not pending with no attempts, or a value cannot be stored),
-    /// `Unavailable`.
+    /// `InvalidRequest` (the entry is not pending with no attempts, its card data is empty, or a value cannot
+    /// be stored), `Unavailable`.
     async fn enqueue(&self, entry: OfflineEntry, max_count: u32) -> Result<Enqueued, StoreError>;
 
     /// Reads one entry.
@@ -239,7 +263,7 @@ pub trait OfflineQueueStore: Send + Sync + Debug + 'static {
     /// `Unavailable`.
     async fn pending_count(&self, tenant: &TenantId, terminal_id: &str) -> Result<u32, StoreError>;
 
-    /// Records that the provider approved a pending entry.
+    /// Records that the provider approved a pending entry, erasing its card data in the same write.
     ///
     /// # Errors
     /// `NotFound`; `InvalidState` when it was settled with another result; `Unavailable`.
@@ -252,7 +276,7 @@ pub trait OfflineQueueStore: Send + Sync + Debug + 'static {
         at: OffsetDateTime,
     ) -> Result<OfflineEntry, StoreError>;
 
-    /// Records that the provider declined a pending entry.
+    /// Records that the provider declined a pending entry, erasing its card data in the same write.
     ///
     /// # Errors
     /// `NotFound`; `InvalidState` when it was settled with another result; `Unavailable`.
@@ -333,5 +357,55 @@ mod tests {
         assert_eq!(a.key().as_str(), "k-1");
         assert_eq!(a.terminal_id(), "ped-1");
         assert_eq!(OfflineStatus::Declined { reason: "05".to_owned() }.as_str(), "declined");
+    }
+
+    #[test]
+    fn erased_card_data_is_not_compared_but_the_rest_of_the_content_is() {
+        let original = entry("blob-a");
+        let mut settled = original.clone();
+        settled.card.card_data.clear();
+        settled.status = OfflineStatus::Forwarded { provider_reference: "psp-1".to_owned() };
+        assert!(settled.card.is_erased());
+        assert!(!original.card.is_erased());
+        // Either side erased: card data is not compared, in both directions.
+        assert!(settled.same_content(&original));
+        assert!(original.same_content(&settled));
+        assert!(settled.content_differences(&original).is_empty());
+        assert!(original.content_differences(&settled).is_empty());
+        // Everything else still is.
+        let mut other_amount = original.clone();
+        other_amount.payment.amount = Money::from_minor(9_999, Currency::EUR);
+        assert!(!settled.same_content(&other_amount));
+        assert_eq!(settled.content_differences(&other_amount), vec!["amount"]);
+        let mut other_card = original.clone();
+        other_card.card.scheme = Some("mastercard".to_owned());
+        other_card.card.entry_mode = EntryMode::Contactless;
+        other_card.card.masked_pan = Some("**** 4444".to_owned());
+        assert!(!settled.same_content(&other_card));
+        assert_eq!(other_card.content_differences(&settled), vec!["scheme", "entry mode", "masked pan"]);
+    }
+
+    #[test]
+    fn same_content_and_content_differences_agree() {
+        let base = entry("blob-a");
+        let mut variants = vec![base.clone(), entry("blob-b"), entry("")];
+        let mut amount = base.clone();
+        amount.payment.amount = Money::from_minor(1, Currency::EUR);
+        variants.push(amount);
+        let mut erased_amount = entry("");
+        erased_amount.payment.amount = Money::from_minor(1, Currency::EUR);
+        variants.push(erased_amount);
+        let mut pan = base.clone();
+        pan.card.masked_pan = Some("**** 1111".to_owned());
+        variants.push(pan);
+        for a in &variants {
+            for b in &variants {
+                let differences = a.content_differences(b);
+                assert_eq!(a.same_content(b), differences.is_empty(), "{a:?} vs {b:?}: {differences:?}");
+                assert_eq!(a.same_content(b), b.same_content(a), "{a:?} vs {b:?}");
+            }
+        }
+        assert_eq!(base.content_differences(&entry("blob-b")), vec!["card data"]);
+        assert!(base.content_differences(&entry("")).is_empty());
     }
 }

@@ -326,12 +326,23 @@ pub struct VoidRequest {
     pub provider_reference: String,
     /// Makes the call safe to retry.
     pub idempotency_key: IdempotencyKey,
+    /// The amount the caller knows to be authorized (the intent's), when it knows it. Providers whose
+    /// cancellation answers carry no amount (Adyen's `/cancels`) report it as the released amount; it is not
+    /// sent to the provider, which always releases the whole authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorized: Option<Money>,
 }
 
 impl VoidRequest {
     /// A void.
     pub fn new(provider_reference: impl Into<String>, idempotency_key: IdempotencyKey) -> VoidRequest {
-        VoidRequest { provider_reference: provider_reference.into(), idempotency_key }
+        VoidRequest { provider_reference: provider_reference.into(), idempotency_key, authorized: None }
+    }
+
+    /// The same void, stating the authorized amount it releases (see [`VoidRequest::authorized`]).
+    pub fn with_authorized(mut self, authorized: Money) -> VoidRequest {
+        self.authorized = Some(authorized);
+        self
     }
 }
 

@@ -181,7 +181,10 @@ pub struct OfflineCardRead {
     pub entry_mode: EntryMode,
     /// Last four digits, for the receipt.
     pub masked_pan: Option<String>,
-    /// The terminal's encrypted card data, forwarded verbatim; never logged or shown.
+    /// The terminal's encrypted card data, forwarded verbatim; never logged or shown. Never empty in a card
+    /// read the terminal returns. The offline queue erases it (makes it the empty string) when the payment is
+    /// settled: sensitive authentication data is not kept after authorization, even encrypted (PCI DSS). See
+    /// [`is_erased`](OfflineCardRead::is_erased).
     pub card_data: String,
 }
 
@@ -189,6 +192,16 @@ impl OfflineCardRead {
     /// A card read.
     pub fn new(scheme: Option<String>, entry_mode: EntryMode, card_data: impl Into<String>) -> OfflineCardRead {
         OfflineCardRead { scheme, entry_mode, masked_pan: None, card_data: card_data.into() }
+    }
+
+    /// True when the card data has been erased (it is empty), as it is once the offline queue has settled the
+    /// payment ([`OfflineQueueStore::mark_forwarded`], [`OfflineQueueStore::mark_declined`]). Scheme, entry
+    /// mode and masked PAN are kept: they are not sensitive, and receipts and the audit record need them.
+    ///
+    /// [`OfflineQueueStore::mark_forwarded`]: crate::offline_queue::OfflineQueueStore::mark_forwarded
+    /// [`OfflineQueueStore::mark_declined`]: crate::offline_queue::OfflineQueueStore::mark_declined
+    pub fn is_erased(&self) -> bool {
+        self.card_data.is_empty()
     }
 }
 

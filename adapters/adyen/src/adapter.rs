@@ -201,9 +201,12 @@ impl PaymentGateway for AdyenGateway {
 
     async fn void(&self, request: VoidRequest) -> Result<ModificationResult, PaymentError> {
         const OP: &str = "void";
-        // `/cancels` carries no amount: report the authorization this process saw, else zero.
-        let fallback =
-            self.remembered(&request.provider_reference).unwrap_or_else(|| Money::zero(commerce_ports::Currency::EUR));
+        // `/cancels` carries no amount: report the authorization the caller states (the payments service always
+        // does), else the one this process saw, else zero.
+        let fallback = request
+            .authorized
+            .or_else(|| self.remembered(&request.provider_reference))
+            .unwrap_or_else(|| Money::zero(commerce_ports::Currency::EUR));
         self.modify(Modification {
             operation: OP,
             reference: &request.provider_reference,

@@ -263,6 +263,17 @@ async fn request_time_refusals_are_invalid_requests() {
 }
 
 #[tokio::test]
+async fn a_void_reports_the_authorization_the_caller_states_even_from_a_fresh_process() {
+    let sim = simulator().await;
+    let reference = authorized(&gateway(&sim), "fresh-void", 2_500).await;
+    // Another gateway (a restarted process) never saw the authorization; `/cancels` answers no amount.
+    let fresh = gateway(&sim);
+    let stated = VoidRequest::new(&reference, key("fresh-void-v")).with_authorized(eur(2_500));
+    let void = fresh.void(stated).await;
+    assert_eq!(void.map(|v| (v.status, v.amount)).ok(), Some((ModificationStatus::Pending, eur(2_500))));
+}
+
+#[tokio::test]
 async fn a_wrong_api_key_is_an_authentication_error_that_never_shows_the_key() {
     let sim = simulator().await;
     let gw = gateway_timing(&sim, "AQE_wrong_and_secret", 3, CLIENT_TIMEOUT);

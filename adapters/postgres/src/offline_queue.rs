@@ -8,7 +8,11 @@
 //!   each other.)
 //! - Marks and attempts are single `UPDATE ... WHERE status = 'pending'` statements; when no row changed the
 //!   stored row is read and compared, so of two racing marks the second either agrees or is `InvalidState`.
-//! - Card data is a `TEXT` column written and read verbatim; messages never include it.
+//! - Card data is a `TEXT` column written and read verbatim while the row is pending; messages never include
+//!   it. A mark erases it (sets it to `''`) in the same `UPDATE` that settles the row (PCI DSS: no sensitive
+//!   authentication data after authorization). The column stays `NOT NULL`, so no migration was needed; rows
+//!   settled by an earlier release keep their card data, and an operator erases it with
+//!   `UPDATE <schema>.offline_payments SET card_data = '' WHERE status <> 'pending'`.
 
 use std::sync::Arc;
 
@@ -99,7 +103,8 @@ impl PgOfflineQueueStore {
         ))
     }
 
-    /// Settles a pending entry, or compares a settled one with `status`.
+    /// Settles a pending entry, erasing its card data in the same statement, or compares a settled one with
+    /// `status`.
     async fn settle(
         &self,
         op: &'static str,
@@ -113,7 +118,7 @@ impl PgOfflineQueueStore {
         let (name, provider_reference, decline_reason) = status_columns(&status);
         let update = self.db.sql(&format!(
             "UPDATE {{s}}.offline_payments
-             SET status = $4, provider_reference = $5, decline_reason = $6, settled_at = $7
+             SET status = $4, provider_reference = $5, decline_reason = $6, settled_at = $7, card_data = ''
              WHERE tenant = $1 AND terminal_id = $2 AND key = $3 AND status = 'pending'
              RETURNING {COLUMNS}"
         ));
@@ -154,6 +159,9 @@ impl OfflineQueueStore for PgOfflineQueueStore {
         let ctx = Ctx::new("enqueue", subject(tenant, terminal_id, key));
         if !entry.status.is_pending() || entry.attempts != 0 || entry.settled_at.is_some() {
             return Err(ctx.err(ErrorKind::InvalidRequest, "a new entry must be pending with no attempts"));
+        }
+        if entry.card.is_erased() {
+            return Err(ctx.err(ErrorKind::InvalidRequest, "a new entry must carry card data"));
         }
         let (status, provider_reference, decline_reason) = status_columns(&entry.status);
         let entry_mode = name_of(ctx.op, &entry.card.entry_mode)?;

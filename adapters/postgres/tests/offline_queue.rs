@@ -84,6 +84,10 @@ async fn racing_marks_from_two_pools_settle_once() {
         let tenant = TenantId::new("acme").expect("tenant");
         let e = entry(&tenant, 1, "enc-1");
         sets[0].offline_queue.enqueue(e.clone(), 5).await.expect("enqueue");
+        let raw = common::raw(&url).await;
+        let card_data_sql = format!("SELECT card_data FROM \"{schema}\".offline_payments");
+        let pending_row = raw.query_one(&card_data_sql, &[]).await.expect("raw row");
+        assert_eq!(pending_row.get::<_, String>(0), "enc-1", "pending card data is stored verbatim");
         let at = e.accepted_at;
         let tasks: Vec<_> = (0..16)
             .map(|n| {
@@ -109,14 +113,20 @@ async fn racing_marks_from_two_pools_settle_once() {
                 Err(err) => assert_eq!(err.kind(), ErrorKind::InvalidState, "{err}"),
             }
         }
-        let raw = common::raw(&url).await;
         let row = raw
             .query_one(&format!("SELECT card_data, status FROM \"{schema}\".offline_payments"), &[])
             .await
             .expect("raw row");
-        assert_eq!(row.get::<_, String>(0), "enc-1", "card data is stored verbatim");
+        assert_eq!(row.get::<_, String>(0), "", "settled card data is erased on disk");
+        assert!(stored.card.is_erased());
         let status: String = row.get(1);
         assert_eq!(status == "forwarded", matches!(stored.status, OfflineStatus::Forwarded { .. }));
+        // The statement the module docs give operators for rows settled before erasure existed.
+        let erased = raw
+            .execute(&format!("UPDATE \"{schema}\".offline_payments SET card_data = '' WHERE status <> 'pending'"), &[])
+            .await
+            .expect("operator erase");
+        assert_eq!(erased, 1);
     })
     .await;
 }

@@ -5,7 +5,11 @@
 //!   connections or processes never exceed the bound.
 //! - Marks and attempts are conditional on the row being pending; a settled row is compared, never changed.
 //!   Triggers refuse deleting a row and changing a settled result.
-//! - Card data is a `TEXT` column written and read verbatim; messages never include it.
+//! - Card data is a `TEXT` column written and read verbatim while the row is pending; messages never include
+//!   it. A mark erases it (sets it to `''`) in the same `UPDATE` that settles the row (PCI DSS: no sensitive
+//!   authentication data after authorization). The column stays `NOT NULL`, so no migration was needed; rows
+//!   settled by an earlier release keep their card data, and an operator erases it with
+//!   `UPDATE offline_payments SET card_data = '' WHERE status <> 'pending'`.
 
 use std::sync::Arc;
 
@@ -188,7 +192,8 @@ fn as_count(n: i64) -> u32 {
 }
 
 impl SqliteOfflineQueueStore {
-    /// Settles a pending entry with `status` at `at`, or compares a settled one with it.
+    /// Settles a pending entry with `status` at `at`, erasing its card data in the same statement, or compares
+    /// a settled one with it.
     async fn settle(
         &self,
         op: &'static str,
@@ -218,7 +223,8 @@ impl SqliteOfflineQueueStore {
                 }
                 let (name, provider_reference, decline_reason) = status_columns(&status);
                 tx.prepare_cached(&format!(
-                    "UPDATE {TABLE} SET status = ?4, provider_reference = ?5, decline_reason = ?6, settled_at = ?7
+                    "UPDATE {TABLE}
+                     SET status = ?4, provider_reference = ?5, decline_reason = ?6, settled_at = ?7, card_data = ''
                      WHERE tenant = ?1 AND terminal_id = ?2 AND key = ?3 AND status = 'pending'"
                 ))
                 .and_then(|mut s| {
@@ -244,6 +250,12 @@ impl OfflineQueueStore for SqliteOfflineQueueStore {
             return Err(StoreError::invalid(
                 OP,
                 format!("{}: a new entry must be pending with no attempts", subject(&v.tenant, &v.terminal_id, &v.key)),
+            ));
+        }
+        if entry.card.is_erased() {
+            return Err(StoreError::invalid(
+                OP,
+                format!("{}: a new entry must carry card data", subject(&v.tenant, &v.terminal_id, &v.key)),
             ));
         }
         self.db

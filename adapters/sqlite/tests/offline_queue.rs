@@ -1,5 +1,6 @@
 //! The offline queue on SQLite beyond the conformance suite: migration 2 upgrades a version-1 file in place,
-//! the table refuses deletes and changes of a settled result, and card data is stored verbatim.
+//! the table refuses deletes and changes of a settled result, and card data is stored verbatim while pending
+//! and erased on disk once settled.
 
 mod common;
 
@@ -66,13 +67,21 @@ async fn rows_are_kept_verbatim_and_settled_results_cannot_be_rewritten() {
     let tenant = TenantId::new("acme").expect("tenant");
     let key = IdempotencyKey::new("offline-1").expect("key");
     let at = OffsetDateTime::from_unix_timestamp(1_800_000_100).expect("time");
-    queue.mark_forwarded(&tenant, "ped-1", &key, "psp-1", at).await.expect("mark");
-
     let conn = Connection::open(db.path()).expect("inspect");
-    let stored: String = conn
-        .query_row("SELECT card_data FROM offline_payments WHERE key = 'offline-1'", [], |r| r.get(0))
-        .expect("row");
-    assert_eq!(stored, blob);
+    let raw_card_data = |key: &str| -> String {
+        conn.query_row("SELECT card_data FROM offline_payments WHERE key = ?1", [key], |r| r.get(0)).expect("row")
+    };
+    assert_eq!(raw_card_data("offline-1"), blob, "pending card data is stored verbatim");
+    let settled = queue.mark_forwarded(&tenant, "ped-1", &key, "psp-1", at).await.expect("mark");
+    assert!(settled.card.is_erased());
+    assert_eq!(raw_card_data("offline-1"), "", "settled card data is erased on disk");
+    assert_eq!(raw_card_data("offline-2"), "x", "a pending row kept its card data");
+    // The statement the module docs give operators for rows settled before erasure existed passes the triggers.
+    let erased = conn
+        .execute("UPDATE offline_payments SET card_data = '' WHERE status <> 'pending'", [])
+        .expect("operator erase");
+    assert_eq!(erased, 1);
+    assert_eq!(raw_card_data("offline-2"), "x");
     let delete = conn.execute("DELETE FROM offline_payments WHERE key = 'offline-2'", []);
     assert!(delete.is_err(), "a row was deleted");
     let rewrite = conn.execute(

@@ -345,7 +345,8 @@ pub async fn offline_queue_isolates_tenants_and_terminals(store: &dyn OfflineQue
     Ok(())
 }
 
-/// Card data (and the other card-read fields) come back exactly as stored, whatever their bytes.
+/// Card data of a pending entry (and the other card-read fields) come back exactly as stored, whatever their
+/// bytes (empty card data is refused: see [`offline_queue_refuses_new_entries_without_card_data`]).
 pub async fn offline_queue_card_data_round_trips(store: &dyn OfflineQueueStore, fx: &StoreFixture) -> Outcome {
     const B: &str = "offline_queue_card_data_round_trips";
     let t = tenant(fx, B, "t")?;
@@ -357,7 +358,7 @@ pub async fn offline_queue_card_data_round_trips(store: &dyn OfflineQueueStore, 
         "line\nbreaks\r\nand\ttabs".to_owned(),
         "quotes ' \" ; -- DROP TABLE x; \\ backslash".to_owned(),
         "unicode: ü € 漢字 🙂".to_owned(),
-        String::new(),
+        " ".to_owned(),
     ];
     for (n, blob) in blobs.iter().enumerate() {
         let mut e = entry(B, &t, "ped-1", &format!("d{n}"), fx.now)?;
@@ -380,6 +381,172 @@ pub async fn offline_queue_card_data_round_trips(store: &dyn OfflineQueueStore, 
     Ok(())
 }
 
+/// The card read of `settled` is `original`'s with its card data erased: scheme, entry mode and masked PAN
+/// unchanged, and the rest of the content too.
+fn erased_but_otherwise_kept(
+    b: &'static str,
+    what: &str,
+    settled: &OfflineEntry,
+    original: &OfflineEntry,
+) -> Result<(), Failure> {
+    ensure!(b, settled.card.is_erased(), "{what}: the card data of a settled entry was not erased");
+    ensure!(
+        b,
+        settled.card.scheme == original.card.scheme
+            && settled.card.entry_mode == original.card.entry_mode
+            && settled.card.masked_pan == original.card.masked_pan,
+        "{what}: erasing changed the rest of the card read: {:?}, was {:?}",
+        settled.card,
+        original.card
+    );
+    ensure!(
+        b,
+        settled.tenant == original.tenant
+            && settled.channel == original.channel
+            && settled.payment == original.payment
+            && settled.accepted_at == original.accepted_at,
+        "{what}: settling changed the payment: {settled:?}, was {original:?}"
+    );
+    Ok(())
+}
+
+/// `mark_forwarded` and `mark_declined` erase the card data of the entry they settle, in the returned entry
+/// and in the stored one (scheme, entry mode and masked PAN stay); marking again returns the erased entry
+/// unchanged; pending entries keep their card data verbatim.
+pub async fn offline_queue_settling_erases_card_data(store: &dyn OfflineQueueStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "offline_queue_settling_erases_card_data";
+    let t = tenant(fx, B, "t")?;
+    let (forwarded_e, declined_e, pending_e) = (
+        entry(B, &t, "ped-1", "ef", fx.now)?,
+        entry(B, &t, "ped-1", "ed", fx.now)?,
+        entry(B, &t, "ped-1", "ep", fx.now)?,
+    );
+    for e in [&forwarded_e, &declined_e, &pending_e] {
+        queued(B, "enqueue", store.enqueue(e.clone(), 10).await)?;
+    }
+    step(B, "record_attempt", store.record_attempt(&t, "ped-1", forwarded_e.key(), "unavailable: link down").await)?;
+    let at = fx.now + Duration::seconds(60);
+
+    let forwarded = step(B, "mark_forwarded", store.mark_forwarded(&t, "ped-1", forwarded_e.key(), "psp-e", at).await)?;
+    erased_but_otherwise_kept(B, "the entry mark_forwarded returned", &forwarded, &forwarded_e)?;
+    ensure!(B, forwarded.attempts == 1, "erasing changed the attempts to {}", forwarded.attempts);
+    let read = step(B, "get forwarded", store.get(&t, "ped-1", forwarded_e.key()).await)?;
+    ensure!(B, read.as_ref() == Some(&forwarded), "the forwarded entry reads back as {read:?}, not {forwarded:?}");
+    let again = step(
+        B,
+        "mark_forwarded again",
+        store.mark_forwarded(&t, "ped-1", forwarded_e.key(), "psp-e", at + Duration::seconds(5)).await,
+    )?;
+    ensure!(B, again == forwarded, "marking forwarded again gave {again:?}, not the erased entry {forwarded:?}");
+
+    let declined = step(B, "mark_declined", store.mark_declined(&t, "ped-1", declined_e.key(), "05", at).await)?;
+    erased_but_otherwise_kept(B, "the entry mark_declined returned", &declined, &declined_e)?;
+    let read = step(B, "get declined", store.get(&t, "ped-1", declined_e.key()).await)?;
+    ensure!(B, read.as_ref() == Some(&declined), "the declined entry reads back as {read:?}, not {declined:?}");
+    let again = step(
+        B,
+        "mark_declined again",
+        store.mark_declined(&t, "ped-1", declined_e.key(), "05", at + Duration::seconds(5)).await,
+    )?;
+    ensure!(B, again == declined, "declining again gave {again:?}, not the erased entry {declined:?}");
+    let e = expect_kind(
+        B,
+        "mark_forwarded after declining",
+        store.mark_forwarded(&t, "ped-1", declined_e.key(), "psp-x", at).await,
+        ErrorKind::InvalidState,
+    )?;
+    ensure!(B, !format!("{e} {e:?}").contains("9f26a1b2"), "the error shows card data: {e}");
+
+    let read = step(B, "get pending", store.get(&t, "ped-1", pending_e.key()).await)?;
+    ensure!(B, read.as_ref() == Some(&pending_e), "the pending entry reads back as {read:?}");
+    ensure!(
+        B,
+        read.is_some_and(|r| !r.card.is_erased() && r.card.card_data == pending_e.card.card_data),
+        "settling other entries changed a pending entry's card data"
+    );
+    let listed = step(B, "pending", store.pending(&t, "ped-1", 10).await)?;
+    ensure!(B, listed == [pending_e.clone()], "pending lists {listed:?}; expected the untouched pending entry");
+    Ok(())
+}
+
+/// An `enqueue` replay of a settled key with its original content (card data included) answers `Replayed`
+/// with the stored, erased entry and changes nothing; other content of a settled key still conflicts, without
+/// naming card data.
+pub async fn offline_queue_settled_replays_answer_the_erased_entry(
+    store: &dyn OfflineQueueStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "offline_queue_settled_replays_answer_the_erased_entry";
+    let t = tenant(fx, B, "t")?;
+    let (forwarded_e, declined_e) = (entry(B, &t, "ped-1", "sf", fx.now)?, entry(B, &t, "ped-1", "sd", fx.now)?);
+    for e in [&forwarded_e, &declined_e] {
+        queued(B, "enqueue", store.enqueue(e.clone(), 10).await)?;
+    }
+    let at = fx.now + Duration::seconds(60);
+    let forwarded = step(B, "mark_forwarded", store.mark_forwarded(&t, "ped-1", forwarded_e.key(), "psp-s", at).await)?;
+    let declined = step(B, "mark_declined", store.mark_declined(&t, "ped-1", declined_e.key(), "51", at).await)?;
+
+    for (original, settled) in [(&forwarded_e, &forwarded), (&declined_e, &declined)] {
+        let mut retry = original.clone();
+        retry.accepted_at = fx.now + Duration::seconds(90);
+        // max_count 0: a replay is answered before the bound is looked at.
+        match step(B, "replay of a settled key", store.enqueue(retry, 0).await)? {
+            Enqueued::Replayed { entry } => {
+                ensure!(B, entry == *settled, "the replay returned {entry:?}, not the stored erased entry {settled:?}");
+                ensure!(B, entry.card.is_erased(), "the replay returned card data of a settled entry");
+            }
+            other => {
+                return Err(Failure {
+                    behaviour: B,
+                    message: format!("the replay of settled key `{}` gave {other:?}", original.key()),
+                });
+            }
+        }
+        let mut other_amount = original.clone();
+        other_amount.payment.amount = Money::from_minor(9_999, Currency::EUR);
+        let e = expect_kind(
+            B,
+            "other amount on a settled key",
+            store.enqueue(other_amount, 10).await,
+            ErrorKind::IdempotencyConflict,
+        )?;
+        let shown = format!("{e} {e:?}");
+        ensure!(B, e.message().contains("amount"), "the conflict does not name the amount: {e}");
+        ensure!(B, !e.message().contains("card data"), "the conflict names erased card data as a difference: {e}");
+        ensure!(B, !shown.contains("9f26a1b2"), "the error shows card data: {shown}");
+        let read = step(B, "get", store.get(&t, "ped-1", original.key()).await)?;
+        ensure!(B, read.as_ref() == Some(settled), "a replay or a conflict changed the settled entry: {read:?}");
+    }
+    let count = step(B, "pending_count", store.pending_count(&t, "ped-1").await)?;
+    ensure!(B, count == 0, "replays of settled entries made {count} pending");
+    let listed = step(B, "pending", store.pending(&t, "ped-1", 10).await)?;
+    ensure!(B, listed.is_empty(), "replays of settled entries are listed as pending: {listed:?}");
+    Ok(())
+}
+
+/// A new entry must carry card data: `enqueue` with empty card data is `InvalidRequest`, naming the card data
+/// but no value, and stores nothing.
+pub async fn offline_queue_refuses_new_entries_without_card_data(
+    store: &dyn OfflineQueueStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "offline_queue_refuses_new_entries_without_card_data";
+    let t = tenant(fx, B, "t")?;
+    let mut empty = entry(B, &t, "ped-1", "nc", fx.now)?;
+    empty.card.card_data = String::new();
+    let e =
+        expect_kind(B, "enqueue without card data", store.enqueue(empty.clone(), 10).await, ErrorKind::InvalidRequest)?;
+    ensure!(B, e.message().contains("card data"), "the refusal does not name the card data: {e}");
+    let read = step(B, "get", store.get(&t, "ped-1", empty.key()).await)?;
+    ensure!(B, read.is_none(), "an entry without card data was stored: {read:?}");
+    let count = step(B, "pending_count", store.pending_count(&t, "ped-1").await)?;
+    ensure!(B, count == 0, "an entry without card data counts as pending ({count})");
+    // The same payment with its card data is then queued normally.
+    let pending = queued(B, "enqueue with card data", store.enqueue(entry(B, &t, "ped-1", "nc", fx.now)?, 10).await)?;
+    ensure!(B, pending == 1, "pending after queueing the payment with its card data is {pending}; expected 1");
+    Ok(())
+}
+
 /// Runs every behaviour of the offline queue.
 pub async fn run_all(store: &dyn OfflineQueueStore, fx: &StoreFixture) -> Report {
     let mut r = Report::default();
@@ -396,6 +563,15 @@ pub async fn run_all(store: &dyn OfflineQueueStore, fx: &StoreFixture) -> Report
         offline_queue_isolates_tenants_and_terminals(store, fx).await,
     );
     r.record("offline_queue_card_data_round_trips", offline_queue_card_data_round_trips(store, fx).await);
+    r.record("offline_queue_settling_erases_card_data", offline_queue_settling_erases_card_data(store, fx).await);
+    r.record(
+        "offline_queue_settled_replays_answer_the_erased_entry",
+        offline_queue_settled_replays_answer_the_erased_entry(store, fx).await,
+    );
+    r.record(
+        "offline_queue_refuses_new_entries_without_card_data",
+        offline_queue_refuses_new_entries_without_card_data(store, fx).await,
+    );
     r
 }
 
@@ -408,6 +584,6 @@ mod tests {
     async fn the_memory_queue_passes() {
         let report = run_all(&MemoryOfflineQueueStore::new(), &StoreFixture::new()).await;
         report.assert_passed();
-        assert_eq!(report.passed.len(), 7, "{report}");
+        assert_eq!(report.passed.len(), 10, "{report}");
     }
 }

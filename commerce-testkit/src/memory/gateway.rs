@@ -382,7 +382,8 @@ impl PaymentGateway for MemoryGateway {
         if !self.capabilities.void {
             return Err(PaymentError::unsupported(OP));
         }
-        self.idempotent(OP, &request.idempotency_key.clone(), &request, |state| {
+        // Fingerprinted on what a provider sees: `authorized` is the caller's own figure, never sent.
+        self.idempotent(OP, &request.idempotency_key.clone(), &request.provider_reference, |state| {
             let payment = Self::payment(state, OP, &request.provider_reference)?;
             let snap = &mut payment.snapshot;
             if snap.captured.is_positive() {

@@ -1,6 +1,6 @@
 //! In-memory [`OfflineQueueStore`]: every operation runs under one lock, which makes the bounded enqueue
 //! atomic. Entries are kept in a map with their queueing order, so "oldest first" breaks ties the way the
-//! database stores do.
+//! database stores do. Settling an entry erases its card data under the same lock that changes its status.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -53,7 +53,8 @@ fn count(n: usize) -> u32 {
 }
 
 impl Queue {
-    /// Settles a pending entry with `status`, or checks a settled one has the same result.
+    /// Settles a pending entry with `status`, erasing its card data, or checks a settled one has the same
+    /// result.
     fn settle(
         &mut self,
         op: &'static str,
@@ -67,6 +68,8 @@ impl Queue {
         if entry.status.is_pending() {
             entry.status = status;
             entry.settled_at = Some(at);
+            // Sensitive authentication data is not kept once the payment is settled (PCI DSS).
+            entry.card.card_data = String::new();
             return Ok(entry.clone());
         }
         if entry.status == status {
@@ -87,6 +90,9 @@ impl OfflineQueueStore for MemoryOfflineQueueStore {
         let what = subject(&entry.tenant, entry.terminal_id(), entry.key());
         if !entry.status.is_pending() || entry.attempts != 0 || entry.settled_at.is_some() {
             return Err(StoreError::invalid(OP, format!("{what}: a new entry must be pending with no attempts")));
+        }
+        if entry.card.is_erased() {
+            return Err(StoreError::invalid(OP, format!("{what}: a new entry must carry card data")));
         }
         let mut queue = self.lock();
         let id = (entry.tenant.clone(), entry.terminal_id().to_owned(), entry.key().clone());
