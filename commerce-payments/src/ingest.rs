@@ -14,9 +14,12 @@
 //!
 //! A store failure answers 503, never 200, so the provider delivers again. An event for a payment this
 //! tenant does not know is recorded and acknowledged (it may belong to another system sharing the provider
-//! account) and counted in [`IngestReport::unknown_payments`] — unless the tenant has an intent of this
-//! provider in `OutcomeUnknown` without a provider reference: then the event may be that authorization's, so
-//! it is not recorded and the delivery answers 503, and the provider delivers it again later.
+//! account) and counted in [`IngestReport::unknown_payments`] — unless it may belong to an authorization
+//! whose intent is not stored yet or has no provider reference: an authorization of this tenant and provider
+//! running in this process (with the event's merchant reference, or any when the event carries none; its
+//! intent is written when the provider's answer is, decision 012), or an intent of this provider in
+//! `OutcomeUnknown` without a provider reference. Then the event is not recorded, the delivery answers 503,
+//! and the provider delivers it again later, when the intent can be found.
 
 use std::fmt;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use commerce_ports::{Clock, ErrorKind, TenantId};
 use http::{Response, StatusCode, header};
 
 use crate::error::PaymentsError;
+use crate::in_flight::InFlight;
 use crate::service::Payments;
 use crate::state::{self, Operation, Transition, WebhookOutcome};
 
@@ -73,8 +77,8 @@ pub enum IngestError {
     },
     /// The verifier rejected the delivery (400); nothing was recorded.
     Rejected(WebhookError),
-    /// A store failed, or an event matched no intent while an authorization's outcome is unknown (503); the
-    /// provider will deliver again, and what was stored is recognised then.
+    /// A store failed, or an event matched no intent while an authorization it may belong to is running or
+    /// its outcome is unknown (503); the provider will deliver again, and what was stored is recognised then.
     Unavailable(PaymentsError),
 }
 
@@ -159,6 +163,7 @@ pub struct WebhookIngestor {
     provider: String,
     verifier: Arc<dyn WebhookVerifier>,
     max_body_bytes: usize,
+    in_flight: Arc<InFlight>,
 }
 
 impl fmt::Debug for WebhookIngestor {
@@ -190,6 +195,7 @@ impl WebhookIngestor {
             provider: provider.into(),
             verifier,
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BODY,
+            in_flight: payments.in_flight().clone(),
         }
     }
 
@@ -266,6 +272,19 @@ impl WebhookIngestor {
         let applied = match self.find_intent(event).await? {
             Some(intent) => Some(self.apply(intent, event).await?),
             None if concerns_payment => {
+                // The event may be the answer of an authorization still running here, whose intent is written
+                // with the provider's answer: ask for a redelivery, which finds the intent.
+                let reference = event.merchant_reference.as_deref();
+                if let Some(running) = self.in_flight.running(&self.tenant, &self.provider, reference) {
+                    return Err(PaymentsError::new(
+                        ErrorKind::Unavailable,
+                        OP,
+                        format!(
+                            "event `{}` matches no intent while the authorization of `{running}` is still running",
+                            event.event_id
+                        ),
+                    ));
+                }
                 // The event may settle an authorization whose outcome is unknown: such an intent has no
                 // provider reference yet, and the event may carry no merchant reference to find it by. Leave
                 // the event unrecorded and ask for a redelivery, so it applies once the intent is findable.

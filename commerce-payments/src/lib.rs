@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod in_flight;
 mod ingest;
 pub mod offline;
 mod service;

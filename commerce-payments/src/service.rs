@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::{PaymentsError, StoredError};
+use crate::in_flight::InFlight;
 use crate::state::{self, Admission, AuthorizeParams, Command, Modification, Operation, ProviderCall, Transition};
 
 /// The shortest provider idempotency key this crate derives; a gateway accepting fewer characters is
@@ -115,6 +116,8 @@ struct Inner {
     ledger: Arc<dyn PaymentLedger>,
     clock: Arc<dyn Clock>,
     lease: Duration,
+    /// The authorizations running in this process, for the webhook ingestor.
+    in_flight: Arc<InFlight>,
 }
 
 impl fmt::Debug for Payments {
@@ -279,7 +282,14 @@ fn certainty(kind: ErrorKind) -> Certainty {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(bytes);
+    let mut text = String::with_capacity(2 * digest.len());
+    for byte in digest {
+        text.push(char::from(HEX[usize::from(byte >> 4)]));
+        text.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    text
 }
 
 fn fingerprint<T: Serialize>(operation: Operation, params: &T) -> Result<String, PaymentsError> {
@@ -389,7 +399,10 @@ impl Payments {
         clock: Arc<dyn Clock>,
     ) -> Payments {
         let ledger: Arc<dyn PaymentLedger> = Arc::new(SplitLedger::new(intents.clone(), idempotency.clone()));
-        Payments { inner: Arc::new(Inner { intents, idempotency, ledger, clock, lease: Payments::DEFAULT_LEASE }) }
+        let in_flight = Arc::default();
+        Payments {
+            inner: Arc::new(Inner { intents, idempotency, ledger, clock, lease: Payments::DEFAULT_LEASE, in_flight }),
+        }
     }
 
     /// A service over the intent and idempotency stores of a [`StoreSet`].
@@ -408,6 +421,7 @@ impl Payments {
                 ledger: i.ledger.clone(),
                 clock: i.clock.clone(),
                 lease,
+                in_flight: i.in_flight.clone(),
             }),
         }
     }
@@ -425,6 +439,7 @@ impl Payments {
                 ledger,
                 clock: i.clock.clone(),
                 lease: i.lease,
+                in_flight: i.in_flight.clone(),
             }),
         }
     }
@@ -432,6 +447,11 @@ impl Payments {
     /// The lease.
     pub fn lease(&self) -> Duration {
         self.inner.lease
+    }
+
+    /// The authorizations running in this process.
+    pub(crate) fn in_flight(&self) -> &Arc<InFlight> {
+        &self.inner.in_flight
     }
 
     /// The intent store.
@@ -514,6 +534,9 @@ impl Payments {
                 (IntentSnapshot::new(intent, vec![event.clone()]), Some(event))
             }
         };
+        // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
+        // redelivery instead of dropping it (see `in_flight`).
+        let _running = self.inner.in_flight.enter(&tenant, provider, &payment.reference);
         let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call).await;
         self.finish(&tenant, key, outcome).await
     }

@@ -345,7 +345,15 @@ pub fn authorize_params(history: &[IntentEvent]) -> Option<AuthorizeParams> {
 
 /// The call with this provider key whose answer an event of the history applied, if any.
 pub fn applied_call(history: &[IntentEvent], provider_key: &str) -> Option<ProviderCall> {
-    history.iter().filter_map(tag_of).filter_map(|t| t.applied).find(|c| c.provider_key == provider_key)
+    // An event whose data does not contain the key cannot have applied its call: skip parsing it. (Only for
+    // keys JSON writes verbatim; a key with `"` or `\` is escaped in the data, so every event is parsed.)
+    let verbatim = !provider_key.contains(['"', '\\']);
+    history
+        .iter()
+        .filter(|e| !verbatim || e.data.as_deref().is_some_and(|data| data.contains(provider_key)))
+        .filter_map(tag_of)
+        .filter_map(|t| t.applied)
+        .find(|c| c.provider_key == provider_key)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -547,3 +547,127 @@ proptest! {
         prop_assert_eq!(in_order, (expected_status, eur(5_000), eur(c), eur(r2)));
     }
 }
+
+/// What one early delivery gave: the merchant reference the event carried, and the report or HTTP status.
+type EarlyDelivery = (Option<&'static str>, Result<IngestReport, u16>);
+
+/// A gateway whose provider notifies before its answer reaches the service: during `authorize` it delivers
+/// events about the new payment through the ingestor and keeps what each delivery gave.
+struct NotifiesEarly {
+    inner: MemoryGateway,
+    ingestor: std::sync::OnceLock<WebhookIngestor>,
+    /// (merchant reference in the event or none, the delivery's result) per early delivery.
+    early: std::sync::Mutex<Vec<EarlyDelivery>>,
+}
+
+impl std::fmt::Debug for NotifiesEarly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NotifiesEarly")
+    }
+}
+
+/// A Stripe authorization event for `reference`, carrying `merchant_reference` in its metadata when given.
+fn authorized_event(id: &str, reference: &str, minor: i64, merchant_reference: Option<&str>) -> Vec<u8> {
+    let mut object = json!({ "object": "payment_intent", "id": reference, "amount": minor,
+                             "amount_capturable": minor, "currency": "eur" });
+    if let Some(m) = merchant_reference {
+        object["metadata"] = json!({ "reference": m });
+    }
+    json!({ "id": id, "type": "payment_intent.amount_capturable_updated", "created": T0.unix_timestamp(),
+            "data": { "object": object } })
+    .to_string()
+    .into_bytes()
+}
+
+#[async_trait]
+impl commerce_ports::payment::PaymentGateway for NotifiesEarly {
+    fn capabilities(&self) -> commerce_ports::payment::GatewayCapabilities {
+        self.inner.capabilities()
+    }
+    async fn authorize(
+        &self,
+        request: commerce_ports::payment::AuthorizeRequest,
+    ) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+        let snapshot = self.inner.authorize(request).await?;
+        let ingestor = self.ingestor.get().expect("ingestor set");
+        for (n, merchant) in [Some("order-1"), None, Some("order-9")].into_iter().enumerate() {
+            let body = authorized_event(&format!("evt_early_{n}"), &snapshot.provider_reference, 4_200, merchant);
+            let result = ingestor.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status());
+            self.early.lock().expect("lock").push((merchant, result));
+        }
+        Ok(snapshot)
+    }
+    async fn capture(
+        &self,
+        request: commerce_ports::payment::CaptureRequest,
+    ) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+        self.inner.capture(request).await
+    }
+    async fn refund(
+        &self,
+        request: commerce_ports::payment::RefundRequest,
+    ) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+        self.inner.refund(request).await
+    }
+    async fn void(
+        &self,
+        request: commerce_ports::payment::VoidRequest,
+    ) -> Result<commerce_ports::payment::ModificationResult, commerce_ports::PaymentError> {
+        self.inner.void(request).await
+    }
+    async fn increment_authorization(
+        &self,
+        request: commerce_ports::payment::IncrementRequest,
+    ) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+        self.inner.increment_authorization(request).await
+    }
+    async fn retrieve(
+        &self,
+        provider_reference: &str,
+    ) -> Result<commerce_ports::payment::PaymentSnapshot, commerce_ports::PaymentError> {
+        self.inner.retrieve(provider_reference).await
+    }
+    async fn tokenize(
+        &self,
+        request: commerce_ports::payment::TokenizeRequest,
+    ) -> Result<commerce_ports::payment::PaymentMethodRef, commerce_ports::PaymentError> {
+        self.inner.tokenize(request).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_arriving_while_its_authorization_runs_is_delivered_again_not_dropped() {
+    let fx = Fx::new();
+    let gateway = NotifiesEarly {
+        inner: MemoryGateway::new(),
+        ingestor: std::sync::OnceLock::new(),
+        early: std::sync::Mutex::new(Vec::new()),
+    };
+    gateway.ingestor.set(fx.ingestor.clone()).expect("set once");
+    let payment = NewPayment::new(
+        tenant(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(4_200),
+        "pm_card_visa",
+        "order-1",
+    );
+    let intent = fx.payments.authorize(&gateway, "stripe", payment, &key("early:auth")).await.expect("authorized");
+    let early = gateway.early.lock().expect("lock").clone();
+    // With the running authorization's merchant reference, or with none: 503, nothing recorded.
+    assert_eq!(early[0], (Some("order-1"), Err(503)));
+    assert_eq!(early[1], (None, Err(503)));
+    // Another merchant reference is another system's payment: acknowledged as unknown.
+    assert_eq!(early[2], (Some("order-9"), Ok(report(0, 0, 1, 0, 0))));
+    assert!(!fx.recorded("evt_early_0").await && !fx.recorded("evt_early_1").await);
+    assert!(fx.recorded("evt_early_2").await);
+    // The provider delivers again once the intent is stored: it is found and recorded now.
+    let body = authorized_event("evt_early_0", &reference(&intent), 4_200, Some("order-1"));
+    let again = fx.deliver(&body).await.expect("delivered again");
+    assert_eq!(again.unknown_payments, 0, "{again:?}");
+    assert!(fx.recorded("evt_early_0").await);
+    assert_eq!(fx.get(&intent.id).await.status, IntentStatus::Authorized);
+    // And with nothing running any more, an event for an unknown payment is acknowledged at once.
+    let stray = authorized_event("evt_stray", "pi_elsewhere", 100, None);
+    assert_eq!(fx.deliver(&stray).await.ok(), Some(report(0, 0, 1, 0, 0)));
+}

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod money;
 pub mod payment;
 pub mod retry;
+pub mod rfc3339;
 pub mod secret;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -465,17 +465,63 @@ impl Money {
     }
 }
 
+impl Money {
+    /// Writes the display form (`-12.34 EUR`) into `buf` and returns it, without the formatting machinery
+    /// (money is formatted on every stored outcome and event); `None` for an exponent above 18, which no
+    /// currency has.
+    fn format_into(self, buf: &mut [u8; 64]) -> Option<&str> {
+        let exponent = usize::from(self.currency.exponent);
+        if exponent > 18 {
+            return None;
+        }
+        // Digits of |minor| from the right, then the sign, in the first part of the buffer.
+        let mut digits = [0u8; 20];
+        let mut n = self.minor.unsigned_abs();
+        let mut len = 0;
+        loop {
+            digits[19 - len] = b'0' + u8::try_from(n % 10).unwrap_or(0);
+            len += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // At least exponent + 1 digits, so there is a units digit before the point.
+        while len < exponent + 1 {
+            digits[19 - len] = b'0';
+            len += 1;
+        }
+        let mut at = 0;
+        if self.minor < 0 {
+            buf[0] = b'-';
+            at = 1;
+        }
+        let whole = len - exponent;
+        buf[at..at + whole].copy_from_slice(&digits[20 - len..20 - exponent]);
+        at += whole;
+        if exponent > 0 {
+            buf[at] = b'.';
+            at += 1;
+            buf[at..at + exponent].copy_from_slice(&digits[20 - exponent..]);
+            at += exponent;
+        }
+        buf[at] = b' ';
+        buf[at + 1..at + 4].copy_from_slice(&self.currency.code);
+        std::str::from_utf8(&buf[..at + 4]).ok()
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let exponent = u32::from(self.currency.exponent);
-        let sign = if self.minor < 0 { "-" } else { "" };
-        let abs = self.minor.unsigned_abs();
-        if exponent == 0 {
-            return write!(f, "{sign}{abs} {}", self.currency);
+        if let Some(text) = self.format_into(&mut [0u8; 64]) {
+            return f.write_str(text);
         }
-        let unit = 10u64.pow(exponent);
-        let width = usize::from(self.currency.exponent);
-        write!(f, "{sign}{}.{:0width$} {}", abs / unit, abs % unit, self.currency)
+        // More decimals than any currency has: pad the digits and place the point by hand.
+        let exponent = usize::from(self.currency.exponent);
+        let sign = if self.minor < 0 { "-" } else { "" };
+        let digits = format!("{:0>width$}", self.minor.unsigned_abs(), width = exponent + 1);
+        let (whole, fraction) = digits.split_at(digits.len() - exponent);
+        write!(f, "{sign}{whole}.{fraction} {}", self.currency)
     }
 }
 
@@ -496,7 +542,10 @@ impl FromStr for Money {
 /// or the exponent.
 impl Serialize for Money {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match self.format_into(&mut [0u8; 64]) {
+            Some(text) => s.serialize_str(text),
+            None => s.collect_str(self),
+        }
     }
 }
 
@@ -519,6 +568,32 @@ mod tests {
         assert_eq!(Money::from_minor(1, Currency::KWD).to_string(), "0.001 KWD");
         assert_eq!(Money::from_minor(-5, Currency::USD).to_string(), "-0.05 USD");
         assert_eq!(Money::from_minor(i64::MIN, Currency::EUR).to_string(), "-92233720368547758.08 EUR");
+    }
+
+    /// The display form by the textbook formula, to check the hand-written formatter against.
+    fn reference(m: Money) -> String {
+        let exponent = u32::from(m.currency().exponent());
+        let sign = if m.minor() < 0 { "-" } else { "" };
+        let abs = u128::from(m.minor().unsigned_abs());
+        if exponent == 0 {
+            return format!("{sign}{abs} {}", m.currency().code());
+        }
+        let unit = 10u128.pow(exponent);
+        let width = usize::try_from(exponent).unwrap_or(0);
+        format!("{sign}{}.{:0width$} {}", abs / unit, abs % unit, m.currency().code())
+    }
+
+    #[test]
+    fn display_and_serialization_agree_with_the_formula_for_every_currency() {
+        let edges = [0, 1, -1, 9, 10, 99, 100, 101, -999, 1_000, 123_456_789, i64::MAX, i64::MIN, i64::MIN + 1];
+        for currency in Currency::all() {
+            for minor in edges {
+                let m = Money::from_minor(minor, currency);
+                assert_eq!(m.to_string(), reference(m), "{minor} {}", currency.code());
+                assert_eq!(serde_json::to_string(&m).ok(), Some(format!("\"{}\"", reference(m))));
+                assert_eq!(Money::parse(&m.to_string()), Ok(m), "round trip");
+            }
+        }
     }
 
     #[test]
@@ -606,6 +681,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn display_agrees_with_the_formula(minor in any::<i64>(), pick in 0usize..64) {
+            let currencies: Vec<Currency> = Currency::all().collect();
+            let currency = currencies[pick % currencies.len()];
+            let m = Money::from_minor(minor, currency);
+            prop_assert_eq!(m.to_string(), reference(m));
+        }
+
         #[test]
         fn parse_display_round_trip(
             minor in prop_oneof![any::<i64>(), Just(i64::MIN), Just(i64::MAX), -1000i64..1000],

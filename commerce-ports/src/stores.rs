@@ -236,10 +236,10 @@ pub struct PaymentIntent {
     /// Optimistic-concurrency version; starts at 1 and grows by one per update.
     pub version: u64,
     /// Created.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Last changed.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 
@@ -284,7 +284,7 @@ pub struct IntentEvent {
     /// 1-based position in the intent's history (equal to the intent version it produced).
     pub sequence: u64,
     /// When.
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339")]
     pub at: OffsetDateTime,
     /// The operation (`create`, `authorize`, `capture`, `refund`, `void`, `webhook`, `reconcile`).
     pub operation: String,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use commerce_ports::payment::{GatewayCapabilities, PaymentGateway};
-use commerce_ports::stores::{IdempotencyStore, PaymentIntentStore};
+use commerce_ports::stores::{IdempotencyStore, PaymentIntentStore, SplitLedger};
 use commerce_ports::{Currency, TenderKind};
 use commerce_testkit::conformance::gateway::{self, GatewayFixture};
 use commerce_testkit::conformance::stores::{self, StoreFixture};
@@ -143,6 +143,20 @@ async fn memory_stores_pass() {
     let report = stores::run_all(&memory_store_set(), &StoreFixture::new()).await;
     report.assert_passed();
     assert!(report.passed.len() >= 16, "{report}");
+}
+
+#[tokio::test]
+async fn both_ledgers_over_the_memory_stores_pass_the_ledger_suite() {
+    let fx = StoreFixture::new();
+    // The memory ledger (what `memory_store_set` binds) and the split ledger over the same kind of stores.
+    let native = memory_store_set();
+    let report = stores::run_ledger(&native, &fx).await;
+    report.assert_passed();
+    assert_eq!(report.passed.len(), 8, "{report}");
+    assert!(format!("{:?}", native.ledger).contains("MemoryLedger"), "{:?}", native.ledger);
+    let base = memory_store_set();
+    let split = base.clone().with_ledger(Arc::new(SplitLedger::new(base.intents.clone(), base.idempotency.clone())));
+    stores::run_ledger(&split, &fx).await.assert_passed();
 }
 
 #[tokio::test]

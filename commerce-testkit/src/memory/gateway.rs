@@ -35,8 +35,14 @@ struct Payment {
 
 #[derive(Debug, Clone)]
 enum StoredOutcome {
-    Ok(serde_json::Value),
-    Err { kind: ErrorKind, message: String, code: Option<String>, decline: Option<DeclineDetails> },
+    /// The answer as JSON text (one allocation, read back only on a replay).
+    Ok(String),
+    Err {
+        kind: ErrorKind,
+        message: String,
+        code: Option<String>,
+        decline: Option<DeclineDetails>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -181,7 +187,7 @@ impl MemoryGateway {
         let result = op(&mut state);
         let outcome = match &result {
             Ok(value) => StoredOutcome::Ok(
-                serde_json::to_value(value)
+                serde_json::to_string(value)
                     .map_err(|e| err(ErrorKind::Unexpected, operation, format!("cannot store outcome: {e}")))?,
             ),
             Err(e) => StoredOutcome::Err {
@@ -216,7 +222,7 @@ impl MemoryGateway {
 
 fn replay<T: DeserializeOwned>(operation: &'static str, outcome: &StoredOutcome) -> Result<T, PaymentError> {
     match outcome {
-        StoredOutcome::Ok(value) => serde_json::from_value(value.clone())
+        StoredOutcome::Ok(value) => serde_json::from_str(value)
             .map_err(|e| err(ErrorKind::Unexpected, operation, format!("stored outcome unreadable: {e}"))),
         StoredOutcome::Err { kind, message, code, decline } => {
             let mut e = err(*kind, operation, message.clone());

@@ -11,6 +11,6 @@ pub use fakes::{
 pub use gateway::{GatewayFault, MemoryGateway};
 pub use offline_queue::MemoryOfflineQueueStore;
 pub use stores::{
-    MemoryDomainClaimStore, MemoryIdempotencyStore, MemoryPairingStore, MemoryPaymentIntentStore, MemoryPrintJobStore,
-    MemoryReplicationStore, MemoryWebhookEventStore, memory_store_set,
+    MemoryDomainClaimStore, MemoryIdempotencyStore, MemoryLedger, MemoryPairingStore, MemoryPaymentIntentStore,
+    MemoryPrintJobStore, MemoryReplicationStore, MemoryWebhookEventStore, memory_store_set,
 };

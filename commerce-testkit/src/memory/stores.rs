@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use commerce_ports::replication::{Change, Stream};
 use commerce_ports::stores::{
     ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyStore, IntentEvent, IntentStatus, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PrintJob,
-    PrintJobStatus, PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
+    IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus, IntentUpdate, KeyResolution, LedgerClaim, Pairing,
+    PairingStore, PaymentIntent, PaymentIntentStore, PaymentLedger, PrintJob, PrintJobStatus, PrintJobStore,
+    ReplicationStore, StoreSet, WebhookEventStore, check_ledger_create, check_ledger_update,
 };
 use commerce_ports::{DeviceId, ErrorKind, IdempotencyKey, IntentId, RegisterId, StoreError, TenantId};
 use time::OffsetDateTime;
@@ -24,10 +25,41 @@ fn err(kind: ErrorKind, operation: &'static str, message: impl Into<String>) -> 
 
 // ---------------------------------------------------------------------------------------------------------
 
+type Records = HashMap<(TenantId, IdempotencyKey), IdempotencyRecord>;
+
 /// In-memory [`IdempotencyStore`].
 #[derive(Debug, Default)]
 pub struct MemoryIdempotencyStore {
-    records: Mutex<HashMap<(TenantId, IdempotencyKey), IdempotencyRecord>>,
+    records: Mutex<Records>,
+}
+
+/// `begin` on the records, under their lock.
+fn begin_in(
+    records: &mut Records,
+    tenant: &TenantId,
+    key: &IdempotencyKey,
+    claim: IdempotencyClaim,
+) -> IdempotencyBegin {
+    let id = (tenant.clone(), key.clone());
+    match records.get_mut(&id) {
+        None => {
+            records.insert(id, IdempotencyRecord::started(claim));
+            IdempotencyBegin::Started { recovered: false }
+        }
+        Some(existing) => {
+            if existing.operation != claim.operation || existing.fingerprint != claim.fingerprint {
+                return IdempotencyBegin::Conflict { operation: existing.operation.clone() };
+            }
+            if let Some(response) = &existing.response {
+                return IdempotencyBegin::Completed(response.clone());
+            }
+            if existing.lease_until <= claim.now {
+                existing.lease_until = claim.lease_until;
+                return IdempotencyBegin::Started { recovered: true };
+            }
+            IdempotencyBegin::InProgress
+        }
+    }
 }
 
 #[async_trait]
@@ -38,27 +70,7 @@ impl IdempotencyStore for MemoryIdempotencyStore {
         key: &IdempotencyKey,
         claim: IdempotencyClaim,
     ) -> Result<IdempotencyBegin, StoreError> {
-        let mut records = lock(&self.records);
-        let id = (tenant.clone(), key.clone());
-        match records.get_mut(&id) {
-            None => {
-                records.insert(id, IdempotencyRecord::started(claim));
-                Ok(IdempotencyBegin::Started { recovered: false })
-            }
-            Some(existing) => {
-                if existing.operation != claim.operation || existing.fingerprint != claim.fingerprint {
-                    return Ok(IdempotencyBegin::Conflict { operation: existing.operation.clone() });
-                }
-                if let Some(response) = &existing.response {
-                    return Ok(IdempotencyBegin::Completed(response.clone()));
-                }
-                if existing.lease_until <= claim.now {
-                    existing.lease_until = claim.lease_until;
-                    return Ok(IdempotencyBegin::Started { recovered: true });
-                }
-                Ok(IdempotencyBegin::InProgress)
-            }
-        }
+        Ok(begin_in(&mut lock(&self.records), tenant, key, claim))
     }
 
     async fn complete(&self, tenant: &TenantId, key: &IdempotencyKey, response: Vec<u8>) -> Result<(), StoreError> {
@@ -212,6 +224,152 @@ impl PaymentIntentStore for MemoryPaymentIntentStore {
         found.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then_with(|| a.id.cmp(&b.id)));
         found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(found)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+/// In-memory [`PaymentLedger`] over a [`MemoryIdempotencyStore`] and a [`MemoryPaymentIntentStore`]: each call
+/// runs under both stores' locks (keys first, then intents), so a claim or a commit is one atomic step, as
+/// in the database ledgers, and costs one call instead of the [`SplitLedger`](commerce_ports::stores::SplitLedger)'s
+/// several. [`memory_store_set`] uses it.
+#[derive(Debug, Clone)]
+pub struct MemoryLedger {
+    idempotency: Arc<MemoryIdempotencyStore>,
+    intents: Arc<MemoryPaymentIntentStore>,
+}
+
+impl MemoryLedger {
+    /// A ledger over these stores (the ones the service's other calls use).
+    pub fn new(idempotency: Arc<MemoryIdempotencyStore>, intents: Arc<MemoryPaymentIntentStore>) -> MemoryLedger {
+        MemoryLedger { idempotency, intents }
+    }
+}
+
+#[async_trait]
+impl PaymentLedger for MemoryLedger {
+    async fn claim(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        claim: IdempotencyClaim,
+        intent: &IntentId,
+        create: Option<(PaymentIntent, IntentEvent)>,
+    ) -> Result<LedgerClaim, StoreError> {
+        check_ledger_create(tenant, intent, create.as_ref())?;
+        if let Some((new, event)) = &create
+            && (new.version != 1 || event.sequence != 1)
+        {
+            return Err(StoreError::invalid(
+                "claim",
+                format!("a new intent has version 1 and event sequence 1, got {} and {}", new.version, event.sequence),
+            ));
+        }
+        let mut records = lock(&self.idempotency.records);
+        let begin = begin_in(&mut records, tenant, key, claim);
+        if !matches!(begin, IdempotencyBegin::Started { .. }) {
+            return Ok(LedgerClaim::new(begin, None));
+        }
+        let mut inner = lock(&self.intents.inner);
+        let id = (tenant.clone(), intent.clone());
+        let snapshot = match (inner.intents.get(&id), create) {
+            (Some(stored), _) => {
+                Some(IntentSnapshot::new(stored.clone(), inner.events.get(&id).cloned().unwrap_or_default()))
+            }
+            (None, Some((new, event))) => {
+                inner.events.insert(id.clone(), vec![event.clone()]);
+                inner.intents.insert(id, new.clone());
+                Some(IntentSnapshot::new(new, vec![event]))
+            }
+            (None, None) => None,
+        };
+        Ok(LedgerClaim::new(begin, snapshot))
+    }
+
+    async fn commit(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        update: Option<IntentUpdate>,
+        resolution: KeyResolution,
+    ) -> Result<(), StoreError> {
+        check_ledger_update(tenant, update.as_ref())?;
+        if !matches!(resolution, KeyResolution::Complete(_) | KeyResolution::Release) {
+            return Err(err(ErrorKind::Unsupported, "commit", format!("unknown key resolution {resolution:?}")));
+        }
+        if let Some(u) = &update {
+            let next =
+                u.expected_version.checked_add(1).ok_or_else(|| StoreError::invalid("commit", "version overflow"))?;
+            if u.intent.version != next || u.event.sequence != next {
+                return Err(StoreError::invalid(
+                    "commit",
+                    format!(
+                        "updating from version {} needs intent version and event sequence {next}, got {} and {}",
+                        u.expected_version, u.intent.version, u.event.sequence
+                    ),
+                ));
+            }
+        }
+        let mut records = lock(&self.idempotency.records);
+        let record_id = (tenant.clone(), key.clone());
+        match records.get(&record_id) {
+            None => return Err(err(ErrorKind::NotFound, "commit", format!("no idempotency record for key `{key}`"))),
+            Some(record) if record.response.is_some() => {
+                return Err(err(
+                    ErrorKind::InvalidState,
+                    "commit",
+                    format!("key `{key}` is already completed; its first response stands"),
+                ));
+            }
+            Some(_) => {}
+        }
+        if let Some(IntentUpdate { intent, expected_version, event, created, .. }) = update {
+            let mut inner = lock(&self.intents.inner);
+            let id = (intent.tenant.clone(), intent.id.clone());
+            let history = match created {
+                Some((_, first)) => {
+                    if inner.intents.contains_key(&id) {
+                        return Err(err(
+                            ErrorKind::AlreadyExists,
+                            "commit",
+                            format!("intent `{}` already exists", intent.id),
+                        ));
+                    }
+                    vec![first, event]
+                }
+                None => {
+                    let stored = inner
+                        .intents
+                        .get(&id)
+                        .ok_or_else(|| err(ErrorKind::NotFound, "commit", format!("no intent `{}`", intent.id)))?;
+                    if stored.version != expected_version {
+                        return Err(err(
+                            ErrorKind::Conflict,
+                            "commit",
+                            format!("intent `{}` is at version {}, not {expected_version}", intent.id, stored.version),
+                        ));
+                    }
+                    let mut history = inner.events.remove(&id).unwrap_or_default();
+                    history.push(event);
+                    history
+                }
+            };
+            inner.events.insert(id.clone(), history);
+            inner.intents.insert(id, intent);
+        }
+        match resolution {
+            KeyResolution::Complete(response) => {
+                if let Some(record) = records.get_mut(&record_id) {
+                    record.response = Some(response);
+                }
+            }
+            KeyResolution::Release => {
+                records.remove(&record_id);
+            }
+            // Refused above, before anything changed.
+            _ => {}
+        }
+        Ok(())
     }
 }
 
@@ -526,9 +684,12 @@ impl PairingStore for MemoryPairingStore {
 
 /// Every in-memory store, as a [`StoreSet`].
 pub fn memory_store_set() -> StoreSet {
+    let idempotency = Arc::new(MemoryIdempotencyStore::default());
+    let intents = Arc::new(MemoryPaymentIntentStore::default());
+    let ledger = Arc::new(MemoryLedger::new(idempotency.clone(), intents.clone()));
     StoreSet::new(
-        Arc::new(MemoryIdempotencyStore::default()),
-        Arc::new(MemoryPaymentIntentStore::default()),
+        idempotency,
+        intents,
         Arc::new(MemoryWebhookEventStore::default()),
         Arc::new(MemoryDomainClaimStore::default()),
         Arc::new(MemoryReplicationStore::default()),
@@ -536,4 +697,5 @@ pub fn memory_store_set() -> StoreSet {
         Arc::new(MemoryPairingStore::default()),
         Arc::new(super::offline_queue::MemoryOfflineQueueStore::default()),
     )
+    .with_ledger(ledger)
 }
