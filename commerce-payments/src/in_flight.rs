@@ -1,4 +1,5 @@
-//! The authorizations this process is running right now, by tenant, provider and merchant reference.
+//! The authorizations a [`Payments`](crate::Payments) service (and its clones) is running, by tenant,
+//! provider and merchant reference.
 //!
 //! An authorization's intent is written once, by the commit after the provider answered (decision 012), so
 //! while the provider call runs no intent exists to apply a webhook to. A provider may send the payment's
@@ -8,65 +9,129 @@
 //! the final result arrives. The [`WebhookIngestor`](crate::WebhookIngestor) asks this registry and answers
 //! 503 instead, so the provider delivers again once the intent is stored.
 //!
-//! The registry is per process: a webhook that reaches another instance than the one authorizing is not
-//! held back (see decision 015).
+//! An authorization stays registered for a lease after it ends: if its outcome could not be stored (the
+//! store failed, or the caller went away), a retry with the same key stores it within that time, and the
+//! provider's redelivery then finds the intent. Once the intent exists the registry plays no part (the event
+//! finds the intent first). See decision 015.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use commerce_ports::TenantId;
 
-/// (tenant, provider, merchant reference) of a running authorization.
+/// (tenant, provider, merchant reference) of an authorization.
 type Key = (TenantId, String, String);
 
-/// The running authorizations (a count per key: one reference may be authorized by several keys at once).
+#[derive(Debug)]
+struct Entry {
+    /// Calls under way with this key.
+    running: u32,
+    /// When the last one ended, until when the key stays registered.
+    until: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: HashMap<Key, Entry>,
+    /// When lingering keys may be dropped, oldest first.
+    expiries: VecDeque<(Instant, Key)>,
+}
+
+impl State {
+    /// Drops the keys whose linger ended (and that no call took up again).
+    fn purge(&mut self, now: Instant) {
+        while let Some((at, _)) = self.expiries.front() {
+            if *at > now {
+                break;
+            }
+            let Some((_, key)) = self.expiries.pop_front() else { break };
+            if self.entries.get(&key).is_some_and(|e| e.running == 0 && e.until.is_some_and(|u| u <= now)) {
+                self.entries.remove(&key);
+            }
+        }
+    }
+}
+
+/// The registry of authorizations under way or recently ended.
 #[derive(Debug, Default)]
 pub(crate) struct InFlight {
-    running: Mutex<HashMap<Key, u32>>,
+    state: Mutex<State>,
 }
 
 impl InFlight {
-    /// Registers an authorization until the returned guard is dropped (also when the call is cancelled).
-    pub(crate) fn enter(self: &Arc<InFlight>, tenant: &TenantId, provider: &str, reference: &str) -> InFlightGuard {
+    /// Registers an authorization until the returned guard is dropped (also when the call is cancelled), and
+    /// for `linger` after that.
+    pub(crate) fn enter(
+        self: &Arc<InFlight>,
+        tenant: &TenantId,
+        provider: &str,
+        reference: &str,
+        linger: Duration,
+    ) -> InFlightGuard {
         let key = (tenant.clone(), provider.to_owned(), reference.to_owned());
-        *self.lock().entry(key.clone()).or_insert(0) += 1;
-        InFlightGuard { registry: Arc::clone(self), key }
+        let mut state = self.lock();
+        state.purge(Instant::now());
+        let entry = state.entries.entry(key.clone()).or_insert(Entry { running: 0, until: None });
+        entry.running += 1;
+        InFlightGuard { registry: Arc::clone(self), key, linger }
     }
 
-    /// The merchant reference of a running authorization of `tenant` on `provider`: the one given, or, when
-    /// the event carries none, any.
-    pub(crate) fn running(&self, tenant: &TenantId, provider: &str, reference: Option<&str>) -> Option<String> {
-        let running = self.lock();
-        match reference {
-            Some(reference) => {
-                let key = (tenant.clone(), provider.to_owned(), reference.to_owned());
-                running.contains_key(&key).then(|| reference.to_owned())
-            }
-            None => running.keys().find(|(t, p, _)| t == tenant && p == provider).map(|(_, _, r)| r.clone()),
-        }
+    /// Whether an authorization of `tenant` on `provider` with merchant reference `reference` is under way or
+    /// ended less than its linger ago.
+    pub(crate) fn holds(&self, tenant: &TenantId, provider: &str, reference: &str) -> bool {
+        let now = Instant::now();
+        let mut state = self.lock();
+        state.purge(now);
+        let key = (tenant.clone(), provider.to_owned(), reference.to_owned());
+        state.entries.get(&key).is_some_and(|e| e.running > 0 || e.until.is_some_and(|u| u > now))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, u32>> {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().entries.len()
     }
 }
 
-/// Keeps an authorization registered in [`InFlight`] while it lives.
+/// Keeps an authorization registered in [`InFlight`] while it lives, and for its linger after unless
+/// [`disarm`](InFlightGuard::disarm)ed (its outcome was stored, or nothing happened).
 #[derive(Debug)]
 pub(crate) struct InFlightGuard {
     registry: Arc<InFlight>,
     key: Key,
+    linger: Duration,
+}
+
+impl InFlightGuard {
+    /// Ends the registration without a linger: the authorization's outcome is stored (or certain and
+    /// nothing reached the provider), so no event waits for it.
+    pub(crate) fn disarm(mut self) {
+        self.linger = Duration::ZERO;
+    }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        let mut running = self.registry.lock();
-        if let Some(count) = running.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                running.remove(&self.key);
+        let now = Instant::now();
+        let until = now.checked_add(self.linger).unwrap_or(now);
+        let mut state = self.registry.lock();
+        if let Some(entry) = state.entries.get_mut(&self.key) {
+            entry.running = entry.running.saturating_sub(1);
+            if entry.running == 0 {
+                if self.linger.is_zero() && entry.until.is_none_or(|u| u <= now) {
+                    state.entries.remove(&self.key);
+                } else {
+                    let until = entry.until.map_or(until, |u| u.max(until));
+                    entry.until = Some(until);
+                    state.expiries.push_back((until, self.key.clone()));
+                }
             }
         }
+        state.purge(now);
     }
 }
 
@@ -75,22 +140,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_authorization_is_running_until_its_guard_drops() {
+    fn an_authorization_is_held_while_it_runs_and_for_its_linger() {
         let registry = Arc::new(InFlight::default());
         let acme = TenantId::new("acme").expect("tenant");
         let other = TenantId::new("other").expect("tenant");
-        assert_eq!(registry.running(&acme, "adyen", None), None);
-        let first = registry.enter(&acme, "adyen", "order-1");
-        let second = registry.enter(&acme, "adyen", "order-1");
-        assert_eq!(registry.running(&acme, "adyen", Some("order-1")), Some("order-1".to_owned()));
-        assert_eq!(registry.running(&acme, "adyen", None), Some("order-1".to_owned()));
-        assert_eq!(registry.running(&acme, "adyen", Some("order-2")), None);
-        assert_eq!(registry.running(&acme, "stripe", None), None, "another provider");
-        assert_eq!(registry.running(&other, "adyen", Some("order-1")), None, "another tenant");
+        assert!(!registry.holds(&acme, "adyen", "order-1"));
+        let linger = Duration::from_millis(50);
+        let first = registry.enter(&acme, "adyen", "order-1", linger);
+        let second = registry.enter(&acme, "adyen", "order-1", linger);
+        assert!(registry.holds(&acme, "adyen", "order-1"));
+        assert!(!registry.holds(&acme, "adyen", "order-2"), "another reference");
+        assert!(!registry.holds(&acme, "stripe", "order-1"), "another provider");
+        assert!(!registry.holds(&other, "adyen", "order-1"), "another tenant");
         drop(first);
-        assert!(registry.running(&acme, "adyen", Some("order-1")).is_some(), "one of two still runs");
+        assert!(registry.holds(&acme, "adyen", "order-1"), "one of two still runs");
         drop(second);
-        assert_eq!(registry.running(&acme, "adyen", Some("order-1")), None);
-        assert!(registry.lock().is_empty(), "nothing is left behind");
+        assert!(registry.holds(&acme, "adyen", "order-1"), "held for the linger after the last one ended");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!registry.holds(&acme, "adyen", "order-1"), "released once the linger ended");
+        assert_eq!(registry.len(), 0, "nothing is left behind");
+    }
+
+    #[test]
+    fn a_disarmed_authorization_leaves_at_once() {
+        let registry = Arc::new(InFlight::default());
+        let acme = TenantId::new("acme").expect("tenant");
+        let guard = registry.enter(&acme, "adyen", "order-1", Duration::from_secs(30));
+        assert!(registry.holds(&acme, "adyen", "order-1"));
+        guard.disarm();
+        assert!(!registry.holds(&acme, "adyen", "order-1"));
+        assert_eq!(registry.len(), 0);
+        // A disarmed call does not cut short another's linger.
+        drop(registry.enter(&acme, "adyen", "order-2", Duration::from_secs(30)));
+        registry.enter(&acme, "adyen", "order-2", Duration::from_secs(30)).disarm();
+        assert!(registry.holds(&acme, "adyen", "order-2"), "the first call's linger stands");
+    }
+
+    #[test]
+    fn a_key_taken_up_again_during_its_linger_is_not_dropped_by_the_old_expiry() {
+        let registry = Arc::new(InFlight::default());
+        let acme = TenantId::new("acme").expect("tenant");
+        drop(registry.enter(&acme, "adyen", "order-1", Duration::from_millis(20)));
+        let again = registry.enter(&acme, "adyen", "order-1", Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(registry.holds(&acme, "adyen", "order-1"), "running again: the first linger's expiry is stale");
+        drop(again);
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!registry.holds(&acme, "adyen", "order-1"));
+        assert_eq!(registry.len(), 0);
     }
 }

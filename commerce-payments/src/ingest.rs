@@ -15,11 +15,11 @@
 //! A store failure answers 503, never 200, so the provider delivers again. An event for a payment this
 //! tenant does not know is recorded and acknowledged (it may belong to another system sharing the provider
 //! account) and counted in [`IngestReport::unknown_payments`] — unless it may belong to an authorization
-//! whose intent is not stored yet or has no provider reference: an authorization of this tenant and provider
-//! running in this process (with the event's merchant reference, or any when the event carries none; its
-//! intent is written when the provider's answer is, decision 012), or an intent of this provider in
-//! `OutcomeUnknown` without a provider reference. Then the event is not recorded, the delivery answers 503,
-//! and the provider delivers it again later, when the intent can be found.
+//! whose intent is not stored yet or has no provider reference: an authorization with the event's merchant
+//! reference under way in the [`Payments`] this ingestor was built from (its intent is written when the
+//! provider's answer is, decision 012; see decision 015), or an intent of this provider in `OutcomeUnknown`
+//! without a provider reference. Then the event is not recorded, the delivery answers 503, and the provider
+//! delivers it again later, when the intent can be found.
 
 use std::fmt;
 use std::sync::Arc;
@@ -180,6 +180,10 @@ impl fmt::Debug for WebhookIngestor {
 impl WebhookIngestor {
     /// An ingestor over the intents and clock of `payments`, recording event ids in `events`, for `tenant`'s
     /// binding whose adapter is `provider` (`stripe`), verifying with `verifier`.
+    ///
+    /// Build it from the `Payments` that authorizes (or a clone of it): an event for an authorization that
+    /// service has under way is then delivered again rather than dropped (decision 015). Another `Payments`
+    /// built over the same stores does not share that knowledge.
     pub fn new(
         payments: &Payments,
         events: Arc<dyn WebhookEventStore>,
@@ -272,15 +276,19 @@ impl WebhookIngestor {
         let applied = match self.find_intent(event).await? {
             Some(intent) => Some(self.apply(intent, event).await?),
             None if concerns_payment => {
-                // The event may be the answer of an authorization still running here, whose intent is written
-                // with the provider's answer: ask for a redelivery, which finds the intent.
-                let reference = event.merchant_reference.as_deref();
-                if let Some(running) = self.in_flight.running(&self.tenant, &self.provider, reference) {
+                // The event may be the answer of an authorization still running here (or whose outcome could
+                // not be stored yet), whose intent is written with the provider's answer: ask for a redelivery,
+                // which finds the intent. Only by merchant reference: an event without one cannot be told
+                // apart from another system's, and holding those back would hold them for good.
+                if let Some(reference) = event.merchant_reference.as_deref()
+                    && self.in_flight.holds(&self.tenant, &self.provider, reference)
+                    && !self.has_reference(reference).await?
+                {
                     return Err(PaymentsError::new(
                         ErrorKind::Unavailable,
                         OP,
                         format!(
-                            "event `{}` matches no intent while the authorization of `{running}` is still running",
+                            "event `{}` matches no intent while the authorization of `{reference}` is under way",
                             event.event_id
                         ),
                     ));
@@ -353,6 +361,17 @@ impl WebhookIngestor {
             .collect();
         // Several intents with one merchant reference and no way to tell them apart: apply to none.
         if candidates.len() == 1 { Ok(candidates.pop()) } else { Ok(None) }
+    }
+
+    /// Whether an intent of this tenant and provider has the merchant reference (then the event is not waiting
+    /// for one to be stored; it matched none for another reason).
+    async fn has_reference(&self, reference: &str) -> Result<bool, PaymentsError> {
+        let found = self
+            .intents
+            .find_by_reference(&self.tenant, reference)
+            .await
+            .map_err(|e| PaymentsError::from_store(OP, None, e))?;
+        Ok(found.iter().any(|i| i.provider == self.provider))
     }
 
     /// An intent of this tenant and provider whose authorization outcome is unknown and which has no provider

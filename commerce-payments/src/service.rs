@@ -116,7 +116,8 @@ struct Inner {
     ledger: Arc<dyn PaymentLedger>,
     clock: Arc<dyn Clock>,
     lease: Duration,
-    /// The authorizations running in this process, for the webhook ingestor.
+    /// The authorizations under way (or recently ended) in this service and its clones, for the webhook
+    /// ingestor.
     in_flight: Arc<InFlight>,
 }
 
@@ -449,7 +450,7 @@ impl Payments {
         self.inner.lease
     }
 
-    /// The authorizations running in this process.
+    /// The authorizations under way in this service and its clones.
     pub(crate) fn in_flight(&self) -> &Arc<InFlight> {
         &self.inner.in_flight
     }
@@ -536,9 +537,16 @@ impl Payments {
         };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
         // redelivery instead of dropping it (see `in_flight`).
-        let _running = self.inner.in_flight.enter(&tenant, provider, &payment.reference);
+        // If the outcome cannot be stored (or this call is cancelled), the registration lingers for a lease,
+        // within which a retry with the key stores it.
+        let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, self.inner.lease);
         let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call).await;
-        self.finish(&tenant, key, outcome).await
+        let stored = !matches!(outcome, Outcome::Release(_));
+        let result = self.finish(&tenant, key, outcome).await;
+        if stored {
+            running.disarm();
+        }
+        result
     }
 
     /// Captures `amount` (`None`: all that remains capturable) of an authorized intent. With `final_capture`

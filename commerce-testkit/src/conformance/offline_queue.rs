@@ -456,6 +456,18 @@ pub async fn offline_queue_settling_erases_card_data(store: &dyn OfflineQueueSto
         ErrorKind::InvalidState,
     )?;
     ensure!(B, !format!("{e} {e:?}").contains("9f26a1b2"), "the error shows card data: {e}");
+    // A conflict on the pending entry, whose card data is still stored, names neither blob.
+    let mut other = pending_e.clone();
+    other.payment.amount = Money::from_minor(1_251, Currency::EUR);
+    other.card.card_data = "enc:other:77c3e5d0".to_owned();
+    let e = expect_kind(
+        B,
+        "enqueue of other content under the pending key",
+        store.enqueue(other, 10).await,
+        ErrorKind::IdempotencyConflict,
+    )?;
+    let shown = format!("{e} {e:?}");
+    ensure!(B, !shown.contains("9f26a1b2") && !shown.contains("77c3e5d0"), "the conflict shows card data: {e}");
 
     let read = step(B, "get pending", store.get(&t, "ped-1", pending_e.key()).await)?;
     ensure!(B, read.as_ref() == Some(&pending_e), "the pending entry reads back as {read:?}");
