@@ -17,9 +17,10 @@
 //! account) and counted in [`IngestReport::unknown_payments`] — unless it may belong to an authorization
 //! whose intent is not stored yet or has no provider reference: an authorization with the event's merchant
 //! reference under way in the [`Payments`] this ingestor was built from (its intent is written when the
-//! provider's answer is, decision 012; see decision 015), or an intent of this provider in `OutcomeUnknown`
-//! without a provider reference. Then the event is not recorded, the delivery answers 503, and the provider
-//! delivers it again later, when the intent can be found.
+//! provider's answer is, decision 012; see decision 015), or, for an event without a merchant reference, an
+//! intent of this provider that became `OutcomeUnknown` without a provider reference less than
+//! [`DEFAULT_UNKNOWN_HOLD`] ago (configurable). Then the event is not recorded, the delivery answers 503, and
+//! the provider delivers it again later, when the intent can be found.
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,6 +42,10 @@ use crate::state::{self, Operation, Transition, WebhookOutcome};
 pub const DEFAULT_MAX_WEBHOOK_BODY: usize = 256 * 1024;
 
 const OP: Operation = Operation::Webhook;
+
+/// How long, by default, events that may belong to an authorization whose outcome is unknown are held back
+/// (see [`WebhookIngestor::with_unknown_hold`]): one hour.
+pub const DEFAULT_UNKNOWN_HOLD: time::Duration = time::Duration::hours(1);
 
 /// How many `OutcomeUnknown` intents are looked at when an event matches no intent.
 const UNKNOWN_SCAN_LIMIT: u32 = 1_000;
@@ -164,6 +169,7 @@ pub struct WebhookIngestor {
     verifier: Arc<dyn WebhookVerifier>,
     max_body_bytes: usize,
     in_flight: Arc<InFlight>,
+    unknown_hold: time::Duration,
 }
 
 impl fmt::Debug for WebhookIngestor {
@@ -199,8 +205,17 @@ impl WebhookIngestor {
             provider: provider.into(),
             verifier,
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BODY,
+            unknown_hold: DEFAULT_UNKNOWN_HOLD,
             in_flight: payments.in_flight().clone(),
         }
+    }
+
+    /// Sets how long after an authorization's outcome became unknown (with no provider reference) events
+    /// without a merchant reference that match no intent are answered 503 rather than acknowledged (default
+    /// [`DEFAULT_UNKNOWN_HOLD`]).
+    pub fn with_unknown_hold(mut self, hold: std::time::Duration) -> WebhookIngestor {
+        self.unknown_hold = time::Duration::try_from(hold).unwrap_or(time::Duration::MAX);
+        self
     }
 
     /// Sets the largest accepted body.
@@ -294,9 +309,14 @@ impl WebhookIngestor {
                     ));
                 }
                 // The event may settle an authorization whose outcome is unknown: such an intent has no
-                // provider reference yet, and the event may carry no merchant reference to find it by. Leave
-                // the event unrecorded and ask for a redelivery, so it applies once the intent is findable.
-                if let Some(waiting) = self.unknown_authorization().await? {
+                // provider reference yet, and an event without a merchant reference cannot find it (one with a
+                // merchant reference would have). Leave the event unrecorded and ask for a redelivery, so it
+                // applies once a retry with the key gives the intent its provider reference; but only for
+                // `unknown_hold` after the intent became unknown, so another system's events are not held back
+                // for good (a provider disables an endpoint that keeps failing).
+                if event.merchant_reference.is_none()
+                    && let Some(waiting) = self.unknown_authorization().await?
+                {
                     return Err(PaymentsError::new(
                         ErrorKind::Unavailable,
                         OP,
@@ -374,15 +394,19 @@ impl WebhookIngestor {
         Ok(found.iter().any(|i| i.provider == self.provider))
     }
 
-    /// An intent of this tenant and provider whose authorization outcome is unknown and which has no provider
-    /// reference yet (the oldest of the first [`UNKNOWN_SCAN_LIMIT`] in that state), if any.
+    /// An intent of this tenant and provider whose authorization outcome became unknown less than
+    /// `unknown_hold` ago and which has no provider reference yet (the oldest of the first
+    /// [`UNKNOWN_SCAN_LIMIT`] in that state), if any.
     async fn unknown_authorization(&self) -> Result<Option<PaymentIntent>, PaymentsError> {
         let unknown = self
             .intents
             .list_by_status(&self.tenant, IntentStatus::OutcomeUnknown, UNKNOWN_SCAN_LIMIT)
             .await
             .map_err(|e| PaymentsError::from_store(OP, None, e))?;
-        Ok(unknown.into_iter().find(|i| i.provider == self.provider && i.provider_reference.is_none()))
+        let since = self.clock.now() - self.unknown_hold;
+        Ok(unknown
+            .into_iter()
+            .find(|i| i.provider == self.provider && i.provider_reference.is_none() && i.updated_at > since))
     }
 
     /// Applies the event to the intent and stores the change; on a version conflict reloads and applies once

@@ -63,6 +63,7 @@ impl WebhookEventStore for FlakyEvents {
 
 struct Fx {
     stores: StoreSet,
+    clock: Arc<ManualClock>,
     payments: Payments,
     gateway: MemoryGateway,
     events: Arc<FlakyEvents>,
@@ -72,11 +73,12 @@ struct Fx {
 impl Fx {
     fn new() -> Fx {
         let stores = memory_store_set();
-        let payments = Payments::from_stores(&stores, Arc::new(ManualClock::new(T0)));
+        let clock = Arc::new(ManualClock::new(T0));
+        let payments = Payments::from_stores(&stores, clock.clone());
         let events = Arc::new(FlakyEvents::default());
         let verifier = Arc::new(StripeWebhookVerifier::new(Secret::new(SECRET)));
         let ingestor = WebhookIngestor::new(&payments, events.clone(), tenant(), "stripe", verifier);
-        Fx { stores, payments, gateway: MemoryGateway::new(), events, ingestor }
+        Fx { stores, clock, payments, gateway: MemoryGateway::new(), events, ingestor }
     }
 
     async fn authorized(&self, minor: i64) -> PaymentIntent {
@@ -412,12 +414,15 @@ async fn an_unmatched_event_is_redelivered_while_an_authorization_outcome_is_unk
     assert!(!fx.recorded("evt_auth").await);
     assert_eq!(fx.get(&intent.id).await, intent);
 
-    // A merchant reference matching no intent does not help either.
+    // An event with a merchant reference that matches no intent is not the unknown authorization's (that
+    // reference would have found it): acknowledged as another system's payment.
     let ingestor = fx.with_merchant_references();
     let other = authorized_with_reference("evt_other", "pi_other", "order-elsewhere", 5_000);
-    let deferred = ingestor.ingest(&signed(&other, T0.unix_timestamp())).await;
-    assert_eq!(deferred.map_err(|e| e.status()).err(), Some(503));
-    assert!(!fx.recorded("evt_other").await);
+    assert_eq!(
+        ingestor.ingest(&signed(&other, T0.unix_timestamp())).await.expect("acknowledged"),
+        report(0, 0, 1, 0, 0)
+    );
+    assert!(fx.recorded("evt_other").await);
 
     // The redelivery that carries the merchant reference settles it; after that, unmatched events are
     // recorded and acknowledged as before.
@@ -427,11 +432,31 @@ async fn an_unmatched_event_is_redelivered_while_an_authorization_outcome_is_unk
         report(1, 0, 0, 0, 0)
     );
     assert_eq!(fx.get(&intent.id).await.status, IntentStatus::Authorized);
-    assert_eq!(
-        ingestor.ingest(&signed(&other, T0.unix_timestamp())).await.expect("acknowledged"),
-        report(0, 0, 1, 0, 0)
-    );
-    assert!(fx.recorded("evt_other").await);
+    let stray = event("evt_stray", "authorized", "pi_stray", 100);
+    assert_eq!(fx.deliver(&stray).await.expect("acknowledged"), report(0, 0, 1, 0, 0));
+    assert!(fx.recorded("evt_stray").await);
+}
+
+#[tokio::test]
+async fn events_are_held_back_for_an_unknown_authorization_only_for_the_hold() {
+    let fx = Fx::new();
+    let intent = fx.unknown_authorization().await;
+    let stray = event("evt_stray", "authorized", "pi_stray", 100);
+    assert_eq!(fx.deliver(&stray).await.err().map(|e| e.status()), Some(503), "within the hold");
+    // An hour later the intent is still unknown (nobody retried its key), and another system's events are
+    // acknowledged again instead of failing until the provider gives up on the endpoint.
+    fx.clock.advance(commerce_payments::DEFAULT_UNKNOWN_HOLD + time::Duration::seconds(1));
+    let now = (T0 + commerce_payments::DEFAULT_UNKNOWN_HOLD + time::Duration::seconds(1)).unix_timestamp();
+    let acknowledged = fx.ingestor.ingest(&signed(&stray, now)).await;
+    assert_eq!(acknowledged.ok(), Some(report(0, 0, 1, 0, 0)));
+    assert_eq!(fx.get(&intent.id).await.status, IntentStatus::OutcomeUnknown, "the intent waits for its retry");
+    // A shorter hold is a setting.
+    let fx = Fx::new();
+    fx.unknown_authorization().await;
+    fx.clock.advance(time::Duration::minutes(6));
+    let ingestor = fx.ingestor.clone().with_unknown_hold(std::time::Duration::from_secs(300));
+    let now = (T0 + time::Duration::minutes(6)).unix_timestamp();
+    assert_eq!(ingestor.ingest(&signed(&stray, now)).await.ok(), Some(report(0, 0, 1, 0, 0)));
 }
 
 #[tokio::test]
