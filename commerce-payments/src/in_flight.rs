@@ -9,16 +9,21 @@
 //! the final result arrives. The [`WebhookIngestor`](crate::WebhookIngestor) asks this registry and answers
 //! 503 instead, so the provider delivers again once the intent is stored.
 //!
-//! An authorization stays registered for a lease after it ends: if its outcome could not be stored (the
-//! store failed, or the caller went away), a retry with the same key stores it within that time, and the
-//! provider's redelivery then finds the intent. Once the intent exists the registry plays no part (the event
-//! finds the intent first). See decision 015.
+//! An authorization whose outcome was not stored (the store failed after the provider answered, nothing
+//! certain happened, or the caller went away) stays registered for [`LINGER`] after it ends, measured on the
+//! monotonic clock: the provider's redeliveries keep being answered 503 until a retry with the same key stores
+//! the intent, for up to that long. Once the intent exists the registry plays no part (the event finds the
+//! intent first). See decision 015.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use commerce_ports::TenantId;
+
+/// How long an authorization whose outcome was not stored stays registered: as long as the webhook ingestor
+/// holds back events for an unknown authorization by default ([`DEFAULT_UNKNOWN_HOLD`](crate::DEFAULT_UNKNOWN_HOLD)).
+pub(crate) const LINGER: Duration = Duration::from_secs(3600);
 
 /// (tenant, provider, merchant reference) of an authorization.
 type Key = (TenantId, String, String);
@@ -34,7 +39,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<Key, Entry>,
-    /// When lingering keys may be dropped, oldest first.
+    /// When lingering keys may be dropped, in the order they were queued (which is their order: every linger
+    /// is [`LINGER`]).
     expiries: VecDeque<(Instant, Key)>,
 }
 
@@ -139,15 +145,20 @@ impl Drop for InFlightGuard {
 mod tests {
     use super::*;
 
+    /// Long enough that no test machine takes it between two statements.
+    const LONG: Duration = Duration::from_secs(600);
+    /// Short enough that a sleep of [`PAST`] always outlasts it.
+    const SHORT: Duration = Duration::from_millis(1);
+    const PAST: Duration = Duration::from_millis(30);
+
     #[test]
     fn an_authorization_is_held_while_it_runs_and_for_its_linger() {
         let registry = Arc::new(InFlight::default());
         let acme = TenantId::new("acme").expect("tenant");
         let other = TenantId::new("other").expect("tenant");
         assert!(!registry.holds(&acme, "adyen", "order-1"));
-        let linger = Duration::from_millis(50);
-        let first = registry.enter(&acme, "adyen", "order-1", linger);
-        let second = registry.enter(&acme, "adyen", "order-1", linger);
+        let first = registry.enter(&acme, "adyen", "order-1", LONG);
+        let second = registry.enter(&acme, "adyen", "order-1", LONG);
         assert!(registry.holds(&acme, "adyen", "order-1"));
         assert!(!registry.holds(&acme, "adyen", "order-2"), "another reference");
         assert!(!registry.holds(&acme, "stripe", "order-1"), "another provider");
@@ -156,23 +167,28 @@ mod tests {
         assert!(registry.holds(&acme, "adyen", "order-1"), "one of two still runs");
         drop(second);
         assert!(registry.holds(&acme, "adyen", "order-1"), "held for the linger after the last one ended");
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(!registry.holds(&acme, "adyen", "order-1"), "released once the linger ended");
-        assert_eq!(registry.len(), 0, "nothing is left behind");
+
+        let brief = registry.enter(&acme, "adyen", "order-3", SHORT);
+        drop(brief);
+        std::thread::sleep(PAST);
+        assert!(!registry.holds(&acme, "adyen", "order-3"), "released once the linger ended");
+        // (Its entry goes when the expiries queued before it have passed: every linger but this test's is
+        // `LINGER`, so expiries are queued in order.)
+        assert!(registry.len() <= 2);
     }
 
     #[test]
     fn a_disarmed_authorization_leaves_at_once() {
         let registry = Arc::new(InFlight::default());
         let acme = TenantId::new("acme").expect("tenant");
-        let guard = registry.enter(&acme, "adyen", "order-1", Duration::from_secs(30));
+        let guard = registry.enter(&acme, "adyen", "order-1", LONG);
         assert!(registry.holds(&acme, "adyen", "order-1"));
         guard.disarm();
         assert!(!registry.holds(&acme, "adyen", "order-1"));
         assert_eq!(registry.len(), 0);
         // A disarmed call does not cut short another's linger.
-        drop(registry.enter(&acme, "adyen", "order-2", Duration::from_secs(30)));
-        registry.enter(&acme, "adyen", "order-2", Duration::from_secs(30)).disarm();
+        drop(registry.enter(&acme, "adyen", "order-2", LONG));
+        registry.enter(&acme, "adyen", "order-2", LONG).disarm();
         assert!(registry.holds(&acme, "adyen", "order-2"), "the first call's linger stands");
     }
 
@@ -180,12 +196,12 @@ mod tests {
     fn a_key_taken_up_again_during_its_linger_is_not_dropped_by_the_old_expiry() {
         let registry = Arc::new(InFlight::default());
         let acme = TenantId::new("acme").expect("tenant");
-        drop(registry.enter(&acme, "adyen", "order-1", Duration::from_millis(20)));
-        let again = registry.enter(&acme, "adyen", "order-1", Duration::from_millis(20));
-        std::thread::sleep(Duration::from_millis(40));
+        drop(registry.enter(&acme, "adyen", "order-1", SHORT));
+        let again = registry.enter(&acme, "adyen", "order-1", SHORT);
+        std::thread::sleep(PAST);
         assert!(registry.holds(&acme, "adyen", "order-1"), "running again: the first linger's expiry is stale");
         drop(again);
-        std::thread::sleep(Duration::from_millis(40));
+        std::thread::sleep(PAST);
         assert!(!registry.holds(&acme, "adyen", "order-1"));
         assert_eq!(registry.len(), 0);
     }

@@ -141,6 +141,15 @@ impl std::error::Error for IngestError {
     }
 }
 
+/// What looking an event's intent up found.
+#[derive(Debug, PartialEq)]
+enum Found {
+    One(Box<PaymentIntent>),
+    /// Several intents share the event's merchant reference and none has its provider reference.
+    Several,
+    None,
+}
+
 /// What applying one event gave.
 enum Applied {
     Changed,
@@ -289,15 +298,16 @@ impl WebhookIngestor {
         }
         let concerns_payment = event.provider_reference.is_some() || event.merchant_reference.is_some();
         let applied = match self.find_intent(event).await? {
-            Some(intent) => Some(self.apply(intent, event).await?),
-            None if concerns_payment => {
-                // The event may be the answer of an authorization still running here (or whose outcome could
+            Found::One(intent) => Some(self.apply(*intent, event).await?),
+            found if concerns_payment => {
+                // The event may be the answer of an authorization still under way here (or whose outcome could
                 // not be stored yet), whose intent is written with the provider's answer: ask for a redelivery,
                 // which finds the intent. Only by merchant reference: an event without one cannot be told
                 // apart from another system's, and holding those back would hold them for good.
-                if let Some(reference) = event.merchant_reference.as_deref()
+                if found == Found::None
+                    && let Some(reference) = event.merchant_reference.as_deref()
                     && self.in_flight.holds(&self.tenant, &self.provider, reference)
-                    && !self.has_reference(reference).await?
+                    && (event.provider_reference.is_some() || !self.has_reference(reference).await?)
                 {
                     return Err(PaymentsError::new(
                         ErrorKind::Unavailable,
@@ -309,12 +319,12 @@ impl WebhookIngestor {
                     ));
                 }
                 // The event may settle an authorization whose outcome is unknown: such an intent has no
-                // provider reference yet, and an event without a merchant reference cannot find it (one with a
-                // merchant reference would have). Leave the event unrecorded and ask for a redelivery, so it
-                // applies once a retry with the key gives the intent its provider reference; but only for
-                // `unknown_hold` after the intent became unknown, so another system's events are not held back
-                // for good (a provider disables an endpoint that keeps failing).
-                if event.merchant_reference.is_none()
+                // provider reference yet, and an event without a merchant reference cannot find it (nor can
+                // one whose merchant reference several such intents share). Leave the event unrecorded and ask
+                // for a redelivery, so it applies once a retry with the key gives the intent its provider
+                // reference; but only for `unknown_hold` after the intent became unknown, so another system's
+                // events are not held back for good (a provider disables an endpoint that keeps failing).
+                if (event.merchant_reference.is_none() || found == Found::Several)
                     && let Some(waiting) = self.unknown_authorization().await?
                 {
                     return Err(PaymentsError::new(
@@ -330,7 +340,7 @@ impl WebhookIngestor {
                 bump(&mut report.unknown_payments);
                 None
             }
-            None => None,
+            _ => None,
         };
         let new =
             self.events.record(&self.tenant, &self.provider, &event.event_id, self.clock.now()).await.map_err(store)?;
@@ -352,8 +362,10 @@ impl WebhookIngestor {
     }
 
     /// The tenant's intent the event concerns: by provider reference, else by merchant reference (an intent of
-    /// this provider whose provider reference is unknown or the event's; only when exactly one matches).
-    async fn find_intent(&self, event: &WebhookEvent) -> Result<Option<PaymentIntent>, PaymentsError> {
+    /// this provider, not in a terminal state, whose provider reference is unknown or the event's; only when
+    /// exactly one matches). A terminal intent is passed over: nothing can be applied to it, and the event may
+    /// be a later attempt's for the same order (a refused attempt keeps no provider reference).
+    async fn find_intent(&self, event: &WebhookEvent) -> Result<Found, PaymentsError> {
         let store = |e| PaymentsError::from_store(OP, None, e);
         if let Some(reference) = &event.provider_reference {
             let found = self
@@ -361,12 +373,12 @@ impl WebhookIngestor {
                 .find_by_provider_reference(&self.tenant, &self.provider, reference)
                 .await
                 .map_err(store)?;
-            if found.is_some() {
-                return Ok(found);
+            if let Some(intent) = found {
+                return Ok(Found::One(Box::new(intent)));
             }
         }
         let Some(reference) = &event.merchant_reference else {
-            return Ok(None);
+            return Ok(Found::None);
         };
         let mut candidates: Vec<PaymentIntent> = self
             .intents
@@ -376,15 +388,22 @@ impl WebhookIngestor {
             .into_iter()
             .filter(|i| {
                 i.provider == self.provider
+                    && !i.status.is_terminal()
                     && (i.provider_reference.is_none() || i.provider_reference == event.provider_reference)
             })
             .collect();
         // Several intents with one merchant reference and no way to tell them apart: apply to none.
-        if candidates.len() == 1 { Ok(candidates.pop()) } else { Ok(None) }
+        Ok(match candidates.len() {
+            0 => Found::None,
+            1 => candidates.pop().map_or(Found::None, |intent| Found::One(Box::new(intent))),
+            _ => Found::Several,
+        })
     }
 
-    /// Whether an intent of this tenant and provider has the merchant reference (then the event is not waiting
-    /// for one to be stored; it matched none for another reason).
+    /// Whether an intent of this tenant and provider has the merchant reference: an event naming only that
+    /// reference (no provider reference) then concerns it, though it cannot be applied to it, rather than an
+    /// authorization whose intent is not stored yet. (An event with a provider reference is held back when no
+    /// intent could take it: providers name their payment in every event of their own.)
     async fn has_reference(&self, reference: &str) -> Result<bool, PaymentsError> {
         let found = self
             .intents
@@ -403,10 +422,11 @@ impl WebhookIngestor {
             .list_by_status(&self.tenant, IntentStatus::OutcomeUnknown, UNKNOWN_SCAN_LIMIT)
             .await
             .map_err(|e| PaymentsError::from_store(OP, None, e))?;
-        let since = self.clock.now() - self.unknown_hold;
-        Ok(unknown
-            .into_iter()
-            .find(|i| i.provider == self.provider && i.provider_reference.is_none() && i.updated_at > since))
+        // A hold too long to subtract from now has no lower bound.
+        let since = self.clock.now().checked_sub(self.unknown_hold);
+        Ok(unknown.into_iter().find(|i| {
+            i.provider == self.provider && i.provider_reference.is_none() && since.is_none_or(|s| i.updated_at > s)
+        }))
     }
 
     /// Applies the event to the intent and stores the change; on a version conflict reloads and applies once

@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::{PaymentsError, StoredError};
-use crate::in_flight::InFlight;
+use crate::in_flight::{InFlight, LINGER};
 use crate::state::{self, Admission, AuthorizeParams, Command, Modification, Operation, ProviderCall, Transition};
 
 /// The shortest provider idempotency key this crate derives; a gateway accepting fewer characters is
@@ -537,9 +537,9 @@ impl Payments {
         };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
         // redelivery instead of dropping it (see `in_flight`).
-        // If the outcome cannot be stored (or this call is cancelled), the registration lingers for a lease,
-        // within which a retry with the key stores it.
-        let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, self.inner.lease);
+        // If the outcome is not stored (the store failed, nothing certain happened, or this call is cancelled),
+        // the registration lingers, so the provider's notifications wait for a retry with the key to store it.
+        let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
         let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call).await;
         let stored = !matches!(outcome, Outcome::Release(_));
         let result = self.finish(&tenant, key, outcome).await;

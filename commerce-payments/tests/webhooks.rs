@@ -768,3 +768,49 @@ async fn an_event_for_an_authorization_whose_outcome_was_not_stored_waits_for_th
     assert_eq!(delivered.unknown_payments, 0, "{delivered:?}");
     assert!(events.contains(&tenant(), "stripe", "evt_seven").await.expect("contains"));
 }
+
+#[tokio::test]
+async fn an_early_event_of_a_second_attempt_is_not_given_to_the_refused_first() {
+    let fx = Fx::new();
+    let order = |method: &str| {
+        NewPayment::new(
+            tenant(),
+            ChannelId::new("web").expect("channel"),
+            TenderKind::Card,
+            eur(4_200),
+            method,
+            "order-1",
+        )
+    };
+    // The first attempt for order-1 is refused: a terminal intent with the same merchant reference.
+    let refused = fx.payments.authorize(&fx.gateway, "stripe", order("pm_card_chargeDeclined"), &key("try-1")).await;
+    assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::Declined));
+    let first = fx.stores.intents.find_by_reference(&tenant(), "order-1").await.expect("find").pop().expect("intent");
+    assert_eq!(first.status, IntentStatus::Failed);
+    let first_history = fx.history(&first.id).await;
+    // The second attempt's provider notifies before its answer is stored.
+    let gateway = NotifiesEarly {
+        inner: MemoryGateway::new(),
+        ingestor: std::sync::OnceLock::new(),
+        early: std::sync::Mutex::new(Vec::new()),
+    };
+    gateway.ingestor.set(fx.ingestor.clone()).expect("set once");
+    let second = fx.payments.authorize(&gateway, "stripe", order("pm_card_visa"), &key("try-2")).await.expect("second");
+    let early = gateway.early.lock().expect("lock").clone();
+    assert_eq!(early[0], (Some("order-1"), Err(503)), "held back for the second attempt, not applied to the first");
+    assert_eq!(fx.history(&first.id).await, first_history, "the refused attempt is untouched");
+    assert!(!fx.recorded("evt_early_0").await);
+    let body = authorized_event("evt_early_0", &reference(&second), 4_200, Some("order-1"));
+    assert_eq!(fx.deliver(&body).await.expect("delivered again").unknown_payments, 0);
+    assert!(fx.recorded("evt_early_0").await);
+}
+
+#[tokio::test]
+async fn a_hold_too_long_to_measure_holds_without_a_bound() {
+    let fx = Fx::new();
+    fx.unknown_authorization().await;
+    let ingestor = fx.ingestor.clone().with_unknown_hold(std::time::Duration::MAX);
+    let stray = event("evt_stray", "authorized", "pi_stray", 100);
+    let held = ingestor.ingest(&signed(&stray, T0.unix_timestamp())).await;
+    assert_eq!(held.err().map(|e| e.status()), Some(503));
+}
