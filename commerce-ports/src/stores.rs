@@ -582,11 +582,11 @@ forward_port!(PaymentLedger {
     async fn commit(&self, tenant: &TenantId, key: &IdempotencyKey, update: Option<IntentUpdate>, resolution: KeyResolution) -> Result<(), StoreError>;
 });
 
-/// Checks a [`PaymentLedger::claim`]'s `create` against the claimed tenant and intent (every ledger refuses a
-/// mismatch before touching anything).
+/// Checks a [`PaymentLedger::claim`]'s `create` against the claimed tenant and intent, and that it is version 1
+/// with event 1 (every ledger refuses a mismatch before touching anything).
 ///
 /// # Errors
-/// `InvalidRequest` naming both.
+/// `InvalidRequest` naming what does not match.
 pub fn check_ledger_create(
     tenant: &TenantId,
     intent: &IntentId,
@@ -596,6 +596,10 @@ pub fn check_ledger_create(
         Some((new, _)) if &new.id != intent || &new.tenant != tenant => Err(StoreError::invalid(
             "claim",
             format!("`create` is for intent `{}` of tenant `{}`, not `{intent}` of `{tenant}`", new.id, new.tenant),
+        )),
+        Some((new, event)) if new.version != 1 || event.sequence != 1 => Err(StoreError::invalid(
+            "claim",
+            format!("a new intent has version 1 and event sequence 1, got {} and {}", new.version, event.sequence),
         )),
         _ => Ok(()),
     }

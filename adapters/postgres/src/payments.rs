@@ -878,14 +878,6 @@ impl PaymentLedger for PgPaymentLedger {
     ) -> Result<LedgerClaim, StoreError> {
         let ctx = Ctx::new("claim", key_subject(tenant, key));
         check_ledger_create(tenant, intent, create.as_ref())?;
-        if let Some((new, event)) = &create
-            && (new.version != 1 || event.sequence != 1)
-        {
-            return Err(ctx.err(
-                ErrorKind::InvalidRequest,
-                format!("a new intent has version 1 and event sequence 1, got {} and {}", new.version, event.sequence),
-            ));
-        }
         let created = match &create {
             Some((new, event)) => Some((IntentRow::new(&ctx, new)?, EventRow::new(&ctx, event)?)),
             None => None,

@@ -714,6 +714,28 @@ pub async fn ledger_claim_creates_only_when_started(
         ledger.claim(&tenant, &key2, claim_now(fx, "capture"), &missing, None).await,
     )?;
     ensure!(B, matches!(bare.begin, IdempotencyBegin::Started { .. }) && bare.intent.is_none(), "gave {bare:?}");
+    // A creation that is not version 1 with event 1 is refused before the key is claimed.
+    let mut later = intent(fx, B, "i3")?;
+    later.version = 2;
+    let key3 = fx.key(B, "k3")?;
+    expect_store_kind(
+        B,
+        "claim creating a version-2 intent",
+        ledger
+            .claim(&tenant, &key3, claim_now(fx, "authorize"), &later.id, Some((later.clone(), first_event(fx))))
+            .await,
+        ErrorKind::InvalidRequest,
+    )?;
+    let retried = step(
+        B,
+        "claim after the refusal",
+        ledger.claim(&tenant, &key3, claim_now(fx, "authorize"), &later.id, None).await,
+    )?;
+    ensure!(
+        B,
+        matches!(retried.begin, IdempotencyBegin::Started { .. }),
+        "the refused claim held the key: {retried:?}"
+    );
     Ok(())
 }
 

@@ -257,14 +257,6 @@ impl PaymentLedger for MemoryLedger {
         create: Option<(PaymentIntent, IntentEvent)>,
     ) -> Result<LedgerClaim, StoreError> {
         check_ledger_create(tenant, intent, create.as_ref())?;
-        if let Some((new, event)) = &create
-            && (new.version != 1 || event.sequence != 1)
-        {
-            return Err(StoreError::invalid(
-                "claim",
-                format!("a new intent has version 1 and event sequence 1, got {} and {}", new.version, event.sequence),
-            ));
-        }
         let mut records = lock(&self.idempotency.records);
         let begin = begin_in(&mut records, tenant, key, claim);
         if !matches!(begin, IdempotencyBegin::Started { .. }) {
