@@ -147,7 +147,11 @@ enum Found {
     One(Box<PaymentIntent>),
     /// Several intents share the event's merchant reference and none has its provider reference.
     Several,
-    None,
+    /// None; `referenced` when an intent of this provider has the event's merchant reference (in a terminal
+    /// state, or with another provider reference).
+    None {
+        referenced: bool,
+    },
 }
 
 /// What applying one event gave.
@@ -303,11 +307,14 @@ impl WebhookIngestor {
                 // The event may be the answer of an authorization still under way here (or whose outcome could
                 // not be stored yet), whose intent is written with the provider's answer: ask for a redelivery,
                 // which finds the intent. Only by merchant reference: an event without one cannot be told
-                // apart from another system's, and holding those back would hold them for good.
-                if found == Found::None
+                // apart from another system's, and holding those back would hold them for good. An event naming
+                // no provider reference whose merchant reference an intent has concerns that intent, though it
+                // cannot be applied to it; one with a provider reference is held back when no intent could take
+                // it (providers name their payment in every event of their own).
+                if let Found::None { referenced } = found
                     && let Some(reference) = event.merchant_reference.as_deref()
                     && self.in_flight.holds(&self.tenant, &self.provider, reference)
-                    && (event.provider_reference.is_some() || !self.has_reference(reference).await?)
+                    && (event.provider_reference.is_some() || !referenced)
                 {
                     return Err(PaymentsError::new(
                         ErrorKind::Unavailable,
@@ -378,39 +385,28 @@ impl WebhookIngestor {
             }
         }
         let Some(reference) = &event.merchant_reference else {
-            return Ok(Found::None);
+            return Ok(Found::None { referenced: false });
         };
+        let mut referenced = false;
         let mut candidates: Vec<PaymentIntent> = self
             .intents
             .find_by_reference(&self.tenant, reference)
             .await
             .map_err(store)?
             .into_iter()
+            .filter(|i| i.provider == self.provider)
+            .inspect(|_| referenced = true)
             .filter(|i| {
-                i.provider == self.provider
-                    && !i.status.is_terminal()
+                !i.status.is_terminal()
                     && (i.provider_reference.is_none() || i.provider_reference == event.provider_reference)
             })
             .collect();
         // Several intents with one merchant reference and no way to tell them apart: apply to none.
         Ok(match candidates.len() {
-            0 => Found::None,
-            1 => candidates.pop().map_or(Found::None, |intent| Found::One(Box::new(intent))),
+            0 => Found::None { referenced },
+            1 => candidates.pop().map_or(Found::None { referenced }, |intent| Found::One(Box::new(intent))),
             _ => Found::Several,
         })
-    }
-
-    /// Whether an intent of this tenant and provider has the merchant reference: an event naming only that
-    /// reference (no provider reference) then concerns it, though it cannot be applied to it, rather than an
-    /// authorization whose intent is not stored yet. (An event with a provider reference is held back when no
-    /// intent could take it: providers name their payment in every event of their own.)
-    async fn has_reference(&self, reference: &str) -> Result<bool, PaymentsError> {
-        let found = self
-            .intents
-            .find_by_reference(&self.tenant, reference)
-            .await
-            .map_err(|e| PaymentsError::from_store(OP, None, e))?;
-        Ok(found.iter().any(|i| i.provider == self.provider))
     }
 
     /// An intent of this tenant and provider whose authorization outcome became unknown less than

@@ -110,6 +110,7 @@ pub struct Payments {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     intents: Arc<dyn PaymentIntentStore>,
     idempotency: Arc<dyn IdempotencyStore>,
@@ -414,17 +415,7 @@ impl Payments {
     /// Sets the idempotency lease: how long a caller owns a key; after it, a caller with the same key takes
     /// over (and sends the same provider key). Make it longer than the slowest provider call.
     pub fn with_lease(self, lease: Duration) -> Payments {
-        let i = &self.inner;
-        Payments {
-            inner: Arc::new(Inner {
-                intents: i.intents.clone(),
-                idempotency: i.idempotency.clone(),
-                ledger: i.ledger.clone(),
-                clock: i.clock.clone(),
-                lease,
-                in_flight: i.in_flight.clone(),
-            }),
-        }
+        Payments { inner: Arc::new(Inner { lease, ..(*self.inner).clone() }) }
     }
 
     /// Uses `ledger` for the two store calls of every operation (claim, then commit). It must work on the
@@ -432,17 +423,7 @@ impl Payments {
     /// (`SqliteStores::ledger`, `PostgresStores::ledger`), which makes each call one transaction. Without
     /// it the service composes its two stores ([`SplitLedger`]).
     pub fn with_ledger(self, ledger: Arc<dyn PaymentLedger>) -> Payments {
-        let i = &self.inner;
-        Payments {
-            inner: Arc::new(Inner {
-                intents: i.intents.clone(),
-                idempotency: i.idempotency.clone(),
-                ledger,
-                clock: i.clock.clone(),
-                lease: i.lease,
-                in_flight: i.in_flight.clone(),
-            }),
-        }
+        Payments { inner: Arc::new(Inner { ledger, ..(*self.inner).clone() }) }
     }
 
     /// The lease.
@@ -536,9 +517,9 @@ impl Payments {
             }
         };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
-        // redelivery instead of dropping it (see `in_flight`).
-        // If the outcome is not stored (the store failed, nothing certain happened, or this call is cancelled),
-        // the registration lingers, so the provider's notifications wait for a retry with the key to store it.
+        // redelivery instead of dropping it. If the outcome is not stored (the store failed, nothing certain
+        // happened, or this call is cancelled), the registration lingers, so the provider's notifications wait
+        // for a retry with the key to store it (see `in_flight`).
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
         let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call).await;
         let stored = !matches!(outcome, Outcome::Release(_));
