@@ -120,6 +120,45 @@ impl Db {
         })
     }
 
+    /// Runs one statement on a pooled connection within the operation timeout, returning its rows.
+    pub(crate) async fn rows(
+        &self,
+        ctx: &Ctx,
+        phase: Phase,
+        step: &str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Vec<Row>, StoreError> {
+        let client = self.client(ctx).await?;
+        self.timed(ctx, phase, query(ctx, &*client, phase, step, sql, params)).await
+    }
+
+    /// Like [`Db::rows`], for at most one row.
+    pub(crate) async fn row_opt(
+        &self,
+        ctx: &Ctx,
+        phase: Phase,
+        step: &str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>, StoreError> {
+        let client = self.client(ctx).await?;
+        self.timed(ctx, phase, query_opt(ctx, &*client, phase, step, sql, params)).await
+    }
+
+    /// Like [`Db::rows`], returning the number of rows affected.
+    pub(crate) async fn affected(
+        &self,
+        ctx: &Ctx,
+        phase: Phase,
+        step: &str,
+        sql: &str,
+        params: Params<'_>,
+    ) -> Result<u64, StoreError> {
+        let client = self.client(ctx).await?;
+        self.timed(ctx, phase, execute(ctx, &*client, phase, step, sql, params)).await
+    }
+
     /// Starts a transaction (READ COMMITTED: every statement sees what committed before it started, and
     /// conditional updates re-check their condition on the latest row version).
     pub(crate) async fn begin<'c>(&self, ctx: &Ctx, client: &'c mut Object) -> Result<Transaction<'c>, StoreError> {

@@ -14,7 +14,7 @@ use commerce_ports::{ChannelId, ErrorKind, StoreError, TenantId};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use crate::client::{Db, SqlParam, execute, query, query_opt};
+use crate::client::{Db, SqlParam, execute, query_opt};
 use crate::error::{Ctx, Phase};
 use crate::mapping::{RowReader, name_of, to_bigint};
 
@@ -147,15 +147,7 @@ impl DomainClaimStore for PgDomainClaimStore {
     async fn get(&self, hostname: &str) -> Result<Option<DomainClaim>, StoreError> {
         let ctx = Ctx::new("get", format!("claim on hostname `{hostname}`"));
         let sql = self.db.sql(&format!("SELECT {CLAIM_COLUMNS} FROM {{s}}.domain_claims WHERE hostname = $1"));
-        let client = self.db.client(&ctx).await?;
-        let row = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(&ctx, &*client, Phase::Read, "reading domain_claims", &sql, &[&hostname]),
-            )
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading domain_claims", &sql, &[&hostname]).await?;
         row.map(|row| claim_from_row(ctx.op, &row)).transpose()
     }
 
@@ -213,15 +205,7 @@ impl DomainClaimStore for PgDomainClaimStore {
              WHERE status = $1 AND next_check_at <= $2 ORDER BY next_check_at, hostname LIMIT $3"
         ));
         let (pending, limit) = (name_of(ctx.op, &ClaimStatus::Pending)?, i64::from(limit));
-        let client = self.db.client(&ctx).await?;
-        let rows = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query(&ctx, &*client, Phase::Read, "reading domain_claims", &sql, &[&pending, &now, &limit]),
-            )
-            .await?;
+        let rows = self.db.rows(&ctx, Phase::Read, "reading domain_claims", &sql, &[&pending, &now, &limit]).await?;
         rows.iter().map(|row| claim_from_row(ctx.op, row)).collect()
     }
 
@@ -266,29 +250,13 @@ impl DomainClaimStore for PgDomainClaimStore {
     async fn mapping(&self, hostname: &str) -> Result<Option<DomainMapping>, StoreError> {
         let ctx = Ctx::new("mapping", format!("mapping of hostname `{hostname}`"));
         let sql = self.db.sql("SELECT hostname, tenant, channel FROM {s}.domain_mappings WHERE hostname = $1");
-        let client = self.db.client(&ctx).await?;
-        let row = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(&ctx, &*client, Phase::Read, "reading domain_mappings", &sql, &[&hostname]),
-            )
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading domain_mappings", &sql, &[&hostname]).await?;
         row.map(|row| mapping_from_row(ctx.op, &row)).transpose()
     }
 
     async fn remove_mapping(&self, hostname: &str) -> Result<(), StoreError> {
         let ctx = Ctx::new("remove_mapping", format!("mapping of hostname `{hostname}`"));
         let sql = self.db.sql("DELETE FROM {s}.domain_mappings WHERE hostname = $1");
-        let client = self.db.client(&ctx).await?;
-        self.db
-            .timed(
-                &ctx,
-                Phase::Autocommit,
-                execute(&ctx, &*client, Phase::Autocommit, "deleting from domain_mappings", &sql, &[&hostname]),
-            )
-            .await
-            .map(drop)
+        self.db.affected(&ctx, Phase::Autocommit, "deleting from domain_mappings", &sql, &[&hostname]).await.map(drop)
     }
 }

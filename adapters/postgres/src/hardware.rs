@@ -115,11 +115,7 @@ impl PrintJobStore for PgPrintJobStore {
              WHERE printer = $1 AND status = 'queued' ORDER BY created_at, key LIMIT 1"
         ));
         let printer = printer.as_str();
-        let client = self.db.client(&ctx).await?;
-        let row = self
-            .db
-            .timed(&ctx, Phase::Read, query_opt(&ctx, &*client, Phase::Read, "reading print_jobs", &sql, &[&printer]))
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading print_jobs", &sql, &[&printer]).await?;
         row.map(|row| job_from_row(ctx.op, &row)).transpose()
     }
 
@@ -132,21 +128,9 @@ impl PrintJobStore for PgPrintJobStore {
              WHERE key = $1 RETURNING {JOB_COLUMNS}"
         ));
         let key_s = key.as_str();
-        let client = self.db.client(&ctx).await?;
         let row = self
             .db
-            .timed(
-                &ctx,
-                Phase::Autocommit,
-                query_opt(
-                    &ctx,
-                    &*client,
-                    Phase::Autocommit,
-                    "updating print_jobs",
-                    &sql,
-                    &[&key_s, &name, &failure, &attempt],
-                ),
-            )
+            .row_opt(&ctx, Phase::Autocommit, "updating print_jobs", &sql, &[&key_s, &name, &failure, &attempt])
             .await?;
         match row {
             Some(row) => job_from_row(ctx.op, &row),
@@ -232,11 +216,7 @@ impl PairingStore for PgPairingStore {
         let sql = self
             .db
             .sql(&format!("SELECT {PAIRING_COLUMNS} FROM {{s}}.pairings WHERE token_hash = $1 AND revoked_at IS NULL"));
-        let client = self.db.client(&ctx).await?;
-        let row = self
-            .db
-            .timed(&ctx, Phase::Read, query_opt(&ctx, &*client, Phase::Read, "reading pairings", &sql, &[&token_hash]))
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading pairings", &sql, &[&token_hash]).await?;
         row.map(|row| pairing_from_row(ctx.op, &row)).transpose()
     }
 
@@ -244,15 +224,7 @@ impl PairingStore for PgPairingStore {
         let ctx = Ctx::new("revoke", format!("pairing of client `{client_id}`"));
         let sql = self.db.sql("UPDATE {s}.pairings SET revoked_at = $2 WHERE client = $1");
         let client_s = client_id.as_str();
-        let client = self.db.client(&ctx).await?;
-        let n = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Autocommit,
-                execute(&ctx, &*client, Phase::Autocommit, "updating pairings", &sql, &[&client_s, &at]),
-            )
-            .await?;
+        let n = self.db.affected(&ctx, Phase::Autocommit, "updating pairings", &sql, &[&client_s, &at]).await?;
         if n == 0 {
             return Err(ctx.err(ErrorKind::NotFound, "the client is not paired"));
         }

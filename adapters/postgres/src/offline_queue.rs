@@ -268,21 +268,9 @@ impl OfflineQueueStore for PgOfflineQueueStore {
         let ctx = Ctx::new("get", subject(tenant.as_str(), terminal_id, key.as_str()));
         let sql = self.select_one();
         let (tenant_s, key_s) = (tenant.as_str(), key.as_str());
-        let client = self.db.client(&ctx).await?;
         let row = self
             .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(
-                    &ctx,
-                    &*client,
-                    Phase::Read,
-                    "reading offline_payments",
-                    &sql,
-                    &[&tenant_s, &terminal_id, &key_s],
-                ),
-            )
+            .row_opt(&ctx, Phase::Read, "reading offline_payments", &sql, &[&tenant_s, &terminal_id, &key_s])
             .await?;
         row.map(|row| entry_from_row(ctx.op, &row)).transpose()
     }
@@ -296,21 +284,9 @@ impl OfflineQueueStore for PgOfflineQueueStore {
              ORDER BY accepted_at, seq LIMIT $3"
         ));
         let (tenant_s, limit) = (tenant.as_str(), i64::from(limit));
-        let client = self.db.client(&ctx).await?;
         let rows = self
             .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query(
-                    &ctx,
-                    &*client,
-                    Phase::Read,
-                    "reading offline_payments",
-                    &sql,
-                    &[&tenant_s, &terminal_id, &limit],
-                ),
-            )
+            .rows(&ctx, Phase::Read, "reading offline_payments", &sql, &[&tenant_s, &terminal_id, &limit])
             .await?;
         rows.iter().map(|row| entry_from_row(ctx.op, row)).collect()
     }
@@ -324,15 +300,8 @@ impl OfflineQueueStore for PgOfflineQueueStore {
             "SELECT count(*) FROM {s}.offline_payments WHERE tenant = $1 AND terminal_id = $2 AND status = 'pending'",
         );
         let tenant_s = tenant.as_str();
-        let client = self.db.client(&ctx).await?;
-        let rows = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query(&ctx, &*client, Phase::Read, "counting offline_payments", &sql, &[&tenant_s, &terminal_id]),
-            )
-            .await?;
+        let rows =
+            self.db.rows(&ctx, Phase::Read, "counting offline_payments", &sql, &[&tenant_s, &terminal_id]).await?;
         let n: i64 = match rows.first() {
             Some(row) => RowReader::new(ctx.op, row, "offline_payments", &[]).get("count")?,
             None => 0,

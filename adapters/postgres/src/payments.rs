@@ -117,20 +117,12 @@ impl IdempotencyStore for PgIdempotencyStore {
 
     async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
         let ctx = Ctx::new("get", key_subject(tenant, key));
-        let client = self.db.client(&ctx).await?;
         let sql = self.db.sql(
             "SELECT tenant, key, operation, fingerprint, response, lease_until
              FROM {s}.idempotency_records WHERE tenant = $1 AND key = $2",
         );
         let (tenant_s, key_s) = (tenant.as_str(), key.as_str());
-        let row = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(&ctx, &*client, Phase::Read, "reading idempotency_records", &sql, &[&tenant_s, &key_s]),
-            )
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading idempotency_records", &sql, &[&tenant_s, &key_s]).await?;
         let Some(row) = row else { return Ok(None) };
         let r = RowReader::new(ctx.op, &row, "idempotency_records", &["tenant", "key"]);
         let lease_until: OffsetDateTime = r.get("lease_until")?;
@@ -431,8 +423,7 @@ impl PgPaymentIntentStore {
         sql: &str,
         params: &[SqlParam<'_>],
     ) -> Result<Vec<PaymentIntent>, StoreError> {
-        let client = self.db.client(ctx).await?;
-        let rows = self.db.timed(ctx, Phase::Read, query(ctx, &*client, Phase::Read, step, sql, params)).await?;
+        let rows = self.db.rows(ctx, Phase::Read, step, sql, params).await?;
         rows.iter().map(|row| intent_from_row(ctx.op, row)).collect()
     }
 }
@@ -478,16 +469,8 @@ impl PaymentIntentStore for PgPaymentIntentStore {
         let ctx = Ctx::new("get", intent_subject(tenant, id));
         let sql =
             self.db.sql(&format!("SELECT {INTENT_COLUMNS} FROM {{s}}.payment_intents WHERE tenant = $1 AND id = $2"));
-        let client = self.db.client(&ctx).await?;
         let (tenant_s, id_s) = (tenant.as_str(), id.as_str());
-        let row = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(&ctx, &*client, Phase::Read, "reading payment_intents", &sql, &[&tenant_s, &id_s]),
-            )
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading payment_intents", &sql, &[&tenant_s, &id_s]).await?;
         match row {
             Some(row) => intent_from_row(ctx.op, &row),
             None => Err(ctx.err(ErrorKind::NotFound, "does not exist")),
@@ -550,16 +533,8 @@ impl PaymentIntentStore for PgPaymentIntentStore {
         let sql = self.db.sql(&format!(
             "SELECT {EVENT_COLUMNS} FROM {{s}}.intent_events WHERE tenant = $1 AND intent_id = $2 ORDER BY sequence"
         ));
-        let client = self.db.client(&ctx).await?;
         let (tenant_s, id_s) = (tenant.as_str(), id.as_str());
-        let rows = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query(&ctx, &*client, Phase::Read, "reading intent_events", &sql, &[&tenant_s, &id_s]),
-            )
-            .await?;
+        let rows = self.db.rows(&ctx, Phase::Read, "reading intent_events", &sql, &[&tenant_s, &id_s]).await?;
         if rows.is_empty() {
             // Every intent is created with its first event, so no events means no intent.
             return Err(ctx.err(ErrorKind::NotFound, "does not exist"));
@@ -1120,20 +1095,14 @@ impl WebhookEventStore for PgWebhookEventStore {
              ON CONFLICT (tenant, provider, event_id) DO NOTHING",
         );
         let tenant = tenant.as_str();
-        let client = self.db.client(&ctx).await?;
         let n = self
             .db
-            .timed(
+            .affected(
                 &ctx,
                 Phase::Autocommit,
-                execute(
-                    &ctx,
-                    &*client,
-                    Phase::Autocommit,
-                    "inserting into webhook_events",
-                    &sql,
-                    &[&tenant, &provider, &event_id, &received_at],
-                ),
+                "inserting into webhook_events",
+                &sql,
+                &[&tenant, &provider, &event_id, &received_at],
             )
             .await?;
         Ok(n == 1)
@@ -1143,21 +1112,9 @@ impl WebhookEventStore for PgWebhookEventStore {
         let ctx = Ctx::new("contains", format!("webhook event `{event_id}` of `{provider}` for tenant `{tenant}`"));
         let sql = self.db.sql("SELECT 1 FROM {s}.webhook_events WHERE tenant = $1 AND provider = $2 AND event_id = $3");
         let tenant = tenant.as_str();
-        let client = self.db.client(&ctx).await?;
         let found = self
             .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(
-                    &ctx,
-                    &*client,
-                    Phase::Read,
-                    "reading webhook_events",
-                    &sql,
-                    &[&tenant, &provider, &event_id],
-                ),
-            )
+            .row_opt(&ctx, Phase::Read, "reading webhook_events", &sql, &[&tenant, &provider, &event_id])
             .await?;
         Ok(found.is_some())
     }

@@ -231,15 +231,7 @@ impl ReplicationStore for PgReplicationStore {
              ORDER BY sequence LIMIT $5",
         );
         let limit = i64::from(limit);
-        let client = self.db.client(&ctx).await?;
-        let rows = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query(&ctx, &*client, Phase::Read, "reading replication_outbox", &sql, &key.with(&[&limit])),
-            )
-            .await?;
+        let rows = self.db.rows(&ctx, Phase::Read, "reading replication_outbox", &sql, &key.with(&[&limit])).await?;
         rows.iter().map(|row| change_from_row(ctx.op, row)).collect()
     }
 
@@ -252,20 +244,8 @@ impl ReplicationStore for PgReplicationStore {
         );
         // Every stored sequence fits a BIGINT, so acknowledging beyond it acknowledges everything.
         let up_to = i64::try_from(sequence).unwrap_or(i64::MAX);
-        let client = self.db.client(&ctx).await?;
         self.db
-            .timed(
-                &ctx,
-                Phase::Autocommit,
-                execute(
-                    &ctx,
-                    &*client,
-                    Phase::Autocommit,
-                    "deleting from replication_outbox",
-                    &sql,
-                    &key.with(&[&up_to]),
-                ),
-            )
+            .affected(&ctx, Phase::Autocommit, "deleting from replication_outbox", &sql, &key.with(&[&up_to]))
             .await
             .map(drop)
     }
@@ -277,15 +257,7 @@ impl ReplicationStore for PgReplicationStore {
             "SELECT store, checkpoint FROM {s}.replication_checkpoints
              WHERE channel = $1 AND store = $2 AND dataset = $3 AND direction = $4",
         );
-        let client = self.db.client(&ctx).await?;
-        let row = self
-            .db
-            .timed(
-                &ctx,
-                Phase::Read,
-                query_opt(&ctx, &*client, Phase::Read, "reading replication_checkpoints", &sql, &key.params()),
-            )
-            .await?;
+        let row = self.db.row_opt(&ctx, Phase::Read, "reading replication_checkpoints", &sql, &key.params()).await?;
         match row {
             Some(row) => RowReader::new(ctx.op, &row, "replication_checkpoints", &["store"]).u64("checkpoint"),
             None => Ok(0),
