@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
+use crate::error::{ErrorKind, StoreError};
 use crate::forward::forward_port;
 use crate::ids::{ChannelId, IdempotencyKey, RegisterId, TenantId};
 use crate::terminal::{OfflineCardRead, TerminalPaymentRequest};
@@ -46,16 +46,38 @@ pub enum OfflineStatus {
 impl OfflineStatus {
     /// The snake_case name (`pending`, `forwarded`, `declined`).
     pub fn as_str(&self) -> &'static str {
-        match self {
-            OfflineStatus::Pending => "pending",
-            OfflineStatus::Forwarded { .. } => "forwarded",
-            OfflineStatus::Declined { .. } => "declined",
-        }
+        self.to_parts().0
     }
 
     /// True while the entry waits to be forwarded.
     pub fn is_pending(&self) -> bool {
         matches!(self, OfflineStatus::Pending)
+    }
+
+    /// The status as a store keeps it: its name ([`as_str`](OfflineStatus::as_str)), the provider reference of
+    /// a forwarded entry and the reason of a declined one. [`from_parts`](OfflineStatus::from_parts) reads it
+    /// back.
+    pub fn to_parts(&self) -> (&'static str, Option<&str>, Option<&str>) {
+        match self {
+            OfflineStatus::Pending => ("pending", None, None),
+            OfflineStatus::Forwarded { provider_reference } => ("forwarded", Some(provider_reference), None),
+            OfflineStatus::Declined { reason } => ("declined", None, Some(reason)),
+        }
+    }
+
+    /// The status from what [`to_parts`](OfflineStatus::to_parts) gave; `None` when the parts do not make one
+    /// (an unknown name, a forwarded status without a reference, a reason on a pending one).
+    pub fn from_parts(
+        name: &str,
+        provider_reference: Option<String>,
+        decline_reason: Option<String>,
+    ) -> Option<OfflineStatus> {
+        match (name, provider_reference, decline_reason) {
+            ("pending", None, None) => Some(OfflineStatus::Pending),
+            ("forwarded", Some(provider_reference), None) => Some(OfflineStatus::Forwarded { provider_reference }),
+            ("declined", None, Some(reason)) => Some(OfflineStatus::Declined { reason }),
+            _ => None,
+        }
     }
 }
 
@@ -312,6 +334,73 @@ forward_port!(OfflineQueueStore {
     async fn record_attempt(&self, tenant: &TenantId, terminal_id: &str, key: &IdempotencyKey, error: &str) -> Result<OfflineEntry, StoreError>;
 });
 
+/// How the stores name an entry in their messages: "offline payment `key` of terminal `terminal_id` (tenant
+/// `tenant`)".
+pub fn entry_subject(tenant: &str, terminal_id: &str, key: &str) -> String {
+    format!("offline payment `{key}` of terminal `{terminal_id}` (tenant `{tenant}`)")
+}
+
+fn subject_of(entry: &OfflineEntry) -> String {
+    entry_subject(entry.tenant.as_str(), entry.terminal_id(), entry.key().as_str())
+}
+
+/// Checks that [`OfflineQueueStore::enqueue`] may queue `entry`: it is pending, with no attempts and no
+/// settlement time, and carries card data (every store refuses anything else before touching anything).
+///
+/// # Errors
+/// `InvalidRequest` (operation `enqueue`) naming the entry and what is wrong, never the card data.
+pub fn check_new_entry(entry: &OfflineEntry) -> Result<(), StoreError> {
+    let problem = if !entry.status.is_pending() || entry.attempts != 0 || entry.settled_at.is_some() {
+        "a new entry must be pending with no attempts"
+    } else if entry.card.is_erased() {
+        "a new entry must carry card data"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::invalid("enqueue", format!("{}: {problem}", subject_of(entry))))
+}
+
+/// What [`OfflineQueueStore::enqueue`] answers when the key of `entry` already holds `stored`:
+/// [`Enqueued::Replayed`] with `stored` when it has the same content ([`OfflineEntry::same_content`]).
+///
+/// # Errors
+/// `IdempotencyConflict` (operation `enqueue`) naming the fields that differ, never their card data.
+pub fn replay_or_conflict(stored: OfflineEntry, entry: &OfflineEntry) -> Result<Enqueued, StoreError> {
+    if stored.same_content(entry) {
+        return Ok(Enqueued::Replayed { entry: stored });
+    }
+    Err(StoreError::new(
+        ErrorKind::IdempotencyConflict,
+        "enqueue",
+        format!(
+            "{} holds another payment (differs in {})",
+            subject_of(entry),
+            stored.content_differences(entry).join(", ")
+        ),
+    ))
+}
+
+/// What marking `stored`, an entry that is no longer pending, with `status` answers
+/// ([`OfflineQueueStore::mark_forwarded`], [`mark_declined`](OfflineQueueStore::mark_declined)): `stored`,
+/// unchanged, when it was settled with that very result (two forwarders racing on one entry both succeed).
+///
+/// # Errors
+/// `InvalidState` (operation `op`) when it was settled with another result, which stands.
+pub fn settled_again(
+    op: &'static str,
+    stored: OfflineEntry,
+    status: &OfflineStatus,
+) -> Result<OfflineEntry, StoreError> {
+    if &stored.status == status {
+        return Ok(stored);
+    }
+    Err(StoreError::new(
+        ErrorKind::InvalidState,
+        op,
+        format!("{} is already {}; the first result stands", subject_of(&stored), stored.status.as_str()),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +472,57 @@ mod tests {
         other_card.card.masked_pan = Some("**** 4444".to_owned());
         assert!(!settled.same_content(&other_card));
         assert_eq!(other_card.content_differences(&settled), vec!["scheme", "entry mode", "masked pan"]);
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_parts_and_inconsistent_parts_are_none() {
+        let statuses = [
+            OfflineStatus::Pending,
+            OfflineStatus::Forwarded { provider_reference: "psp-1".to_owned() },
+            OfflineStatus::Declined { reason: "05".to_owned() },
+        ];
+        for status in statuses {
+            let (name, reference, reason) = status.to_parts();
+            assert_eq!(name, status.as_str());
+            let back = OfflineStatus::from_parts(name, reference.map(str::to_owned), reason.map(str::to_owned));
+            assert_eq!(back, Some(status));
+        }
+        let some = || Some("x".to_owned());
+        assert_eq!(OfflineStatus::from_parts("forwarded", None, None), None);
+        assert_eq!(OfflineStatus::from_parts("declined", some(), None), None);
+        assert_eq!(OfflineStatus::from_parts("pending", None, some()), None);
+        assert_eq!(OfflineStatus::from_parts("sideways", None, None), None);
+    }
+
+    #[test]
+    fn the_shared_checks_name_the_entry_and_never_its_card_data() {
+        let new = entry("SECRET-1");
+        assert!(check_new_entry(&new).is_ok());
+        let mut settled = new.clone();
+        settled.status = OfflineStatus::Forwarded { provider_reference: "psp-1".to_owned() };
+        let mut tried = new.clone();
+        tried.attempts = 1;
+        let mut dated = new.clone();
+        dated.settled_at = Some(OffsetDateTime::UNIX_EPOCH);
+        for refused in [&settled, &tried, &dated, &entry("")] {
+            let e = check_new_entry(refused).expect_err("refused");
+            assert_eq!((e.kind(), e.operation()), (ErrorKind::InvalidRequest, "enqueue"));
+            assert!(e.message().starts_with("offline payment `k-1` of terminal `ped-1` (tenant `acme`): "), "{e}");
+        }
+        assert!(check_new_entry(&entry("")).expect_err("erased").message().contains("card data"));
+
+        assert!(replay_or_conflict(settled.clone(), &new).expect("replay").is_replay());
+        let e = replay_or_conflict(new.clone(), &entry("SECRET-2")).expect_err("conflict");
+        assert_eq!(e.kind(), ErrorKind::IdempotencyConflict);
+        assert!(e.message().ends_with("holds another payment (differs in card data)"), "{e}");
+        assert!(!e.message().contains("SECRET"), "{e}");
+
+        let forwarded = settled.status.clone();
+        assert_eq!(settled_again("mark_forwarded", settled.clone(), &forwarded).expect("same result"), settled);
+        let declined = OfflineStatus::Declined { reason: "05".to_owned() };
+        let e = settled_again("mark_declined", settled, &declined).expect_err("another result");
+        assert_eq!((e.kind(), e.operation()), (ErrorKind::InvalidState, "mark_declined"));
+        assert!(e.message().ends_with("is already forwarded; the first result stands"), "{e}");
     }
 
     #[test]

@@ -10,14 +10,16 @@
 //!   stored row is read and compared, so of two racing marks the second either agrees or is `InvalidState`.
 //! - Card data is a `TEXT` column written and read verbatim while the row is pending; messages never include
 //!   it. A mark erases it (sets it to `''`) in the same `UPDATE` that settles the row (PCI DSS: no sensitive
-//!   authentication data after authorization). The column stays `NOT NULL`, so no migration was needed; rows
-//!   settled by an earlier release keep their card data, and an operator erases it with
-//!   `UPDATE <schema>.offline_payments SET card_data = '' WHERE status <> 'pending'`.
+//!   authentication data after authorization). The column stays `NOT NULL`. Rows settled by a release before
+//!   that (decision 014) kept their card data; migration 3 erases it.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus};
+use commerce_ports::offline_queue::{
+    Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus, check_new_entry, entry_subject, replay_or_conflict,
+    settled_again,
+};
 use commerce_ports::terminal::{OfflineCardRead, TerminalPaymentRequest};
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, Money, RegisterId, StoreError, TenantId};
 use time::OffsetDateTime;
@@ -34,10 +36,6 @@ const COLUMNS: &str = "tenant, terminal_id, key, channel, register, reference, a
 /// The first key of the per-terminal enqueue lock (ASCII `cpoq`).
 const LOCK_CLASS: i32 = 0x6370_6f71;
 
-fn subject(tenant: &str, terminal_id: &str, key: &str) -> String {
-    format!("offline payment `{key}` of terminal `{terminal_id}` (tenant `{tenant}`)")
-}
-
 /// The second key of the enqueue lock: FNV-1a of schema, tenant and terminal, separated by NUL bytes.
 fn lock_key(schema: &str, tenant: &str, terminal_id: &str) -> i32 {
     let bytes = schema.bytes().chain([0]).chain(tenant.bytes()).chain([0]).chain(terminal_id.bytes());
@@ -45,23 +43,11 @@ fn lock_key(schema: &str, tenant: &str, terminal_id: &str) -> i32 {
     i32::from_be_bytes(hash.to_be_bytes())
 }
 
-fn status_columns(status: &OfflineStatus) -> (&'static str, Option<String>, Option<String>) {
-    match status {
-        OfflineStatus::Forwarded { provider_reference } => ("forwarded", Some(provider_reference.clone()), None),
-        OfflineStatus::Declined { reason } => ("declined", None, Some(reason.clone())),
-        _ => ("pending", None, None),
-    }
-}
-
 fn entry_from_row(op: &'static str, row: &Row) -> Result<OfflineEntry, StoreError> {
     let r = RowReader::new(op, row, "offline_payments", &["tenant", "terminal_id", "key"]);
-    let status: String = r.get("status")?;
-    let status = match (status.as_str(), r.get::<Option<String>>("provider_reference")?, r.get("decline_reason")?) {
-        ("pending", None, None) => OfflineStatus::Pending,
-        ("forwarded", Some(provider_reference), None) => OfflineStatus::Forwarded { provider_reference },
-        ("declined", None, Some(reason)) => OfflineStatus::Declined { reason },
-        (other, _, _) => return Err(r.bad("status", format!("holds `{other}`, which is not a consistent status"))),
-    };
+    let name: String = r.get("status")?;
+    let status = OfflineStatus::from_parts(&name, r.get("provider_reference")?, r.get("decline_reason")?)
+        .ok_or_else(|| r.bad("status", format!("holds `{name}`, which is not a consistent status")))?;
     let currency = r.currency("currency")?;
     let payment = TerminalPaymentRequest::new(
         r.get::<String>("terminal_id")?,
@@ -114,8 +100,8 @@ impl PgOfflineQueueStore {
         status: OfflineStatus,
         at: OffsetDateTime,
     ) -> Result<OfflineEntry, StoreError> {
-        let ctx = Ctx::new(op, subject(tenant.as_str(), terminal_id, key.as_str()));
-        let (name, provider_reference, decline_reason) = status_columns(&status);
+        let ctx = Ctx::new(op, entry_subject(tenant.as_str(), terminal_id, key.as_str()));
+        let (name, provider_reference, decline_reason) = status.to_parts();
         let update = self.db.sql(&format!(
             "UPDATE {{s}}.offline_payments
              SET status = $4, provider_reference = $5, decline_reason = $6, settled_at = $7, card_data = ''
@@ -144,11 +130,7 @@ impl PgOfflineQueueStore {
             return entry_from_row(op, &row);
         }
         let stored = stored.ok_or_else(|| ctx.err(ErrorKind::NotFound, "does not exist"))?;
-        let stored = entry_from_row(op, &stored)?;
-        if stored.status == status {
-            return Ok(stored);
-        }
-        Err(ctx.err(ErrorKind::InvalidState, format!("is already {}; the first result stands", stored.status.as_str())))
+        settled_again(op, entry_from_row(op, &stored)?, &status)
     }
 }
 
@@ -156,14 +138,9 @@ impl PgOfflineQueueStore {
 impl OfflineQueueStore for PgOfflineQueueStore {
     async fn enqueue(&self, entry: OfflineEntry, max_count: u32) -> Result<Enqueued, StoreError> {
         let (tenant, terminal_id, key) = (entry.tenant.as_str(), entry.terminal_id(), entry.key().as_str());
-        let ctx = Ctx::new("enqueue", subject(tenant, terminal_id, key));
-        if !entry.status.is_pending() || entry.attempts != 0 || entry.settled_at.is_some() {
-            return Err(ctx.err(ErrorKind::InvalidRequest, "a new entry must be pending with no attempts"));
-        }
-        if entry.card.is_erased() {
-            return Err(ctx.err(ErrorKind::InvalidRequest, "a new entry must carry card data"));
-        }
-        let (status, provider_reference, decline_reason) = status_columns(&entry.status);
+        let ctx = Ctx::new("enqueue", entry_subject(tenant, terminal_id, key));
+        check_new_entry(&entry)?;
+        let (status, provider_reference, decline_reason) = entry.status.to_parts();
         let entry_mode = name_of(ctx.op, &entry.card.entry_mode)?;
         let (channel, register) = (entry.channel.as_str(), entry.payment.register.as_str());
         let amount_minor = entry.payment.amount.minor();
@@ -197,14 +174,7 @@ impl OfflineQueueStore for PgOfflineQueueStore {
                 if let Some(row) =
                     query_opt(&ctx, &tx, Phase::Uncommitted, "reading offline_payments", &read, &key_params).await?
                 {
-                    let stored = entry_from_row(ctx.op, &row)?;
-                    if stored.same_content(&entry) {
-                        return Ok(Enqueued::Replayed { entry: stored });
-                    }
-                    return Err(ctx.err(
-                        ErrorKind::IdempotencyConflict,
-                        format!("holds another payment (differs in {})", stored.content_differences(&entry).join(", ")),
-                    ));
+                    return replay_or_conflict(entry_from_row(ctx.op, &row)?, &entry);
                 }
                 let rows =
                     query(&ctx, &tx, Phase::Uncommitted, "counting offline_payments", &count, &key_params[..2]).await?;
@@ -265,7 +235,7 @@ impl OfflineQueueStore for PgOfflineQueueStore {
         terminal_id: &str,
         key: &IdempotencyKey,
     ) -> Result<Option<OfflineEntry>, StoreError> {
-        let ctx = Ctx::new("get", subject(tenant.as_str(), terminal_id, key.as_str()));
+        let ctx = Ctx::new("get", entry_subject(tenant.as_str(), terminal_id, key.as_str()));
         let sql = self.select_one();
         let (tenant_s, key_s) = (tenant.as_str(), key.as_str());
         let row = self
@@ -340,7 +310,7 @@ impl OfflineQueueStore for PgOfflineQueueStore {
         key: &IdempotencyKey,
         error: &str,
     ) -> Result<OfflineEntry, StoreError> {
-        let ctx = Ctx::new("record_attempt", subject(tenant.as_str(), terminal_id, key.as_str()));
+        let ctx = Ctx::new("record_attempt", entry_subject(tenant.as_str(), terminal_id, key.as_str()));
         let update = self.db.sql(&format!(
             "UPDATE {{s}}.offline_payments SET attempts = LEAST(attempts + 1, 4294967295), last_error = $4
              WHERE tenant = $1 AND terminal_id = $2 AND key = $3 AND status = 'pending'

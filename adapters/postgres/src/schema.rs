@@ -21,7 +21,8 @@
 //! | `pairings`               | client; unique token_hash             | hardware gateway pairings             |
 //! | `offline_payments`       | tenant, terminal_id, key              | offline store-and-forward queue (v2)  |
 //!
-//! A stream is (channel, store, dataset, direction).
+//! A stream is (channel, store, dataset, direction). Version 3 changes no table: it erases the card data of
+//! offline entries settled by a release before decision 014.
 
 use commerce_ports::{ErrorKind, StoreError};
 use deadpool_postgres::Object;
@@ -40,10 +41,11 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "store ports", sql: V1_STORES },
     Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
+    Migration { version: 3, name: "erase settled offline card data", sql: V3_ERASE_SETTLED_CARD_DATA },
 ];
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The first key of the advisory lock that serializes migrations (ASCII `cpgm`); the second is a hash of the
 /// schema name, so instances on different schemas do not wait for each other.
@@ -226,6 +228,13 @@ CREATE TABLE {s}.offline_payments (
 );
 CREATE INDEX offline_payments_pending
     ON {s}.offline_payments (tenant, terminal_id, accepted_at, seq) WHERE status = 'pending';
+"#;
+
+/// Version 3: erases the card data of offline entries settled by a release before decision 014, which left it
+/// in place (since then a mark erases it in the statement that settles the entry). No table changes: `''` is
+/// erased.
+const V3_ERASE_SETTLED_CARD_DATA: &str = r#"
+UPDATE {s}.offline_payments SET card_data = '' WHERE status <> 'pending' AND card_data <> '';
 "#;
 
 /// A schema name as a quoted SQL identifier (the name is already checked to be `[a-z_][a-z0-9_]*`).

@@ -1,9 +1,12 @@
-//! The offline store-and-forward queue on PostgreSQL: the conformance suite, and the bound holding when two
-//! instances (two pools) enqueue on one terminal at once.
+//! The offline store-and-forward queue on PostgreSQL: the conformance suite, the bound holding when two
+//! instances (two pools) enqueue on one terminal at once, racing marks, and the migrations that create the
+//! table (2) and erase the card data an earlier release left on settled entries (3).
 
 mod common;
 
-use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineStatus};
+use std::sync::Arc;
+
+use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus};
 use commerce_ports::terminal::{EntryMode, OfflineCardRead, TerminalPaymentRequest};
 use commerce_ports::{ChannelId, Currency, ErrorKind, IdempotencyKey, Money, RegisterId, TenantId};
 use commerce_testkit::conformance::offline_queue::run_all;
@@ -121,36 +124,89 @@ async fn racing_marks_from_two_pools_settle_once() {
         assert!(stored.card.is_erased());
         let status: String = row.get(1);
         assert_eq!(status == "forwarded", matches!(stored.status, OfflineStatus::Forwarded { .. }));
-        // The statement the module docs give operators for rows settled before erasure existed.
-        let erased = raw
-            .execute(&format!("UPDATE \"{schema}\".offline_payments SET card_data = '' WHERE status <> 'pending'"), &[])
-            .await
-            .expect("operator erase");
-        assert_eq!(erased, 1);
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_version_1_schema_is_upgraded_to_version_2() {
-    common::on_fresh_schema("a_version_1_schema_is_upgraded_to_version_2", |url, schema| async move {
+async fn a_version_1_schema_is_upgraded_to_the_current_version() {
+    common::on_fresh_schema("a_version_1_schema_is_upgraded_to_the_current_version", |url, schema| async move {
         let first = common::instance(&url, &schema).await;
-        assert_eq!(first.applied_migrations(), &[1, 2]);
+        assert_eq!(first.applied_migrations(), &[1, 2, 3]);
         let tenant = TenantId::new("acme").expect("tenant");
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("time");
         assert!(first.store_set().webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record"));
         first.close();
         let raw = common::raw(&url).await;
         raw.batch_execute(&format!(
-            "DROP TABLE \"{schema}\".offline_payments; DELETE FROM \"{schema}\".schema_migrations WHERE version = 2"
+            "DROP TABLE \"{schema}\".offline_payments; DELETE FROM \"{schema}\".schema_migrations WHERE version >= 2"
         ))
         .await
         .expect("downgrade");
         let upgraded = common::instance(&url, &schema).await;
-        assert_eq!(upgraded.applied_migrations(), &[2]);
+        assert_eq!(upgraded.applied_migrations(), &[2, 3]);
         let set = upgraded.store_set();
         assert!(!set.webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record again"), "v1 data lost");
         run_all(set.offline_queue.as_ref(), &StoreFixture::new()).await.assert_passed();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migration_3_erases_the_card_data_an_earlier_release_left_on_settled_entries() {
+    let test = "migration_3_erases_the_card_data_an_earlier_release_left_on_settled_entries";
+    common::on_fresh_schema(test, |url, schema| async move {
+        let tenant = TenantId::new("acme").expect("tenant");
+        let key = |n: usize| IdempotencyKey::new(format!("offline-{n}")).expect("key");
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_100).expect("time");
+        let entries = |queue: Arc<dyn OfflineQueueStore>| {
+            let tenant = tenant.clone();
+            async move {
+                let mut found = Vec::new();
+                for n in 1..=3 {
+                    found.push(queue.get(&tenant, "ped-1", &key(n)).await.expect("get").expect("entry"));
+                }
+                found
+            }
+        };
+        // A forwarded, a declined and a pending entry, as this release leaves them.
+        let first = common::instance(&url, &schema).await;
+        let queue = first.store_set().offline_queue;
+        for n in 1..=3 {
+            queue.enqueue(entry(&tenant, n, &format!("blob-{n}")), 5).await.expect("enqueue");
+        }
+        queue.mark_forwarded(&tenant, "ped-1", &key(1), "psp-1", at).await.expect("forward");
+        queue.mark_declined(&tenant, "ped-1", &key(2), "05", at).await.expect("decline");
+        let settled_now = entries(queue).await;
+        first.close();
+        let erased: Vec<bool> = settled_now.iter().map(|e| e.card.is_erased()).collect();
+        assert_eq!(erased, [true, true, false]);
+        // Take the schema back to version 2 as a release before decision 014 left it: the same table, but the
+        // settled rows still hold their card data.
+        let raw = common::raw(&url).await;
+        let table = format!("\"{schema}\".offline_payments");
+        raw.batch_execute(&format!(
+            "UPDATE {table} SET card_data = 'old-' || key WHERE status <> 'pending';
+             DELETE FROM \"{schema}\".schema_migrations WHERE version >= 3"
+        ))
+        .await
+        .expect("downgrade");
+        let card_data_sql = format!("SELECT card_data FROM {table} ORDER BY key");
+        let raw_card_data = || async {
+            let rows = raw.query(&card_data_sql, &[]).await.expect("raw rows");
+            rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>()
+        };
+        assert_eq!(raw_card_data().await, ["old-offline-1", "old-offline-2", "blob-3"]);
+
+        let upgraded = common::instance(&url, &schema).await;
+        assert_eq!(upgraded.applied_migrations(), &[3]);
+        // Settled entries erased, through the port and in the table; the pending one keeps its card data.
+        assert_eq!(
+            entries(upgraded.store_set().offline_queue).await,
+            settled_now,
+            "settled entries must come back erased, the pending one with its card data"
+        );
+        assert_eq!(raw_card_data().await, ["", "", "blob-3"]);
     })
     .await;
 }

@@ -7,14 +7,16 @@
 //!   Triggers refuse deleting a row and changing a settled result.
 //! - Card data is a `TEXT` column written and read verbatim while the row is pending; messages never include
 //!   it. A mark erases it (sets it to `''`) in the same `UPDATE` that settles the row (PCI DSS: no sensitive
-//!   authentication data after authorization). The column stays `NOT NULL`, so no migration was needed; rows
-//!   settled by an earlier release keep their card data, and an operator erases it with
-//!   `UPDATE offline_payments SET card_data = '' WHERE status <> 'pending'`.
+//!   authentication data after authorization). The column stays `NOT NULL`. Rows settled by a release before
+//!   that (decision 014) kept their card data; migration 4 erases it.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus};
+use commerce_ports::offline_queue::{
+    Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus, check_new_entry, entry_subject, replay_or_conflict,
+    settled_again,
+};
 use commerce_ports::terminal::{EntryMode, OfflineCardRead, TerminalPaymentRequest};
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, Money, RegisterId, StoreError, TenantId};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -39,19 +41,6 @@ pub(crate) struct SqliteOfflineQueueStore {
 impl SqliteOfflineQueueStore {
     pub(crate) fn new(db: Arc<Database>) -> SqliteOfflineQueueStore {
         SqliteOfflineQueueStore { db }
-    }
-}
-
-fn subject(tenant: &str, terminal_id: &str, key: &str) -> String {
-    format!("offline payment `{key}` of terminal `{terminal_id}` (tenant `{tenant}`)")
-}
-
-/// A status as its name and its provider reference or decline reason.
-fn status_columns(status: &OfflineStatus) -> (&'static str, Option<String>, Option<String>) {
-    match status {
-        OfflineStatus::Forwarded { provider_reference } => ("forwarded", Some(provider_reference.clone()), None),
-        OfflineStatus::Declined { reason } => ("declined", None, Some(reason.clone())),
-        _ => ("pending", None, None),
     }
 }
 
@@ -80,7 +69,7 @@ struct Values {
 
 impl Values {
     fn new(op: &'static str, e: &OfflineEntry) -> Result<Values, StoreError> {
-        let (status, provider_reference, decline_reason) = status_columns(&e.status);
+        let (status, provider_reference, decline_reason) = e.status.to_parts();
         Ok(Values {
             tenant: e.tenant.to_string(),
             terminal_id: e.payment.terminal_id.clone(),
@@ -96,8 +85,8 @@ impl Values {
             card_data: e.card.card_data.clone(),
             accepted_at: time_to_sql(op, "accepted_at", e.accepted_at)?,
             status: status.to_owned(),
-            provider_reference,
-            decline_reason,
+            provider_reference: provider_reference.map(str::to_owned),
+            decline_reason: decline_reason.map(str::to_owned),
             attempts: i64::from(e.attempts),
             last_error: e.last_error.clone(),
             settled_at: e.settled_at.map(|at| time_to_sql(op, "settled_at", at)).transpose()?,
@@ -131,14 +120,10 @@ impl Values {
     fn into_entry(self, op: &'static str) -> Result<OfflineEntry, StoreError> {
         let row_key = format!("(tenant `{}`, terminal `{}`, key `{}`)", self.tenant, self.terminal_id, self.key);
         let source = RowSource { operation: op, table: TABLE, key: &row_key };
-        let status = match (self.status.as_str(), self.provider_reference, self.decline_reason) {
-            ("pending", None, None) => OfflineStatus::Pending,
-            ("forwarded", Some(provider_reference), None) => OfflineStatus::Forwarded { provider_reference },
-            ("declined", None, Some(reason)) => OfflineStatus::Declined { reason },
-            (other, _, _) => {
-                return Err(source.bad("status", format!("holds `{other}`, which is not a consistent status")));
-            }
-        };
+        let status =
+            OfflineStatus::from_parts(&self.status, self.provider_reference, self.decline_reason).ok_or_else(|| {
+                source.bad("status", format!("holds `{}`, which is not a consistent status", self.status))
+            })?;
         let currency = source.currency("currency", &self.currency)?;
         let entry_mode: EntryMode = source.enum_value("entry_mode", self.entry_mode)?;
         let payment = TerminalPaymentRequest::new(
@@ -174,7 +159,7 @@ fn read_entry(
 ) -> Result<Option<OfflineEntry>, StoreError> {
     conn.prepare_cached(&format!("SELECT {COLUMNS} FROM {TABLE} WHERE tenant = ?1 AND terminal_id = ?2 AND key = ?3"))
         .and_then(|mut s| s.query_row(params![tenant, terminal_id, key], Values::read).optional())
-        .context(op, || format!("reading {}", subject(tenant, terminal_id, key)))?
+        .context(op, || format!("reading {}", entry_subject(tenant, terminal_id, key)))?
         .map(|v| v.into_entry(op))
         .transpose()
 }
@@ -207,21 +192,14 @@ impl SqliteOfflineQueueStore {
         let (tenant, terminal_id, key) = (tenant.to_string(), terminal_id.to_owned(), key.to_string());
         self.db
             .run(op, move |conn| {
-                let what = subject(&tenant, &terminal_id, &key);
+                let what = entry_subject(&tenant, &terminal_id, &key);
                 let tx = immediate(conn, op)?;
                 let stored = read_entry(&tx, op, &tenant, &terminal_id, &key)?
                     .ok_or_else(|| StoreError::new(ErrorKind::NotFound, op, format!("no {what}")))?;
                 if !stored.status.is_pending() {
-                    if stored.status == status {
-                        return Ok(stored);
-                    }
-                    return Err(StoreError::new(
-                        ErrorKind::InvalidState,
-                        op,
-                        format!("{what} is already {}; the first result stands", stored.status.as_str()),
-                    ));
+                    return settled_again(op, stored, &status);
                 }
-                let (name, provider_reference, decline_reason) = status_columns(&status);
+                let (name, provider_reference, decline_reason) = status.to_parts();
                 tx.prepare_cached(&format!(
                     "UPDATE {TABLE}
                      SET status = ?4, provider_reference = ?5, decline_reason = ?6, settled_at = ?7, card_data = ''
@@ -246,35 +224,14 @@ impl OfflineQueueStore for SqliteOfflineQueueStore {
     async fn enqueue(&self, entry: OfflineEntry, max_count: u32) -> Result<Enqueued, StoreError> {
         const OP: &str = "enqueue";
         let v = Values::new(OP, &entry)?;
-        if !entry.status.is_pending() || entry.attempts != 0 || entry.settled_at.is_some() {
-            return Err(StoreError::invalid(
-                OP,
-                format!("{}: a new entry must be pending with no attempts", subject(&v.tenant, &v.terminal_id, &v.key)),
-            ));
-        }
-        if entry.card.is_erased() {
-            return Err(StoreError::invalid(
-                OP,
-                format!("{}: a new entry must carry card data", subject(&v.tenant, &v.terminal_id, &v.key)),
-            ));
-        }
+        check_new_entry(&entry)?;
         self.db
             .run(OP, move |conn| {
-                let what = subject(&v.tenant, &v.terminal_id, &v.key);
+                let what = entry_subject(&v.tenant, &v.terminal_id, &v.key);
                 // The write lock is held from here to the commit: the count and the insert are one step.
                 let tx = immediate(conn, OP)?;
                 if let Some(stored) = read_entry(&tx, OP, &v.tenant, &v.terminal_id, &v.key)? {
-                    if stored.same_content(&entry) {
-                        return Ok(Enqueued::Replayed { entry: stored });
-                    }
-                    return Err(StoreError::new(
-                        ErrorKind::IdempotencyConflict,
-                        OP,
-                        format!(
-                            "{what} holds another payment (differs in {})",
-                            stored.content_differences(&entry).join(", ")
-                        ),
-                    ));
+                    return replay_or_conflict(stored, &entry);
                 }
                 let pending = count_pending(&tx, OP, &v.tenant, &v.terminal_id)?;
                 if pending >= i64::from(max_count) {
@@ -396,7 +353,7 @@ impl OfflineQueueStore for SqliteOfflineQueueStore {
             (tenant.to_string(), terminal_id.to_owned(), key.to_string(), error.to_owned());
         self.db
             .run(OP, move |conn| {
-                let what = subject(&tenant, &terminal_id, &key);
+                let what = entry_subject(&tenant, &terminal_id, &key);
                 // One statement: the attempt is counted atomically, and only while the entry is pending.
                 let updated = conn
                     .prepare_cached(&format!(

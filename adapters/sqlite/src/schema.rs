@@ -16,7 +16,7 @@ use crate::error::SqlContext;
 use crate::mapping::time_to_sql;
 
 /// The newest schema version this build of the crate knows (and creates).
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// One embedded migration.
 #[derive(Debug)]
@@ -30,6 +30,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial schema", sql: V1_INITIAL },
     Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
     Migration { version: 3, name: "append-friendly payment tables", sql: V3_APPEND_FRIENDLY },
+    Migration { version: 4, name: "erase settled offline card data", sql: V4_ERASE_SETTLED_CARD_DATA },
 ];
 
 const TRACKING: &str = "
@@ -289,6 +290,13 @@ CREATE INDEX IF NOT EXISTS payment_intents_outcome_unknown ON payment_intents (t
     WHERE status = 'outcome_unknown';
 ";
 
+/// Version 4: erases the card data of offline entries settled by a release before decision 014, which left it
+/// in place (since then a mark erases it in the statement that settles the entry). No table changes: `''` is
+/// erased. The settle-once trigger watches `status` only, so it lets this through.
+const V4_ERASE_SETTLED_CARD_DATA: &str = "
+UPDATE offline_payments SET card_data = '' WHERE status <> 'pending' AND card_data <> '';
+";
+
 /// Brings the database up to [`SCHEMA_VERSION`]; returns the versions it applied (none when the file was
 /// up to date). `label` names the database in messages.
 ///
@@ -365,7 +373,7 @@ mod tests {
              INSERT INTO idempotency_records VALUES ('acme', 'k', 'authorize', 'f', NULL, 9);",
         )
         .context("test", || "version 2 rows")?;
-        assert_eq!(migrate(&mut conn, "test database")?, vec![3]);
+        assert_eq!(migrate(&mut conn, "test database")?, vec![3, 4]);
 
         let events: Vec<(i64, String)> = conn
             .prepare("SELECT sequence, operation FROM intent_events WHERE tenant = 'acme' AND intent_id = 'pi_1' ORDER BY sequence")
@@ -412,7 +420,7 @@ mod tests {
     #[test]
     fn migrating_twice_applies_once() -> Result<(), StoreError> {
         let mut conn = Connection::open_in_memory().context("test", || "opening")?;
-        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2, 3]);
+        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2, 3, 4]);
         assert_eq!(migrate(&mut conn, "test database")?, Vec::<u32>::new());
         Ok(())
     }

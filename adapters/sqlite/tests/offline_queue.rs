@@ -1,10 +1,10 @@
 //! The offline queue on SQLite beyond the conformance suite: migration 2 upgrades a version-1 file in place,
-//! the table refuses deletes and changes of a settled result, and card data is stored verbatim while pending
-//! and erased on disk once settled.
+//! the table refuses deletes and changes of a settled result, card data is stored verbatim while pending and
+//! erased on disk once settled, and migration 4 erases what an earlier release left on settled entries.
 
 mod common;
 
-use commerce_ports::offline_queue::{Enqueued, OfflineEntry};
+use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineQueueStore};
 use commerce_ports::terminal::{EntryMode, OfflineCardRead, TerminalPaymentRequest};
 use commerce_ports::{ChannelId, Currency, IdempotencyKey, Money, RegisterId, TenantId};
 use commerce_sqlite::{SCHEMA_VERSION, SqliteStores};
@@ -49,8 +49,8 @@ async fn a_version_1_file_is_upgraded_and_keeps_its_data() {
     drop(conn);
 
     let upgraded = SqliteStores::open(db.path()).await.expect("reopen");
-    assert_eq!(upgraded.applied_migrations(), &[2, 3]);
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(upgraded.applied_migrations(), &[2, 3, 4]);
+    assert_eq!(SCHEMA_VERSION, 4);
     let set = upgraded.store_set();
     assert!(!set.webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record again"), "v1 data was lost");
     run_all(set.offline_queue.as_ref(), &StoreFixture::new()).await.assert_passed();
@@ -76,12 +76,6 @@ async fn rows_are_kept_verbatim_and_settled_results_cannot_be_rewritten() {
     assert!(settled.card.is_erased());
     assert_eq!(raw_card_data("offline-1"), "", "settled card data is erased on disk");
     assert_eq!(raw_card_data("offline-2"), "x", "a pending row kept its card data");
-    // The statement the module docs give operators for rows settled before erasure existed passes the triggers.
-    let erased = conn
-        .execute("UPDATE offline_payments SET card_data = '' WHERE status <> 'pending'", [])
-        .expect("operator erase");
-    assert_eq!(erased, 1);
-    assert_eq!(raw_card_data("offline-2"), "x");
     let delete = conn.execute("DELETE FROM offline_payments WHERE key = 'offline-2'", []);
     assert!(delete.is_err(), "a row was deleted");
     let rewrite = conn.execute(
@@ -92,4 +86,60 @@ async fn rows_are_kept_verbatim_and_settled_results_cannot_be_rewritten() {
     assert!(rewrite.is_err(), "a settled result was rewritten");
     let count: i64 = conn.query_row("SELECT COUNT(*) FROM offline_payments", [], |r| r.get(0)).expect("count");
     assert_eq!(count, 2);
+}
+
+/// Three entries of terminal `ped-1` as the queue holds them.
+async fn entries(queue: &dyn OfflineQueueStore, keys: &[IdempotencyKey]) -> Vec<OfflineEntry> {
+    let tenant = TenantId::new("acme").expect("tenant");
+    let mut found = Vec::new();
+    for key in keys {
+        found.push(queue.get(&tenant, "ped-1", key).await.expect("get").expect("entry"));
+    }
+    found
+}
+
+#[tokio::test]
+async fn migration_4_erases_the_card_data_an_earlier_release_left_on_settled_entries() {
+    let db = TempDb::new("offline-erase-settled");
+    let tenant = TenantId::new("acme").expect("tenant");
+    let keys: Vec<_> = (1..=3).map(|n| IdempotencyKey::new(format!("offline-{n}")).expect("key")).collect();
+    let at = OffsetDateTime::from_unix_timestamp(1_800_000_100).expect("time");
+    // A forwarded, a declined and a pending entry, as this release leaves them.
+    let settled_now = {
+        let stores = SqliteStores::open(db.path()).await.expect("open");
+        let queue = stores.store_set().offline_queue;
+        for n in 1..=3 {
+            queue.enqueue(entry(n, &format!("blob-{n}")), 5).await.expect("enqueue");
+        }
+        queue.mark_forwarded(&tenant, "ped-1", &keys[0], "psp-1", at).await.expect("forward");
+        queue.mark_declined(&tenant, "ped-1", &keys[1], "05", at).await.expect("decline");
+        entries(queue.as_ref(), &keys).await
+    };
+    let erased: Vec<bool> = settled_now.iter().map(|e| e.card.is_erased()).collect();
+    assert_eq!(erased, [true, true, false]);
+    // Take the file back to version 3 as a release before decision 014 left it: the same table, but the
+    // settled rows still hold their card data.
+    let conn = Connection::open(db.path()).expect("inspect");
+    conn.execute_batch(
+        "UPDATE offline_payments SET card_data = 'old-' || key WHERE status <> 'pending';
+         DELETE FROM schema_migrations WHERE version >= 4",
+    )
+    .expect("downgrade");
+    let raw_card_data = || -> Vec<String> {
+        let mut s = conn.prepare("SELECT card_data FROM offline_payments ORDER BY key").expect("prepare");
+        s.query_map([], |r| r.get(0)).expect("query").collect::<Result<_, _>>().expect("rows")
+    };
+    assert_eq!(raw_card_data(), ["old-offline-1", "old-offline-2", "blob-3"]);
+
+    let upgraded = SqliteStores::open(db.path()).await.expect("reopen");
+    assert_eq!(upgraded.applied_migrations(), &[4]);
+    let queue = upgraded.store_set().offline_queue;
+    // Settled entries erased, through the port and on disk; the pending one keeps its card data.
+    assert_eq!(
+        entries(queue.as_ref(), &keys).await,
+        settled_now,
+        "settled entries must come back erased, the pending one with its card data"
+    );
+    assert_eq!(raw_card_data(), ["", "", "blob-3"]);
+    assert!(queue.enqueue(entry(1, "blob-1"), 5).await.expect("replay").is_replay());
 }

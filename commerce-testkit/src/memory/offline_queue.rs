@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
-use commerce_ports::offline_queue::{Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus};
+use commerce_ports::offline_queue::{
+    Enqueued, OfflineEntry, OfflineQueueStore, OfflineStatus, check_new_entry, entry_subject, replay_or_conflict,
+    settled_again,
+};
 use commerce_ports::{ErrorKind, IdempotencyKey, StoreError, TenantId};
 use time::OffsetDateTime;
 
@@ -36,10 +39,6 @@ impl MemoryOfflineQueueStore {
     }
 }
 
-fn subject(tenant: &TenantId, terminal_id: &str, key: &IdempotencyKey) -> String {
-    format!("offline payment `{key}` of terminal `{terminal_id}` (tenant `{tenant}`)")
-}
-
 fn pending_of(queue: &Queue, tenant: &TenantId, terminal_id: &str) -> usize {
     queue
         .entries
@@ -62,7 +61,7 @@ impl Queue {
         status: OfflineStatus,
         at: OffsetDateTime,
     ) -> Result<OfflineEntry, StoreError> {
-        let what = subject(&id.0, &id.1, &id.2);
+        let what = entry_subject(id.0.as_str(), &id.1, id.2.as_str());
         let (_, entry) =
             self.entries.get_mut(&id).ok_or_else(|| StoreError::new(ErrorKind::NotFound, op, format!("no {what}")))?;
         if entry.status.is_pending() {
@@ -72,14 +71,7 @@ impl Queue {
             entry.card.card_data = String::new();
             return Ok(entry.clone());
         }
-        if entry.status == status {
-            return Ok(entry.clone());
-        }
-        Err(StoreError::new(
-            ErrorKind::InvalidState,
-            op,
-            format!("{what} is already {}; the first result stands", entry.status.as_str()),
-        ))
+        settled_again(op, entry.clone(), &status)
     }
 }
 
@@ -87,24 +79,11 @@ impl Queue {
 impl OfflineQueueStore for MemoryOfflineQueueStore {
     async fn enqueue(&self, entry: OfflineEntry, max_count: u32) -> Result<Enqueued, StoreError> {
         const OP: &str = "enqueue";
-        let what = subject(&entry.tenant, entry.terminal_id(), entry.key());
-        if !entry.status.is_pending() || entry.attempts != 0 || entry.settled_at.is_some() {
-            return Err(StoreError::invalid(OP, format!("{what}: a new entry must be pending with no attempts")));
-        }
-        if entry.card.is_erased() {
-            return Err(StoreError::invalid(OP, format!("{what}: a new entry must carry card data")));
-        }
+        check_new_entry(&entry)?;
         let mut queue = self.lock();
         let id = (entry.tenant.clone(), entry.terminal_id().to_owned(), entry.key().clone());
         if let Some((_, stored)) = queue.entries.get(&id) {
-            if stored.same_content(&entry) {
-                return Ok(Enqueued::Replayed { entry: stored.clone() });
-            }
-            return Err(StoreError::new(
-                ErrorKind::IdempotencyConflict,
-                OP,
-                format!("{what} holds another payment (differs in {})", stored.content_differences(&entry).join(", ")),
-            ));
+            return replay_or_conflict(stored.clone(), &entry);
         }
         let pending = pending_of(&queue, &entry.tenant, entry.terminal_id());
         if pending >= usize::try_from(max_count).unwrap_or(usize::MAX) {
@@ -179,7 +158,7 @@ impl OfflineQueueStore for MemoryOfflineQueueStore {
         error: &str,
     ) -> Result<OfflineEntry, StoreError> {
         const OP: &str = "record_attempt";
-        let what = subject(tenant, terminal_id, key);
+        let what = entry_subject(tenant.as_str(), terminal_id, key.as_str());
         let mut queue = self.lock();
         let (_, entry) = queue
             .entries
