@@ -115,6 +115,12 @@ pub enum PaymentEventKind {
     RefundFailed,
     /// Voided / canceled.
     Voided,
+    /// The provider canceled the authorization if nothing was captured, or refunded what was captured
+    /// (Adyen `CANCEL_OR_REFUND`). Which of the two happened is for the receiver to decide from its own
+    /// state: the provider's statement of it (Adyen `additionalData["modification.action"]`) is not covered
+    /// by the signature, so it is not carried here, and neither is it to be trusted. The event's amount may
+    /// be the original payment's rather than what was captured.
+    CanceledOrRefunded,
     /// Anything else; the raw type is in [`WebhookEvent::event_type`].
     Other,
 }

@@ -1,6 +1,8 @@
 //! Adyen notification JSON (DTOs) and its mapping to [`WebhookEvent`]s.
 //!
 //! Only the fields the signature or the port needs are read; anything else in a notification is ignored.
+//! What an event means is decided from signed fields only (`eventCode`, `success`): `additionalData`, apart
+//! from the signature itself, is not covered by the HMAC and is never read.
 
 use commerce_ports::webhook::{PaymentEventKind, WebhookError, WebhookErrorKind, WebhookEvent};
 use commerce_ports::{Currency, Money};
@@ -148,7 +150,7 @@ impl NotificationItem {
         };
 
         let event_id = format!("{psp_reference}:{event_code}:{success}");
-        let mut event = WebhookEvent::new(PROVIDER, event_id, event_code, self.kind(event_code, success));
+        let mut event = WebhookEvent::new(PROVIDER, event_id, event_code, Self::kind(event_code, success));
         event.success = success;
         event.provider_reference =
             Some(self.original_reference.as_deref().filter(|r| !r.is_empty()).unwrap_or(psp_reference).to_owned());
@@ -163,7 +165,12 @@ impl NotificationItem {
     }
 
     /// The port meaning of an event code and its `success`.
-    fn kind(&self, event_code: &str, success: bool) -> PaymentEventKind {
+    ///
+    /// Only signed fields decide it: `CANCEL_OR_REFUND` is [`PaymentEventKind::CanceledOrRefunded`] whatever
+    /// `additionalData["modification.action"]` says, because `additionalData` is outside the HMAC and anyone
+    /// replaying a signed notification could rewrite it; the receiver tells a cancel from a refund by what it
+    /// has captured.
+    fn kind(event_code: &str, success: bool) -> PaymentEventKind {
         match (event_code, success) {
             ("AUTHORISATION", true) => PaymentEventKind::Authorized,
             ("AUTHORISATION", false) => PaymentEventKind::AuthorizationFailed,
@@ -173,16 +180,10 @@ impl NotificationItem {
             ("REFUND", true) => PaymentEventKind::Refunded,
             ("REFUND", false) | ("REFUND_FAILED", _) => PaymentEventKind::RefundFailed,
             ("CANCELLATION", true) => PaymentEventKind::Voided,
-            // CANCEL_OR_REFUND refunds a payment that was already captured; Adyen says which it did.
-            ("CANCEL_OR_REFUND", true) if self.modification_action() == Some("refund") => PaymentEventKind::Refunded,
-            ("CANCEL_OR_REFUND", true) => PaymentEventKind::Voided,
+            ("CANCEL_OR_REFUND", true) => PaymentEventKind::CanceledOrRefunded,
+            // A failed cancellation or cancel-or-refund changed nothing, like any unknown code.
             _ => PaymentEventKind::Other,
         }
-    }
-
-    /// `additionalData["modification.action"]` (`cancel` or `refund`) of a CANCEL_OR_REFUND.
-    fn modification_action(&self) -> Option<&str> {
-        self.additional_data.as_ref()?.get("modification.action")?.as_str()
     }
 }
 
@@ -242,9 +243,12 @@ mod tests {
             ("REFUND_FAILED", "true", None, PaymentEventKind::RefundFailed),
             ("CANCELLATION", "true", None, PaymentEventKind::Voided),
             ("CANCELLATION", "false", None, PaymentEventKind::Other),
-            ("CANCEL_OR_REFUND", "true", None, PaymentEventKind::Voided),
-            ("CANCEL_OR_REFUND", "true", Some("cancel"), PaymentEventKind::Voided),
-            ("CANCEL_OR_REFUND", "true", Some("refund"), PaymentEventKind::Refunded),
+            // `modification.action` is not signed: it never decides the kind.
+            ("CANCEL_OR_REFUND", "true", None, PaymentEventKind::CanceledOrRefunded),
+            ("CANCEL_OR_REFUND", "true", Some("cancel"), PaymentEventKind::CanceledOrRefunded),
+            ("CANCEL_OR_REFUND", "true", Some("refund"), PaymentEventKind::CanceledOrRefunded),
+            ("CANCEL_OR_REFUND", "false", None, PaymentEventKind::Other),
+            ("CANCEL_OR_REFUND", "false", Some("refund"), PaymentEventKind::Other),
             ("REPORT_AVAILABLE", "true", None, PaymentEventKind::Other),
         ];
         for (code, success, action, kind) in cases {
@@ -253,6 +257,27 @@ mod tests {
                 value["additionalData"] = json!({ "modification.action": action });
             }
             assert_eq!(event(value).ok().map(|e| e.kind), Some(kind), "{code} {success} {action:?}");
+        }
+    }
+
+    #[test]
+    fn a_cancel_or_refund_event_does_not_depend_on_its_unsigned_action() {
+        let with_action = |action: Option<&str>| {
+            let mut value = json!({
+                "pspReference": "MOD1", "originalReference": "PSP1", "merchantReference": "order-1",
+                "eventCode": "CANCEL_OR_REFUND", "success": "true", "amount": { "value": 10_000, "currency": "EUR" },
+                "additionalData": { "hmacSignature": "c2lnbmF0dXJl" }
+            });
+            if let Some(action) = action {
+                value["additionalData"]["modification.action"] = json!(action);
+            }
+            event(value).ok()
+        };
+        let plain = with_action(None);
+        assert_eq!(plain.as_ref().map(|e| e.kind.clone()), Some(PaymentEventKind::CanceledOrRefunded));
+        assert_eq!(plain.as_ref().and_then(|e| e.amount), Some(Money::from_minor(10_000, Currency::EUR)));
+        for action in ["cancel", "refund", "capture", ""] {
+            assert_eq!(with_action(Some(action)), plain, "modification.action {action:?}");
         }
     }
 

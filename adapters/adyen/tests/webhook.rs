@@ -167,6 +167,33 @@ fn unsigned_fields_may_change() {
 }
 
 #[test]
+fn an_unsigned_modification_action_cannot_turn_a_cancel_into_a_refund() {
+    // `additionalData` is outside the HMAC: a replayed CANCEL_OR_REFUND with a rewritten action still verifies,
+    // so the action must not decide what the event means.
+    let events_with = |action: Option<&str>| {
+        let mut item = signed_item("MOD1", "PSP1", "CANCEL_OR_REFUND", "true", 10_000);
+        if let Some(action) = action {
+            item["NotificationRequestItem"]["additionalData"]["modification.action"] = json!(action);
+        }
+        verifier().verify(&notification(vec![item]), now()).expect("additionalData is not signed")
+    };
+    let genuine = events_with(Some("cancel"));
+    let summary: Vec<_> =
+        genuine.iter().map(|e| (e.event_id.as_str(), e.kind.clone(), e.provider_reference.as_deref())).collect();
+    assert_eq!(summary, vec![("MOD1:CANCEL_OR_REFUND:true", PaymentEventKind::CanceledOrRefunded, Some("PSP1"))]);
+    assert_eq!(genuine[0].amount, Some(Money::from_minor(10_000, Currency::EUR)));
+    for forged in [Some("refund"), None, Some("capture")] {
+        assert_eq!(events_with(forged), genuine, "modification.action {forged:?}");
+    }
+    let failed =
+        verifier().verify(&notification(vec![signed_item("MOD2", "PSP1", "CANCEL_OR_REFUND", "false", 10_000)]), now());
+    assert_eq!(
+        failed.ok().map(|e| e.iter().map(|e| (e.kind.clone(), e.success)).collect::<Vec<_>>()),
+        Some(vec![(PaymentEventKind::Other, false)])
+    );
+}
+
+#[test]
 fn missing_signature_is_missing_signature() {
     let mut no_data = signed_item("PSP2", "", "AUTHORISATION", "true", 1);
     no_data["NotificationRequestItem"].as_object_mut().expect("object").remove("additionalData");

@@ -19,11 +19,21 @@
 //!   over-counted.
 //! - `Voided` before any capture voids the intent; after a capture it is a conflict, recorded in the history
 //!   without any change.
+//! - `CanceledOrRefunded` (Adyen's `CANCEL_OR_REFUND`) is decided from the intent's own state, never from the
+//!   event: the provider's word on which it did is not signed, and its amount may be the original payment's.
+//!   On an intent with a positive captured amount it is a refund of everything captured and not yet refunded
+//!   (refunded grows to captured; captured is never raised from the event's amount, which is only checked
+//!   for its currency and fit); it settles a pending refund when refunded grows by at least the refund's
+//!   amount, and the status is derived as for `Refunded`. On an intent with nothing captured it is a
+//!   `Voided`, settling a pending void or authorization the same way. (Like `Voided`, it is read against the
+//!   intent as it stands: a capture whose notification is still to come is not seen.)
 //! - `AuthorizationFailed` fails an intent still waiting for its authorization; `CaptureFailed` and
 //!   `RefundFailed` return an intent whose capture or refund outcome is unknown to its prior status.
 //!
-//! An event whose `success` is false counts as the failure of its kind. Every change is recorded by an event
-//! with operation `webhook` whose detail names the event id; the same id is never applied twice
+//! An event whose `success` is false counts as the failure of its kind; a failed `Voided` or
+//! `CanceledOrRefunded` changed nothing and is ignored (it refuses no pending call: none of ours asks for a
+//! cancel-or-refund, and a failed cancellation is not known to answer our void). Every change is recorded by
+//! an event with operation `webhook` whose detail names the event id; the same id is never applied twice
 //! ([`applied_webhook`]). A pending call (decision 007) is settled like a reconciliation would settle it when
 //! the event shows its effect, and recorded as applied; an event that does not settle it is ignored while the
 //! call is pending (a reconciliation settles the intent from the provider's whole view).
@@ -87,6 +97,9 @@ fn effective_kind(event: &WebhookEvent) -> PaymentEventKind {
         (PaymentEventKind::Authorized, false) => PaymentEventKind::AuthorizationFailed,
         (PaymentEventKind::Captured, false) => PaymentEventKind::CaptureFailed,
         (PaymentEventKind::Refunded, false) => PaymentEventKind::RefundFailed,
+        // A failed cancellation changed nothing. It does not refuse a pending void or refund either: it is
+        // not known to be that call's answer (our calls never ask for a cancel-or-refund).
+        (PaymentEventKind::Voided | PaymentEventKind::CanceledOrRefunded, false) => PaymentEventKind::Other,
         (kind, _) => kind.clone(),
     }
 }
@@ -151,6 +164,9 @@ pub fn apply_webhook(
         other => other,
     };
 
+    // A cancel-or-refund refunds what is captured, if anything is; otherwise it voids (module docs).
+    let refunds_captured = kind == PaymentEventKind::CanceledOrRefunded && base.captured.is_positive();
+
     let mut next = base.clone();
     let mut confirmed = capture_confirmed(history);
     let mut settled = false;
@@ -193,7 +209,16 @@ pub fn apply_webhook(
                 _ => false,
             });
         }
-        PaymentEventKind::Voided => {
+        PaymentEventKind::CanceledOrRefunded if refunds_captured => {
+            // Everything captured and not yet refunded; the event's amount (perhaps the original payment's,
+            // above a partial capture) neither sets refunded nor raises captured.
+            next.refunded = larger(base.refunded, base.captured);
+            settled = pending.as_ref().is_some_and(|p| {
+                p.call.operation == Operation::Refund && grew_by(base.refunded, next.refunded, p.amount)
+            });
+        }
+        PaymentEventKind::Voided | PaymentEventKind::CanceledOrRefunded => {
+            // A cancel-or-refund reaches this arm only when nothing is captured.
             if base.captured.is_positive() {
                 let why = format!("the provider reports a void, but {} is captured", base.captured);
                 return conflict(intent, event, pending.as_ref(), &why, now);
@@ -215,6 +240,12 @@ pub fn apply_webhook(
             let op = if kind == PaymentEventKind::CaptureFailed { Operation::Capture } else { Operation::Refund };
             refused = pending.as_ref().is_some_and(|p| p.call.operation == op);
         }
+        _ if !event.success => {
+            return Ok(WebhookOutcome::Ignored(format!(
+                "`{}` reports a failed `{}`, which changes nothing",
+                event.event_id, event.event_type
+            )));
+        }
         _ => {
             return Ok(WebhookOutcome::Ignored(format!(
                 "event type `{}` has no meaning for a payment",
@@ -222,11 +253,11 @@ pub fn apply_webhook(
             )));
         }
     }
+    // Kinds that move money (and derive the status from the amounts).
+    let moves_money = refunds_captured
+        || matches!(kind, PaymentEventKind::Authorized | PaymentEventKind::Captured | PaymentEventKind::Refunded);
 
-    if intent.provider_reference.is_none()
-        && event.provider_reference.is_none()
-        && matches!(kind, PaymentEventKind::Authorized | PaymentEventKind::Captured | PaymentEventKind::Refunded)
-    {
+    if intent.provider_reference.is_none() && event.provider_reference.is_none() && moves_money {
         // Money at the provider that no later call could name: applying it would leave an intent that can be
         // neither captured, refunded nor reconciled. Reconciliation (or a retry with the key) gets the
         // reference from the provider.
@@ -245,7 +276,7 @@ pub fn apply_webhook(
             intent.id
         )));
     }
-    if matches!(kind, PaymentEventKind::Authorized | PaymentEventKind::Captured | PaymentEventKind::Refunded) {
+    if moves_money {
         if next.captured.is_positive() && !base.authorized.is_positive() {
             next.authorized = larger(intent.amount, next.captured);
         }
@@ -341,12 +372,17 @@ fn conflict(
 
 #[cfg(test)]
 mod tests {
-    use commerce_ports::payment::{PaymentMethodRef, PaymentSnapshot, ProviderPaymentStatus, TenderKind};
+    use commerce_ports::payment::{
+        ModificationResult, ModificationStatus, PaymentMethodRef, PaymentSnapshot, ProviderPaymentStatus, TenderKind,
+    };
     use commerce_ports::{ChannelId, Currency, IntentId, TenantId};
     use time::macros::datetime;
 
     use super::*;
-    use crate::state::{AuthorizeParams, ProviderCall, apply_authorization, apply_unknown, creation};
+    use crate::state::{
+        AuthorizeParams, Modification, ProviderCall, applied_call, apply_authorization, apply_modification,
+        apply_unknown, creation,
+    };
 
     const T0: OffsetDateTime = datetime!(2025-01-01 12:00 UTC);
 
@@ -395,6 +431,27 @@ mod tests {
             let t = apply_authorization(&rec.intent, &rec.history, &call(Operation::Authorize, "auth"), &snap, T0);
             rec.push(t.expect("ok").expect("change"));
             rec
+        }
+
+        /// Our call `key` of `modification`, answered `status` by the provider (Adyen answers `Pending`).
+        fn modify(&mut self, key: &str, modification: &Modification, status: ModificationStatus) {
+            let c = call(modification.operation(), key);
+            let amount = modification.amount().unwrap_or(eur(0));
+            let result = ModificationResult::new(format!("mod_{key}"), status, amount);
+            let t = apply_modification(&self.intent, &self.history, &c, modification, &result, T0);
+            self.push(t.expect("ok").expect("change"));
+        }
+
+        /// Authorized 100.00, `amount` captured by a capture of ours (final or not).
+        fn captured(amount: i64, final_capture: bool) -> Rec {
+            let mut rec = Rec::authorized();
+            let capture = Modification::Capture { amount: eur(amount), final_capture };
+            rec.modify("cap", &capture, ModificationStatus::Succeeded);
+            rec
+        }
+
+        fn amounts(&self) -> (IntentStatus, Money, Money, Money) {
+            (self.intent.status, self.intent.authorized, self.intent.captured, self.intent.refunded)
         }
 
         fn apply(&mut self, event: &WebhookEvent) -> WebhookOutcome {
@@ -482,5 +539,147 @@ mod tests {
         assert_eq!(rec.intent.status, IntentStatus::Refunded);
         let other = event("evt_x", PaymentEventKind::Other, None);
         assert!(matches!(rec.apply(&other), WebhookOutcome::Ignored(_)));
+    }
+
+    /// A CANCEL_OR_REFUND as the Adyen adapter reports it: the amount is the original payment's.
+    fn cancel_or_refund(id: &str, amount: Option<i64>) -> WebhookEvent {
+        let mut e = event(id, PaymentEventKind::CanceledOrRefunded, amount);
+        e.provider = "adyen".to_owned();
+        e.event_type = "CANCEL_OR_REFUND".to_owned();
+        e
+    }
+
+    #[test]
+    fn a_cancel_or_refund_voids_an_uncaptured_intent_whatever_amount_it_carries() {
+        for amount in [None, Some(0), Some(1), Some(4_000), Some(10_000)] {
+            let mut rec = Rec::authorized();
+            let outcome = rec.apply(&cancel_or_refund("cor_1", amount));
+            assert!(matches!(outcome, WebhookOutcome::Apply(_)), "{amount:?}: {outcome:?}");
+            assert_eq!(rec.amounts(), (IntentStatus::Voided, eur(10_000), eur(0), eur(0)), "{amount:?}");
+            assert_eq!(rec.apply(&cancel_or_refund("cor_1", amount)), WebhookOutcome::AlreadyApplied);
+        }
+        // The amount is still checked: one the intent cannot hold is a conflict, and nothing changes.
+        let mut rec = Rec::authorized();
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_big", Some(10_001))), WebhookOutcome::Conflict(_)));
+        assert_eq!(rec.amounts(), (IntentStatus::Authorized, eur(10_000), eur(0), eur(0)));
+        let mut usd = cancel_or_refund("cor_usd", None);
+        usd.amount = Some(Money::from_minor(10_000, Currency::USD));
+        assert!(matches!(rec.apply(&usd), WebhookOutcome::Conflict(_)));
+        assert_eq!(rec.amounts(), (IntentStatus::Authorized, eur(10_000), eur(0), eur(0)));
+    }
+
+    #[test]
+    fn a_cancel_or_refund_refunds_exactly_what_a_partial_capture_took() {
+        for (final_capture, status) in [(false, IntentStatus::PartiallyCaptured), (true, IntentStatus::Captured)] {
+            let mut rec = Rec::captured(6_000, final_capture);
+            assert_eq!(rec.amounts(), (status, eur(10_000), eur(6_000), eur(0)));
+            // The event carries the original payment's 100.00: neither captured nor refunded follow it.
+            assert!(matches!(rec.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Apply(_)));
+            assert_eq!(rec.amounts(), (IntentStatus::Refunded, eur(10_000), eur(6_000), eur(6_000)), "{status:?}");
+            assert!(matches!(rec.apply(&cancel_or_refund("cor_2", None)), WebhookOutcome::Ignored(_)));
+        }
+    }
+
+    #[test]
+    fn a_cancel_or_refund_refunds_the_rest_of_a_partly_refunded_capture() {
+        let mut rec = Rec::captured(10_000, true);
+        rec.modify("ref", &Modification::Refund { amount: eur(2_500) }, ModificationStatus::Succeeded);
+        assert_eq!(rec.amounts(), (IntentStatus::PartiallyRefunded, eur(10_000), eur(10_000), eur(2_500)));
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_1", None)), WebhookOutcome::Apply(_)));
+        assert_eq!(rec.amounts(), (IntentStatus::Refunded, eur(10_000), eur(10_000), eur(10_000)));
+    }
+
+    #[test]
+    fn a_cancel_or_refund_after_a_notified_capture_refunds_it() {
+        let mut rec = Rec::authorized();
+        assert!(matches!(
+            rec.apply(&event("evt_c", PaymentEventKind::Captured, Some(7_000))),
+            WebhookOutcome::Apply(_)
+        ));
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Apply(_)));
+        assert_eq!(rec.amounts(), (IntentStatus::Refunded, eur(10_000), eur(7_000), eur(7_000)));
+    }
+
+    #[test]
+    fn a_cancel_or_refund_closes_the_intent_only_once_its_capture_is_confirmed() {
+        // A refund notification inferred 30.00 captured, unconfirmed: nothing is left to refund, and the intent
+        // stays open for a capture notification that may still raise it.
+        let mut inferred = Rec::authorized();
+        let refund = event("evt_r", PaymentEventKind::Refunded, Some(3_000));
+        assert!(matches!(inferred.apply(&refund), WebhookOutcome::Apply(_)));
+        assert_eq!(inferred.amounts(), (IntentStatus::PartiallyRefunded, eur(10_000), eur(3_000), eur(3_000)));
+        assert!(matches!(inferred.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Ignored(_)));
+        assert_eq!(inferred.amounts(), (IntentStatus::PartiallyRefunded, eur(10_000), eur(3_000), eur(3_000)));
+
+        // A capture notification confirms 30.00 of which 10.00 is refunded: the rest is refunded, and closes it.
+        let mut confirmed = Rec::authorized();
+        let refund = event("evt_r", PaymentEventKind::Refunded, Some(1_000));
+        assert!(matches!(confirmed.apply(&refund), WebhookOutcome::Apply(_)));
+        let capture = event("evt_c", PaymentEventKind::Captured, Some(3_000));
+        assert!(matches!(confirmed.apply(&capture), WebhookOutcome::Apply(_)));
+        assert!(matches!(confirmed.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Apply(_)));
+        assert_eq!(confirmed.amounts(), (IntentStatus::Refunded, eur(10_000), eur(3_000), eur(3_000)));
+    }
+
+    #[test]
+    fn a_cancel_or_refund_settles_a_pending_void_by_voiding() {
+        let mut rec = Rec::authorized();
+        rec.modify("void", &Modification::Void, ModificationStatus::Pending);
+        assert_eq!(rec.intent.status, IntentStatus::OutcomeUnknown);
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Apply(_)));
+        assert_eq!(rec.amounts(), (IntentStatus::Voided, eur(10_000), eur(0), eur(0)));
+        assert!(applied_call(&rec.history, "void").is_some(), "the pending void took effect");
+    }
+
+    #[test]
+    fn a_cancel_or_refund_settles_a_pending_refund_by_refunding_everything_captured() {
+        let mut rec = Rec::captured(8_000, true);
+        rec.modify("ref", &Modification::Refund { amount: eur(3_000) }, ModificationStatus::Pending);
+        assert_eq!(rec.amounts(), (IntentStatus::OutcomeUnknown, eur(10_000), eur(8_000), eur(0)));
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Apply(_)));
+        assert_eq!(rec.amounts(), (IntentStatus::Refunded, eur(10_000), eur(8_000), eur(8_000)));
+        assert!(applied_call(&rec.history, "ref").is_some(), "the pending refund took effect");
+    }
+
+    #[test]
+    fn a_cancel_or_refund_does_not_settle_a_pending_capture() {
+        // Nothing captured yet: it would void, which says nothing about the capture.
+        let mut rec = Rec::authorized();
+        rec.modify(
+            "cap",
+            &Modification::Capture { amount: eur(5_000), final_capture: false },
+            ModificationStatus::Pending,
+        );
+        let before = rec.intent.clone();
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_1", None)), WebhookOutcome::Ignored(_)));
+        assert_eq!(rec.intent, before);
+
+        // Something captured: it would refund, which says nothing about the second capture either.
+        let mut rec = Rec::captured(4_000, false);
+        rec.modify(
+            "cap2",
+            &Modification::Capture { amount: eur(2_000), final_capture: false },
+            ModificationStatus::Pending,
+        );
+        let before = rec.intent.clone();
+        assert!(matches!(rec.apply(&cancel_or_refund("cor_1", None)), WebhookOutcome::Ignored(_)));
+        assert_eq!(rec.intent, before);
+    }
+
+    #[test]
+    fn a_failed_cancellation_changes_nothing_and_refuses_no_pending_call() {
+        for kind in [PaymentEventKind::CanceledOrRefunded, PaymentEventKind::Voided] {
+            let mut rec = Rec::authorized();
+            let mut failed = event("evt_fail", kind.clone(), Some(10_000));
+            failed.success = false;
+            assert!(matches!(rec.apply(&failed), WebhookOutcome::Ignored(_)), "{kind:?}");
+            assert_eq!(rec.amounts(), (IntentStatus::Authorized, eur(10_000), eur(0), eur(0)), "{kind:?}");
+
+            let mut rec = Rec::captured(10_000, true);
+            rec.modify("ref", &Modification::Refund { amount: eur(3_000) }, ModificationStatus::Pending);
+            let before = rec.intent.clone();
+            assert!(matches!(rec.apply(&failed), WebhookOutcome::Ignored(_)), "{kind:?}");
+            assert_eq!(rec.intent, before, "{kind:?}: the refund stays pending");
+        }
     }
 }
