@@ -17,10 +17,13 @@
 //! account) and counted in [`IngestReport::unknown_payments`] — unless it may belong to an authorization
 //! whose intent is not stored yet or has no provider reference: an authorization with the event's merchant
 //! reference under way in the [`Payments`] this ingestor was built from (its intent is written when the
-//! provider's answer is, decision 012; see decision 015), or, for an event without a merchant reference, an
-//! intent of this provider that became `OutcomeUnknown` without a provider reference less than
-//! [`DEFAULT_UNKNOWN_HOLD`] ago (configurable). Then the event is not recorded, the delivery answers 503, and
-//! the provider delivers it again later, when the intent can be found.
+//! provider's answer is, decision 012; see decision 015); when the fresh hold is set
+//! ([`WebhookIngestor::with_fresh_hold`], off by default), an authorization, authorization failure or capture
+//! event that happened less than that long ago, whose authorization may be under way in another service
+//! instance sharing the stores; or, for an event without a merchant reference, an intent of this provider that
+//! became `OutcomeUnknown` without a provider reference less than [`DEFAULT_UNKNOWN_HOLD`] ago (configurable).
+//! Then the event is not recorded, the delivery answers 503, and the provider delivers it again later, when
+//! the intent can be found.
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use bytes::Bytes;
 use commerce_ports::stores::{
     IntentEvent, IntentStatus, PaymentIntent, PaymentIntentStore, WebhookEventStore, read_snapshot,
 };
-use commerce_ports::webhook::{WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
+use commerce_ports::webhook::{PaymentEventKind, WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
 use commerce_ports::{Clock, ErrorKind, TenantId};
 use http::{Response, StatusCode, header};
 
@@ -46,6 +49,11 @@ const OP: Operation = Operation::Webhook;
 /// How long, by default, events that may belong to an authorization whose outcome is unknown are held back
 /// (see [`WebhookIngestor::with_unknown_hold`]): one hour.
 pub const DEFAULT_UNKNOWN_HOLD: time::Duration = time::Duration::hours(1);
+
+/// A fresh hold for [`WebhookIngestor::with_fresh_hold`] when several service instances share the stores:
+/// two minutes, longer than an authorization's provider call and the default lease (30 s) with room for the
+/// providers' clocks. Use twice the lease if that is longer.
+pub const RECOMMENDED_FRESH_HOLD: time::Duration = time::Duration::minutes(2);
 
 /// How many `OutcomeUnknown` intents are looked at when an event matches no intent.
 const UNKNOWN_SCAN_LIMIT: u32 = 1_000;
@@ -183,6 +191,7 @@ pub struct WebhookIngestor {
     max_body_bytes: usize,
     in_flight: Arc<InFlight>,
     unknown_hold: time::Duration,
+    fresh_hold: time::Duration,
 }
 
 impl fmt::Debug for WebhookIngestor {
@@ -219,8 +228,26 @@ impl WebhookIngestor {
             verifier,
             max_body_bytes: DEFAULT_MAX_WEBHOOK_BODY,
             unknown_hold: DEFAULT_UNKNOWN_HOLD,
+            fresh_hold: time::Duration::ZERO,
             in_flight: payments.in_flight().clone(),
         }
+    }
+
+    /// Holds back (answers 503 to, without recording) an event that matches no intent, may start a payment
+    /// (authorization, authorization failure, capture) and happened less than `hold` ago by the provider's
+    /// clock ([`WebhookEvent::occurred_at`]): its authorization may be under way in another service instance
+    /// sharing these stores, whose intent is written only with the provider's answer (decision 012). The
+    /// provider delivers it again and the redelivery finds the intent. Off by default (`Duration::ZERO`);
+    /// [`RECOMMENDED_FRESH_HOLD`] suits several instances behind one webhook endpoint.
+    ///
+    /// The price (decision 015): events of payments that are not this tenant's (another system or tenant
+    /// sharing the provider account) are acknowledged only on a delivery after the hold, so they count as
+    /// failed deliveries at the provider once. An event without a time, or whose time is further than `hold`
+    /// from now either way (a clock that cannot be trusted), is not held back. The same service's own
+    /// authorizations are recognised without this setting, precisely.
+    pub fn with_fresh_hold(mut self, hold: std::time::Duration) -> WebhookIngestor {
+        self.fresh_hold = time::Duration::try_from(hold).unwrap_or(time::Duration::MAX);
+        self
     }
 
     /// Sets how long after an authorization's outcome became unknown (with no provider reference) events
@@ -311,19 +338,28 @@ impl WebhookIngestor {
                 // no provider reference whose merchant reference an intent has concerns that intent, though it
                 // cannot be applied to it; one with a provider reference is held back when no intent could take
                 // it (providers name their payment in every event of their own).
+                // An authorization under way in another instance is not known here; an event that may be its
+                // answer and happened moments ago is held back too, for a bounded time, when the fresh hold is set (decision 015).
                 if let Found::None { referenced } = found
-                    && let Some(reference) = event.merchant_reference.as_deref()
-                    && self.in_flight.holds(&self.tenant, &self.provider, reference)
                     && (event.provider_reference.is_some() || !referenced)
                 {
-                    return Err(PaymentsError::new(
-                        ErrorKind::Unavailable,
-                        OP,
-                        format!(
-                            "event `{}` matches no intent while the authorization of `{reference}` is under way",
-                            event.event_id
-                        ),
-                    ));
+                    let running = event
+                        .merchant_reference
+                        .as_deref()
+                        .filter(|reference| self.in_flight.holds(&self.tenant, &self.provider, reference));
+                    let why = match running {
+                        Some(reference) => Some(format!("while the authorization of `{reference}` is under way")),
+                        None => self.fresh(event).map(|age| {
+                            format!("{age} after it happened; its authorization may be under way elsewhere")
+                        }),
+                    };
+                    if let Some(why) = why {
+                        return Err(PaymentsError::new(
+                            ErrorKind::Unavailable,
+                            OP,
+                            format!("event `{}` matches no intent {why}", event.event_id),
+                        ));
+                    }
                 }
                 // The event may settle an authorization whose outcome is unknown: such an intent has no
                 // provider reference yet, and an event without a merchant reference cannot find it (nor can
@@ -423,6 +459,17 @@ impl WebhookIngestor {
         Ok(unknown.into_iter().find(|i| {
             i.provider == self.provider && i.provider_reference.is_none() && since.is_none_or(|s| i.updated_at > s)
         }))
+    }
+
+    /// How long ago (`"12s"`; `"-3s"` when the provider's clock is ahead) the event happened, if it may start a
+    /// payment and happened within the fresh hold of now, either way.
+    fn fresh(&self, event: &WebhookEvent) -> Option<String> {
+        let may_start = matches!(
+            event.kind,
+            PaymentEventKind::Authorized | PaymentEventKind::AuthorizationFailed | PaymentEventKind::Captured
+        );
+        let age = self.clock.now() - event.occurred_at.filter(|_| may_start)?;
+        (age.abs() < self.fresh_hold).then(|| format!("{}s", age.whole_seconds()))
     }
 
     /// Applies the event to the intent and stores the change; on a version conflict reloads and applies once

@@ -9,7 +9,9 @@ pub mod state;
 mod tenders;
 
 pub use error::PaymentsError;
-pub use ingest::{DEFAULT_MAX_WEBHOOK_BODY, DEFAULT_UNKNOWN_HOLD, IngestError, IngestReport, WebhookIngestor};
+pub use ingest::{
+    DEFAULT_MAX_WEBHOOK_BODY, DEFAULT_UNKNOWN_HOLD, IngestError, IngestReport, RECOMMENDED_FRESH_HOLD, WebhookIngestor,
+};
 pub use offline::{OfflineAcceptance, OfflineError, StoreAndForward};
 pub use service::{MIN_DERIVED_KEY_LEN, NewPayment, Payments, decode_outcome, intent_id_for, provider_key};
 pub use state::Operation;

@@ -663,22 +663,7 @@ impl commerce_ports::payment::PaymentGateway for NotifiesEarly {
 #[tokio::test]
 async fn an_event_arriving_while_its_authorization_runs_is_delivered_again_not_dropped() {
     let fx = Fx::new();
-    let gateway = NotifiesEarly {
-        inner: MemoryGateway::new(),
-        ingestor: std::sync::OnceLock::new(),
-        early: std::sync::Mutex::new(Vec::new()),
-    };
-    gateway.ingestor.set(fx.ingestor.clone()).expect("set once");
-    let payment = NewPayment::new(
-        tenant(),
-        ChannelId::new("web").expect("channel"),
-        TenderKind::Card,
-        eur(4_200),
-        "pm_card_visa",
-        "order-1",
-    );
-    let intent = fx.payments.authorize(&gateway, "stripe", payment, &key("early:auth")).await.expect("authorized");
-    let early = gateway.early.lock().expect("lock").clone();
+    let (intent, early) = authorize_notifying(&fx, fx.ingestor.clone()).await;
     // With the running authorization's merchant reference: 503, nothing recorded.
     assert_eq!(early[0], (Some("order-1"), Err(503)));
     assert!(!fx.recorded("evt_early_0").await);
@@ -813,4 +798,101 @@ async fn a_hold_too_long_to_measure_holds_without_a_bound() {
     let stray = event("evt_stray", "authorized", "pi_stray", 100);
     let held = ingestor.ingest(&signed(&stray, T0.unix_timestamp())).await;
     assert_eq!(held.err().map(|e| e.status()), Some(503));
+}
+
+/// `body` with its `created` time `minutes` before [`T0`] (after it, when negative).
+fn aged(body: &[u8], minutes: i64) -> Vec<u8> {
+    let mut value: serde_json::Value = serde_json::from_slice(body).expect("json");
+    value["created"] = json!((T0 - time::Duration::minutes(minutes)).unix_timestamp());
+    value.to_string().into_bytes()
+}
+
+fn fresh_hold() -> std::time::Duration {
+    std::time::Duration::try_from(commerce_payments::RECOMMENDED_FRESH_HOLD).expect("hold")
+}
+
+/// Authorizes `order-1` through `fx.payments` with a gateway that delivers three early events (see
+/// [`NotifiesEarly`]) to `ingestor` from inside its `authorize`.
+async fn authorize_notifying(fx: &Fx, ingestor: WebhookIngestor) -> (PaymentIntent, Vec<EarlyDelivery>) {
+    let gateway = NotifiesEarly {
+        inner: MemoryGateway::new(),
+        ingestor: std::sync::OnceLock::new(),
+        early: std::sync::Mutex::new(Vec::new()),
+    };
+    gateway.ingestor.set(ingestor).expect("set once");
+    let payment = NewPayment::new(
+        tenant(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(4_200),
+        "pm_card_visa",
+        "order-1",
+    );
+    let intent = fx.payments.authorize(&gateway, "stripe", payment, &key("early:auth")).await.expect("authorized");
+    let early = gateway.early.lock().expect("lock").clone();
+    (intent, early)
+}
+
+/// Another service instance over `fx`'s stores, and its ingestor.
+fn instance_b(fx: &Fx) -> WebhookIngestor {
+    let instance_b = Payments::from_stores(&fx.stores, fx.clock.clone());
+    let verifier = Arc::new(StripeWebhookVerifier::new(Secret::new(SECRET)));
+    WebhookIngestor::new(&instance_b, fx.events.clone(), tenant(), "stripe", verifier)
+}
+
+#[tokio::test]
+async fn with_the_fresh_hold_an_event_reaching_another_instance_mid_authorization_is_delivered_again() {
+    // Instance A (`fx.payments`) authorizes; the provider's webhook reaches instance B, which knows nothing of
+    // A's authorizations under way. Without the fresh hold, B acknowledges it as another system's payment.
+    let fx = Fx::new();
+    let (_, early) = authorize_notifying(&fx, instance_b(&fx)).await;
+    assert_eq!(early[0], (Some("order-1"), Ok(report(0, 0, 1, 0, 0))));
+    // With it, every early event happened moments ago and matches no intent yet: held back, whatever its
+    // merchant reference, and nothing recorded.
+    let fx = Fx::new();
+    let ingestor_b = instance_b(&fx).with_fresh_hold(fresh_hold());
+    let (intent, early) = authorize_notifying(&fx, ingestor_b.clone()).await;
+    assert_eq!(early.len(), 3);
+    for (n, (merchant, result)) in early.iter().enumerate() {
+        assert_eq!(*result, Err(503), "event {n} with merchant reference {merchant:?}");
+        assert!(!fx.recorded(&format!("evt_early_{n}")).await);
+    }
+    // The redeliveries find the intent by its provider reference, now that A has stored it.
+    for (n, merchant) in [Some("order-1"), None, Some("order-9")].into_iter().enumerate() {
+        let body = authorized_event(&format!("evt_early_{n}"), &reference(&intent), 4_200, merchant);
+        let again = ingestor_b.ingest(&signed(&body, T0.unix_timestamp())).await.expect("delivered again");
+        assert_eq!(again.unknown_payments, 0, "event {n}: {again:?}");
+        assert!(fx.recorded(&format!("evt_early_{n}")).await);
+    }
+    assert_eq!(fx.get(&intent.id).await.status, IntentStatus::Authorized);
+}
+
+#[tokio::test]
+async fn the_fresh_hold_holds_back_only_recent_events_that_may_start_a_payment() {
+    let fx = Fx::new();
+    let held = fx.ingestor.clone().with_fresh_hold(fresh_hold());
+    let deliver = |body: Vec<u8>| {
+        let ingestor = held.clone();
+        async move { ingestor.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()) }
+    };
+    let unknown = Ok(report(0, 0, 1, 0, 0));
+    // Authorization and capture events: held back while recent, by the provider's clock either way.
+    let fresh = event("evt_auth", "authorized", "pi_elsewhere", 100);
+    assert_eq!(deliver(fresh.clone()).await, Err(503));
+    assert_eq!(deliver(aged(&event("evt_cap", "captured", "pi_elsewhere", 100), 1)).await, Err(503));
+    assert_eq!(deliver(aged(&event("evt_ahead", "captured", "pi_elsewhere", 100), -1)).await, Err(503));
+    assert!(!fx.recorded("evt_auth").await && !fx.recorded("evt_cap").await);
+    // Older than the hold, or too far in the future to be trusted: acknowledged as another system's payment.
+    assert_eq!(deliver(aged(&event("evt_old", "captured", "pi_elsewhere", 100), 3)).await, unknown);
+    assert_eq!(deliver(aged(&event("evt_future", "captured", "pi_elsewhere", 100), -3)).await, unknown);
+    // A refund or a cancellation cannot be the first news of a payment: acknowledged at once.
+    assert_eq!(deliver(event("evt_refund", "refunded", "pi_elsewhere", 100)).await, unknown);
+    assert_eq!(deliver(event("evt_void", "canceled", "pi_elsewhere", 100)).await, unknown);
+    // The hold is measured from when the event happened: after it, the same delivery is acknowledged.
+    fx.clock.set(T0 + commerce_payments::RECOMMENDED_FRESH_HOLD);
+    assert_eq!(deliver(fresh.clone()).await, unknown);
+    assert!(fx.recorded("evt_auth").await);
+    // Off by default.
+    let fx = Fx::new();
+    assert_eq!(fx.deliver(&fresh).await.map_err(|e| e.status()), unknown);
 }
