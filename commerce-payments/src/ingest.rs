@@ -201,6 +201,8 @@ impl fmt::Debug for WebhookIngestor {
             .field("provider", &self.provider)
             .field("verifier", &self.verifier)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("unknown_hold", &self.unknown_hold)
+            .field("fresh_hold", &self.fresh_hold)
             .finish_non_exhaustive()
     }
 }
@@ -243,8 +245,10 @@ impl WebhookIngestor {
     /// The price (decision 015): events of payments that are not this tenant's (another system or tenant
     /// sharing the provider account) are acknowledged only on a delivery after the hold, so they count as
     /// failed deliveries at the provider once. An event without a time, or whose time is further than `hold`
-    /// from now either way (a clock that cannot be trusted), is not held back. The same service's own
-    /// authorizations are recognised without this setting, precisely.
+    /// from now either way (a clock that cannot be trusted), is not held back; nor is an authorization failure
+    /// whose merchant reference an intent of this tenant has (a refused attempt's own news). Adyen's `eventDate`
+    /// is outside its notification signature: a rewritten one can only shorten or lengthen this hold. The same
+    /// service's own authorizations are recognised without this setting, precisely.
     pub fn with_fresh_hold(mut self, hold: std::time::Duration) -> WebhookIngestor {
         self.fresh_hold = time::Duration::try_from(hold).unwrap_or(time::Duration::MAX);
         self
@@ -347,8 +351,12 @@ impl WebhookIngestor {
                         .merchant_reference
                         .as_deref()
                         .filter(|reference| self.in_flight.holds(&self.tenant, &self.provider, reference));
+                    // A refusal whose merchant reference an intent of ours has is that refused attempt's own
+                    // news (its answer already failed the intent): not held back.
+                    let refusal_of_ours = referenced && event.kind == PaymentEventKind::AuthorizationFailed;
                     let why = match running {
                         Some(reference) => Some(format!("while the authorization of `{reference}` is under way")),
+                        None if refusal_of_ours => None,
                         None => self.fresh(event).map(|age| {
                             format!("{age} after it happened; its authorization may be under way elsewhere")
                         }),

@@ -896,3 +896,32 @@ async fn the_fresh_hold_holds_back_only_recent_events_that_may_start_a_payment()
     let fx = Fx::new();
     assert_eq!(fx.deliver(&fresh).await.map_err(|e| e.status()), unknown);
 }
+
+#[tokio::test]
+async fn the_fresh_hold_lets_a_refused_attempts_own_failure_through() {
+    let fx = Fx::new();
+    let declined = NewPayment::new(
+        tenant(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(4_200),
+        "pm_card_chargeDeclined",
+        "order-1",
+    );
+    let refused = fx.payments.authorize(&fx.gateway, "stripe", declined, &key("order-1:auth")).await;
+    assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::Declined));
+    let held = fx.ingestor.clone().with_fresh_hold(fresh_hold());
+    let failed = json!({ "id": "evt_failed", "type": "payment_intent.payment_failed", "created": T0.unix_timestamp(),
+                         "data": { "object": { "object": "payment_intent", "id": "pi_refused", "amount": 4_200,
+                                               "currency": "eur", "metadata": { "reference": "order-1" } } } });
+    let body = failed.to_string().into_bytes();
+    let ingested = held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status());
+    assert_eq!(ingested, Ok(report(0, 0, 1, 0, 0)), "the refusal is already stored; nothing to wait for");
+    assert!(fx.recorded("evt_failed").await);
+    // Another order's failure, though, may be an attempt under way elsewhere: held back while recent.
+    let mut other = failed.clone();
+    other["id"] = json!("evt_failed_2");
+    other["data"]["object"]["metadata"]["reference"] = json!("order-2");
+    let body = other.to_string().into_bytes();
+    assert_eq!(held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()), Err(503));
+}

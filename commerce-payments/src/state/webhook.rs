@@ -2,7 +2,9 @@
 //!
 //! Notifications arrive late, twice, or out of order, so application is a *join*: every amount becomes the
 //! larger of ours and what the event implies, and the status is derived from the amounts. Nothing ever moves
-//! backwards, and applying the same set of events in any order (with redeliveries) ends in the same intent.
+//! backwards, and applying the same set of amount events (`Authorized`, `Captured`, `Refunded`) in any order
+//! (with redeliveries) ends in the same intent. A void or a cancel-or-refund reads the intent as it stands,
+//! so where it falls among the captures matters (see those kinds below).
 //!
 //! - `Authorized` (amount, default the intent's amount): authorized grows to it. It settles a pending
 //!   increment when its amount is at least the increment's new total (the amount then becomes the new total);
@@ -315,6 +317,8 @@ pub fn apply_webhook(
             text.push_str(&format!("; the pending {} was refused", describe(p)));
         }
     }
+    // A cancel-or-refund records what it refunded, not the event's amount (the original payment's).
+    let amount = if refunds_captured { next.refunded.checked_sub(base.refunded).ok() } else { amount };
     let parts = EventParts { operation: OP, amount, provider_reference: event.provider_reference.clone(), text, tag };
     transition(intent, next, now, parts).map(WebhookOutcome::Apply)
 }
@@ -576,6 +580,7 @@ mod tests {
             // The event carries the original payment's 100.00: neither captured nor refunded follow it.
             assert!(matches!(rec.apply(&cancel_or_refund("cor_1", Some(10_000))), WebhookOutcome::Apply(_)));
             assert_eq!(rec.amounts(), (IntentStatus::Refunded, eur(10_000), eur(6_000), eur(6_000)), "{status:?}");
+            assert_eq!(rec.history.last().and_then(|e| e.amount), Some(eur(6_000)), "what it refunded is recorded");
             assert!(matches!(rec.apply(&cancel_or_refund("cor_2", None)), WebhookOutcome::Ignored(_)));
         }
     }
