@@ -7,6 +7,7 @@ pub mod offline;
 mod service;
 pub mod state;
 mod tenders;
+mod terminal;
 
 pub use error::PaymentsError;
 pub use ingest::{
@@ -16,3 +17,4 @@ pub use offline::{OfflineAcceptance, OfflineError, StoreAndForward};
 pub use service::{MIN_DERIVED_KEY_LEN, NewPayment, Payments, decode_outcome, intent_id_for, provider_key};
 pub use state::Operation;
 pub use tenders::{TenderBinding, TenderRouting};
+pub use terminal::{TERMINAL_MAX_KEY_LEN, TerminalGateway};

@@ -136,8 +136,12 @@ impl fmt::Debug for Payments {
 
 /// What claiming the idempotency key gave.
 enum Claim {
-    /// The caller holds the key; the intent, if it is stored.
-    Proceed(Option<IntentSnapshot>),
+    /// The caller holds the key; the intent, if it is stored; `recovered` when an earlier holder's lease
+    /// expired without an outcome (its call may have reached the provider).
+    Proceed {
+        snapshot: Option<IntentSnapshot>,
+        recovered: bool,
+    },
     Replay(Result<PaymentIntent, PaymentsError>),
 }
 
@@ -502,18 +506,20 @@ impl Payments {
                 // Refused before anything was created or sent; the refusal is the key's stored outcome.
                 return match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
                     Claim::Replay(result) => result,
-                    Claim::Proceed(_) => self.finish(&tenant, key, Outcome::Done(Err(invalid))).await,
+                    Claim::Proceed { .. } => self.finish(&tenant, key, Outcome::Done(Err(invalid))).await,
                 };
             }
         };
         // The intent is written once, with the provider's answer (decision 012): an intent that exists already
         // (an earlier use of the key whose record is gone) is worked on as stored.
-        let (snapshot, created) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
+        // A stored intent (an earlier attempt whose outcome is unknown) or an expired lease means the request
+        // may have reached the provider already: the gateway is told so (`AuthorizeRequest::resend`).
+        let (snapshot, created, resend) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed(Some(snapshot)) => (snapshot, None),
-            Claim::Proceed(None) => {
+            Claim::Proceed { snapshot: Some(snapshot), .. } => (snapshot, None, true),
+            Claim::Proceed { snapshot: None, recovered } => {
                 let (intent, event) = create;
-                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event))
+                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered)
             }
         };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
@@ -521,7 +527,7 @@ impl Payments {
         // happened, or this call is cancelled), the registration lingers, so the provider's notifications wait
         // for a retry with the key to store it (see `in_flight`).
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
-        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call).await;
+        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call, resend).await;
         let stored = !matches!(outcome, Outcome::Release(_));
         let result = self.finish(&tenant, key, outcome).await;
         if stored {
@@ -670,7 +676,8 @@ impl Payments {
                 current.reference.clone(),
                 key_of(&pending.call, intent)?,
             )
-            .with_capture_method(params.capture_method);
+            .with_capture_method(params.capture_method)
+            .with_resend(true);
             let answer = gateway.authorize(request).await;
             return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
@@ -684,6 +691,7 @@ impl Payments {
 
     // -----------------------------------------------------------------------------------------------------
 
+    #[expect(clippy::too_many_arguments, reason = "the parts of one claimed authorization")]
     async fn authorize_claimed(
         &self,
         gateway: &dyn PaymentGateway,
@@ -692,6 +700,7 @@ impl Payments {
         snapshot: IntentSnapshot,
         created: Option<IntentEvent>,
         call: ProviderCall,
+        resend: bool,
     ) -> Outcome {
         let IntentSnapshot { intent, history, .. } = snapshot;
         let id = intent.id.clone();
@@ -711,7 +720,8 @@ impl Payments {
             intent.reference.clone(),
             provider_key,
         )
-        .with_capture_method(payment.capture_method);
+        .with_capture_method(payment.capture_method)
+        .with_resend(resend);
         let answer = gateway.authorize(request).await;
         let tenant = payment.tenant.clone();
         let (settlement, resolved) =
@@ -790,7 +800,7 @@ impl Payments {
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
         let snapshot = match self.claim(tenant, key, op, &fingerprint, intent).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed(snapshot) => snapshot,
+            Claim::Proceed { snapshot, .. } => snapshot,
         };
         let outcome = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint).await;
         self.finish(tenant, key, outcome).await
@@ -940,7 +950,7 @@ impl Payments {
             .await
             .map_err(|e| PaymentsError::from_store(op, None, e))?;
         match claimed.begin {
-            IdempotencyBegin::Started { .. } => Ok(Claim::Proceed(claimed.intent)),
+            IdempotencyBegin::Started { recovered } => Ok(Claim::Proceed { snapshot: claimed.intent, recovered }),
             IdempotencyBegin::Completed(bytes) => Ok(Claim::Replay(decode_outcome(op, &bytes))),
             IdempotencyBegin::InProgress => Err(PaymentsError::new(
                 ErrorKind::InProgress,

@@ -171,6 +171,14 @@ pub struct AuthorizeRequest {
     pub idempotency_key: IdempotencyKey,
     /// Free-form metadata passed to the provider.
     pub metadata: BTreeMap<String, String>,
+    /// True when this request may have reached the provider before under the same idempotency key without
+    /// its answer being recorded (a retry after an unknown outcome, a reconciliation, or a caller that took
+    /// over an expired lease). Providers that replay by key ignore it; an adapter over one that does not (a
+    /// card terminal, which would ask the customer again) must look the earlier attempt up before acting.
+    /// A hint about this attempt, not a parameter of the payment: it is not serialized, so fingerprints and
+    /// replays ignore it.
+    #[serde(skip)]
+    pub resend: bool,
 }
 
 impl AuthorizeRequest {
@@ -190,12 +198,19 @@ impl AuthorizeRequest {
             reference: reference.into(),
             idempotency_key,
             metadata: BTreeMap::new(),
+            resend: false,
         }
     }
 
     /// Sets the capture method.
     pub fn with_capture_method(mut self, method: CaptureMethod) -> AuthorizeRequest {
         self.capture_method = method;
+        self
+    }
+
+    /// Marks the request as possibly sent before under its key ([`resend`](AuthorizeRequest::resend)).
+    pub fn with_resend(mut self, resend: bool) -> AuthorizeRequest {
+        self.resend = resend;
         self
     }
 }

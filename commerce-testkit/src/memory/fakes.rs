@@ -502,6 +502,11 @@ struct TerminalState {
     /// Refunded so far, by the payment's provider reference.
     refunded: HashMap<String, Money>,
     decline_next: bool,
+    /// Payments that charge the card but whose answer is lost (`OutcomeUnknown`).
+    lose_pay_answers: u32,
+    /// Calls of `pay` and `status` that reached the terminal.
+    pay_calls: u32,
+    status_calls: u32,
     offline: OfflineState,
 }
 
@@ -539,6 +544,22 @@ impl MemoryTerminal {
     /// Makes the next payment decline.
     pub fn decline_next(&self) {
         lock(&self.state).decline_next = true;
+    }
+
+    /// Makes the next `n` payments charge the card but lose the answer (`OutcomeUnknown`, as when the terminal
+    /// stops answering after the card was presented); [`status`](PaymentTerminal::status) knows them.
+    pub fn lose_pay_answers(&self, n: u32) {
+        lock(&self.state).lose_pay_answers = n;
+    }
+
+    /// How many `pay` calls reached the terminal (each asks the customer for a card).
+    pub fn pay_calls(&self) -> u32 {
+        lock(&self.state).pay_calls
+    }
+
+    /// How many `status` calls reached the terminal.
+    pub fn status_calls(&self) -> u32 {
+        lock(&self.state).status_calls
     }
 
     /// A terminal that accepts offline as `capability` describes. Card reads show `visa` by chip until
@@ -600,6 +621,7 @@ impl PaymentTerminal for MemoryTerminal {
             return Err(TerminalError::invalid(OP, format!("amount must be positive, got {}", request.amount)));
         }
         let mut state = lock(&self.state);
+        state.pay_calls += 1;
         if let Some((key, result)) = state.by_reference.get(&request.reference) {
             if key == &request.idempotency_key && result.amount == request.amount {
                 return Ok(result.clone());
@@ -620,6 +642,14 @@ impl PaymentTerminal for MemoryTerminal {
         result.entry_mode = Some(EntryMode::Chip);
         result.masked_pan = Some("**** 0119".to_owned());
         state.by_reference.insert(request.reference, (request.idempotency_key, result.clone()));
+        if state.lose_pay_answers > 0 {
+            state.lose_pay_answers -= 1;
+            return Err(TerminalError::new(
+                ErrorKind::OutcomeUnknown,
+                OP,
+                "the terminal stopped answering after the card was presented; resolve with status",
+            ));
+        }
         Ok(result)
     }
 
@@ -670,7 +700,9 @@ impl PaymentTerminal for MemoryTerminal {
     }
 
     async fn status(&self, _terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
-        lock(&self.state).by_reference.get(reference).map(|(_, r)| r.clone()).ok_or_else(|| {
+        let mut state = lock(&self.state);
+        state.status_calls += 1;
+        state.by_reference.get(reference).map(|(_, r)| r.clone()).ok_or_else(|| {
             TerminalError::new(ErrorKind::NotFound, "status", format!("the terminal never saw `{reference}`"))
         })
     }

@@ -16,13 +16,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use commerce::{Config, ConfigErrors, GatewayBinding, Integrations, MapSecrets, Registry, WiringError};
-use commerce_payments::{IngestError, NewPayment, Payments, WebhookIngestor};
+use commerce_payments::{IngestError, NewPayment, Payments, TERMINAL_MAX_KEY_LEN, TerminalGateway, WebhookIngestor};
 use commerce_ports::payment::CaptureMethod;
 use commerce_ports::peripherals::{ReceiptDocument, ReceiptPrinter};
 use commerce_ports::shipping::{BuyLabelRequest, Parcel, Rate, ShipmentRequest};
 use commerce_ports::stores::{IntentStatus, PaymentIntent};
 use commerce_ports::tax::{TaxDocument, TaxDocumentType, TaxRefundRequest, TaxRefundScope, TaxRequest};
-use commerce_ports::terminal::TerminalPaymentRequest;
+use commerce_ports::terminal::PaymentTerminal;
 use commerce_ports::webhook::WebhookRequest;
 use commerce_ports::{
     Address, ChannelId, ConditionStatus, ConditionType, Currency, IdempotencyKey, IntentId, LineItem, ManualClock,
@@ -58,6 +58,14 @@ pub enum DayError {
 
 fn step_err<E: fmt::Display>(step: &str) -> impl FnOnce(E) -> DayError + '_ {
     move |e| DayError::Step { step: step.to_owned(), message: e.to_string() }
+}
+
+/// Where an intent's provider view is read at the end of the day.
+enum Checked {
+    /// A gateway with `retrieve`.
+    Gateway(GatewayBinding),
+    /// A terminal's record of a sale (`status` by the sale reference).
+    Terminal { terminal: Arc<dyn PaymentTerminal>, terminal_id: String, sale: String },
 }
 
 /// One payment intent and what its gateway says about it.
@@ -124,6 +132,13 @@ impl DayReport {
 
 const EUR: Currency = Currency::EUR;
 
+/// The Berlin till's terminal (its POIID in `store-day.toml`).
+const TERMINAL_ID: &str = "V400m-324688179";
+
+/// The terminal binding's adapter: the provider name its sales are stored under, which Adyen's notifications
+/// (ingested as `adyen`) find them by.
+const TERMINAL_ADAPTER: &str = "adyen";
+
 fn eur(minor: i64) -> Money {
     Money::from_minor(minor, EUR)
 }
@@ -160,7 +175,7 @@ struct Day {
     till: RegisterId,
     log: String,
     /// Intents of the day with their order and the gateway binding that served them.
-    intents: Vec<(String, IntentId, GatewayBinding)>,
+    intents: Vec<(String, IntentId, Checked)>,
     tax_documents: Vec<TaxDocument>,
     labels: usize,
     reconciled: usize,
@@ -393,12 +408,12 @@ impl Day {
         let key = key(format!("{order}:authorize:{tender}"))?;
         match self.payments.authorize(binding.gateway.as_ref(), &binding.adapter, payment, &key).await {
             Ok(intent) => {
-                self.intents.push((order.to_owned(), intent.id.clone(), binding));
+                self.intents.push((order.to_owned(), intent.id.clone(), Checked::Gateway(binding)));
                 Ok(Ok(intent))
             }
             Err(e) if e.kind() == commerce_ports::ErrorKind::Declined => {
                 let id = commerce_payments::intent_id_for(&self.tenant, &key).map_err(step_err(order))?;
-                self.intents.push((order.to_owned(), id, binding));
+                self.intents.push((order.to_owned(), id, Checked::Gateway(binding)));
                 let code = e.decline().and_then(|d| d.decline_code.clone()).unwrap_or_else(|| "no decline code".into());
                 Ok(Err(format!("{} / {code}", e.provider_code().unwrap_or("declined"))))
             }
@@ -680,16 +695,33 @@ impl Day {
         ];
         let doc = self.quote_tax("S-0002", &berlin, lines.clone(), self.shop.clone()).await?;
         let total = order_total(&doc, eur(0))?;
-        let paid = terminal
-            .pay(TerminalPaymentRequest::new(
-                "V400m-324688179",
-                till.clone(),
-                total,
-                "S-0002",
-                key("S-0002:pay".into())?,
-            ))
+        // The sale is a payment intent like the web's, through the terminal (decision 016): an unknown outcome
+        // (the terminal stopped answering after the card was presented) is settled from the terminal's record of
+        // the sale, never by asking the customer again, and Adyen's notification for it finds the intent.
+        let gateway = TerminalGateway::new(terminal.clone(), TERMINAL_ID, till.clone());
+        let sale =
+            NewPayment::new(self.tenant.clone(), berlin.clone(), TenderKind::CardPresent, total, TERMINAL_ID, "S-0002")
+                .with_capture_method(CaptureMethod::Automatic);
+        let sale_key = key("S-0002:pay".into())?;
+        let intent = self
+            .payments
+            .authorize(&gateway, TERMINAL_ADAPTER, sale, &sale_key)
             .await
             .map_err(step_err("S-0002 terminal"))?;
+        let sale_reference = commerce_payments::provider_key(&self.tenant, &sale_key, TERMINAL_MAX_KEY_LEN)
+            .map_err(step_err("S-0002 sale reference"))?;
+        // The receipt's card details are the terminal's (the intent keeps no card data).
+        let paid =
+            terminal.status(TERMINAL_ID, sale_reference.as_str()).await.map_err(step_err("S-0002 terminal record"))?;
+        self.intents.push((
+            "S-0002".to_owned(),
+            intent.id.clone(),
+            Checked::Terminal {
+                terminal: terminal.clone(),
+                terminal_id: TERMINAL_ID.to_owned(),
+                sale: sale_reference.as_str().to_owned(),
+            },
+        ));
         self.commit_tax(&berlin, "S-0002").await?;
         let card = format!(
             "{} {} {}",
@@ -699,7 +731,10 @@ impl Day {
         );
         self.print_receipt(printer.as_ref(), "S-0002", &lines, &doc, &format!("Card {card}")).await?;
         self.store_takings.push((TenderKind::CardPresent, total));
-        self.say(format!("S-0002  card-present sale {total} approved at the terminal ({card}), receipt printed"));
+        self.say(format!(
+            "S-0002  card-present sale {total} approved at the terminal ({card}), intent {}, receipt printed",
+            intent.status.as_str()
+        ));
         self.deliver_webhooks(2002).await?;
 
         // S-0003: gift card through the payments domain, captured with the authorization.
@@ -770,18 +805,24 @@ impl Day {
     async fn close(mut self) -> Result<DayReport, DayError> {
         self.at(20, 0);
         let mut lines = Vec::new();
-        for (order, id, binding) in &self.intents {
+        for (order, id, checked) in &self.intents {
             let intent = self.payments.get(&self.tenant, id).await.map_err(step_err(&format!("{order} get")))?;
             let events =
                 self.payments.history(&self.tenant, id).await.map_err(step_err(&format!("{order} history")))?.len();
-            let matches_gateway = match &intent.provider_reference {
-                None => intent.captured.is_zero() && intent.status == IntentStatus::Failed,
-                Some(reference) => {
+            let matches_gateway = match (&intent.provider_reference, checked) {
+                (None, _) => intent.captured.is_zero() && intent.status == IntentStatus::Failed,
+                (Some(reference), Checked::Gateway(binding)) => {
                     let view =
                         binding.gateway.retrieve(reference).await.map_err(step_err(&format!("{order} retrieve")))?;
                     view.authorized == intent.authorized
                         && view.captured == intent.captured
                         && view.refunded == intent.refunded
+                }
+                // A terminal looks its sales up by sale reference; it keeps no refunds in that record.
+                (Some(reference), Checked::Terminal { terminal, terminal_id, sale }) => {
+                    let view =
+                        terminal.status(terminal_id, sale).await.map_err(step_err(&format!("{order} status")))?;
+                    &view.provider_reference == reference && view.amount == intent.captured
                 }
             };
             lines.push(IntentLine { order: order.clone(), intent, events, matches_gateway });
@@ -868,7 +909,8 @@ impl Day {
         let _ = writeln!(
             self.log,
             "      webhooks: {} deliveries, {} rejected; events: {} applied, {} duplicates, {} already reflected, \
-             {} for payments without an intent (card present), {} conflicts",
+             {} matched no intent (the terminal sale's: Adyen's notification names its pspReference, the intent \
+             the terminal's POI transaction id), {} conflicts",
             w.deliveries, w.rejected, w.applied, w.duplicates, w.ignored, w.unknown_payments, w.conflicts
         );
         for binding in self.integrations.replication(&self.tenant, &self.berlin)? {

@@ -40,6 +40,7 @@ async fn the_day_balances_and_its_figures_add_up() {
     assert_eq!(status_of("W-1002"), vec![IntentStatus::Failed, IntentStatus::Captured]);
     assert_eq!(status_of("W-1003"), vec![IntentStatus::Captured]);
     assert_eq!(status_of("W-1004"), vec![IntentStatus::Captured]);
+    assert_eq!(status_of("S-0002"), vec![IntentStatus::Captured], "the terminal sale is an intent");
     assert_eq!(status_of("S-0003"), vec![IntentStatus::Captured]);
 
     let text = report.to_string();
