@@ -1,6 +1,9 @@
 //! Incremental authorization: `Payments::increment_authorization` against the testkit's in-memory gateway
 //! and stores.
 
+mod common;
+
+use common::{eur, key, tenant};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,8 +15,7 @@ use commerce_ports::payment::{
 use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent};
 use commerce_ports::webhook::WebhookRequest;
 use commerce_ports::{
-    ChannelId, Currency, DeclineDetails, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, PaymentError,
-    RetryClass, Secret, TenantId,
+    ChannelId, Currency, DeclineDetails, ErrorKind, IntentId, ManualClock, Money, PaymentError, RetryClass, Secret,
 };
 use commerce_stripe::{SIGNATURE_HEADER, StripeWebhookVerifier, sign};
 use commerce_testkit::memory::{GatewayFault, MemoryGateway, MemoryWebhookEventStore, memory_store_set};
@@ -23,18 +25,6 @@ use time::macros::datetime;
 
 const T0: OffsetDateTime = datetime!(2025-01-01 12:00 UTC);
 const SECRET: &str = "whsec_test";
-
-fn eur(minor: i64) -> Money {
-    Money::from_minor(minor, Currency::EUR)
-}
-
-fn tenant() -> TenantId {
-    TenantId::new("acme").expect("tenant")
-}
-
-fn key(s: &str) -> IdempotencyKey {
-    IdempotencyKey::new(s).expect("key")
-}
 
 /// What [`Scripted`] does with an increment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,8 @@
 //! Card-present sales as payment intents: [`TerminalGateway`] over the testkit's [`MemoryTerminal`].
 
+mod common;
+
+use common::{eur, key, tenant};
 use std::sync::Arc;
 
 use commerce_payments::{NewPayment, Payments, TerminalGateway};
@@ -9,26 +12,11 @@ use commerce_ports::terminal::{
     OfflineCardRead, OfflineForwardRequest, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest,
     TerminalPaymentResult, TerminalRefundRequest,
 };
-use commerce_ports::{
-    ChannelId, Currency, ErrorKind, IdempotencyKey, ManualClock, Money, PaymentError, RegisterId, RetryClass, TenantId,
-    TerminalError,
-};
+use commerce_ports::{ChannelId, ErrorKind, ManualClock, PaymentError, RegisterId, RetryClass, TerminalError};
 use commerce_testkit::memory::{MemoryTerminal, memory_store_set};
 use time::macros::datetime;
 
 const TERMINAL: &str = "V400m-324688179";
-
-fn eur(minor: i64) -> Money {
-    Money::from_minor(minor, Currency::EUR)
-}
-
-fn tenant() -> TenantId {
-    TenantId::new("acme").expect("tenant")
-}
-
-fn key(s: &str) -> IdempotencyKey {
-    IdempotencyKey::new(s).expect("key")
-}
 
 struct Fx {
     payments: Payments,

@@ -1,5 +1,8 @@
 //! Webhook ingestion: Stripe-signed deliveries against the in-memory stores and gateway.
 
+mod common;
+
+use common::{eur, key, tenant};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +13,7 @@ use commerce_ports::payment::TenderKind;
 use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent, StoreSet, WebhookEventStore};
 use commerce_ports::webhook::{WebhookAck, WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
 use commerce_ports::{
-    ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, Secret, StoreError, TenantId,
+    ChannelId, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, Secret, StoreError, TenantId,
 };
 use commerce_stripe::{SIGNATURE_HEADER, StripeWebhookVerifier, sign};
 use commerce_testkit::memory::{GatewayFault, MemoryGateway, MemoryWebhookEventStore, memory_store_set};
@@ -21,18 +24,6 @@ use time::macros::datetime;
 
 const T0: OffsetDateTime = datetime!(2025-01-01 12:00 UTC);
 const SECRET: &str = "whsec_test";
-
-fn eur(minor: i64) -> Money {
-    Money::from_minor(minor, Currency::EUR)
-}
-
-fn tenant() -> TenantId {
-    TenantId::new("acme").expect("tenant")
-}
-
-fn key(s: &str) -> IdempotencyKey {
-    IdempotencyKey::new(s).expect("key")
-}
 
 /// A `WebhookEventStore` whose `record` fails while `fail` is set (then clears it).
 #[derive(Debug, Default)]
