@@ -1,5 +1,7 @@
 //! Service tests of `commerce-payments` against the testkit's in-memory gateway and stores.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod concurrency;
 mod model;
 mod webhook_model;
@@ -12,26 +14,13 @@ use commerce_ports::payment::{
     TenderKind, VoidRequest,
 };
 use commerce_ports::stores::{IdempotencyClaim, IntentEvent, IntentStatus, PaymentIntent, StoreSet};
-use commerce_ports::{
-    ChannelId, Currency, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, RetryClass, TenantId,
-};
+use commerce_ports::{ChannelId, ErrorKind, IntentId, ManualClock, RetryClass, TenantId};
 use commerce_testkit::memory::{GatewayFault, MemoryGateway, memory_store_set};
+pub(crate) use common::{eur, key, tenant};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 pub(crate) const T0: OffsetDateTime = datetime!(2025-01-01 12:00 UTC);
-
-pub(crate) fn eur(minor: i64) -> Money {
-    Money::from_minor(minor, Currency::EUR)
-}
-
-pub(crate) fn tenant() -> TenantId {
-    TenantId::new("acme").expect("tenant")
-}
-
-pub(crate) fn key(s: &str) -> IdempotencyKey {
-    IdempotencyKey::new(s).expect("key")
-}
 
 pub(crate) fn payment(minor: i64) -> NewPayment {
     NewPayment::new(
