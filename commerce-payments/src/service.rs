@@ -10,8 +10,8 @@ use commerce_ports::payment::{
     PaymentGateway, PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
 };
 use commerce_ports::stores::{
-    IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, IntentSnapshot, IntentUpdate, KeyResolution,
-    PaymentIntent, PaymentIntentStore, PaymentLedger, SplitLedger, StoreSet, read_snapshot,
+    IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus, IntentUpdate,
+    KeyResolution, PaymentIntent, PaymentIntentStore, PaymentLedger, SplitLedger, StoreSet, read_snapshot,
 };
 use commerce_ports::{
     ChannelId, Clock, ErrorKind, IdempotencyKey, IntentId, Money, PaymentError, RetryClass, TenantId,
@@ -798,11 +798,12 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         let op = command.operation();
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
-        let snapshot = match self.claim(tenant, key, op, &fingerprint, intent).await? {
+        let (snapshot, recovered) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot, .. } => snapshot,
+            Claim::Proceed { snapshot, recovered } => (snapshot, recovered),
         };
-        let outcome = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint).await;
+        let outcome =
+            self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, recovered).await;
         self.finish(tenant, key, outcome).await
     }
 
@@ -816,6 +817,7 @@ impl Payments {
         command: Command,
         key: &IdempotencyKey,
         fingerprint: String,
+        recovered: bool,
     ) -> Outcome {
         let op = command.operation();
         let caps = gateway.capabilities();
@@ -832,6 +834,8 @@ impl Payments {
             )
             .with_intent(id.clone())));
         };
+        // Admitted while the intent's outcome is unknown means this call is that pending one, sent again.
+        let resend = recovered || intent.status == IntentStatus::OutcomeUnknown;
         let modification = match state::admit_modification(&intent, &history, &call, command) {
             Ok(Admission::Send(m)) => m,
             Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
@@ -857,7 +861,8 @@ impl Payments {
                 gateway.capture(if final_capture { request } else { request.partial() }).await.map(Answer::Modified)
             }
             Modification::Refund { amount } => {
-                gateway.refund(RefundRequest::new(reference, amount, provider_key)).await.map(Answer::Modified)
+                let request = RefundRequest::new(reference, amount, provider_key).with_resend(resend);
+                gateway.refund(request).await.map(Answer::Modified)
             }
             Modification::Void => gateway
                 .void(VoidRequest::new(reference, provider_key).with_authorized(intent.authorized))

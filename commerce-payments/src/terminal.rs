@@ -9,14 +9,24 @@
 //!
 //! A terminal does not replay by idempotency key: paying again asks the customer again. The contract of
 //! [`PaymentTerminal`] is that an unknown outcome is resolved with [`status`](PaymentTerminal::status), never
-//! by charging again. So when the domain says the request may have been sent before
-//! ([`AuthorizeRequest::resend`]: a retry after an unknown outcome, a reconciliation, a caller taking over an
-//! expired lease), this gateway first asks the terminal for the earlier attempt and answers with it; only a
-//! terminal that never saw the sale (`NotFound`) is asked to pay.
+//! by charging again. So this gateway asks the terminal for its record of the sale before every payment, and
+//! asks it to pay only when the terminal says it never saw the sale (`NotFound`). Checking every time, not only
+//! when the domain says the request may have been sent before ([`AuthorizeRequest::resend`]), also covers an
+//! earlier attempt whose answer could not be stored (its key was given back without an intent). When the
+//! lookup fails, nothing is paid: the answer is `OutcomeUnknown` if the request may have been sent before,
+//! otherwise `Unavailable` (nothing happened; retry).
 //!
 //! The terminal's sale reference is the request's idempotency key (stable across retries of one intent and
 //! unique per intent), not the merchant's reference: an order paid in two attempts has one merchant reference,
 //! and `status` must find this attempt, not the other.
+//!
+//! A refund cannot be looked up: one that may have been sent before ([`RefundRequest::resend`]) is not sent
+//! again but answered `OutcomeUnknown`, and a refund the terminal rejects as malformed or already used is
+//! `OutcomeUnknown` too (it may be the rejection of a refund sent again), never a certain refusal that would
+//! record a refund that happened as refused.
+//!
+//! Set the [`Payments`](crate::Payments) lease above the terminal's timeout: a caller taking over a sale's key
+//! while the customer is still at the terminal finds it in progress.
 
 use std::fmt;
 use std::sync::Arc;
@@ -28,7 +38,9 @@ use commerce_ports::payment::{
     TenderKind, TokenizeRequest, VoidRequest,
 };
 use commerce_ports::terminal::{PaymentTerminal, TerminalPaymentRequest, TerminalPaymentResult, TerminalRefundRequest};
-use commerce_ports::{ErrorKind, Money, PaymentError, RegisterId, TerminalError};
+use commerce_ports::{ErrorKind, IdempotencyKey, Money, PaymentError, RegisterId, RetryClass, TenantId, TerminalError};
+
+use crate::PaymentsError;
 
 /// The longest idempotency key (and so terminal sale reference) this gateway passes on; longer keys are
 /// replaced by a stable derived one ([`provider_key`](crate::provider_key)).
@@ -37,14 +49,16 @@ pub const TERMINAL_MAX_KEY_LEN: usize = 64;
 /// One card terminal, at one register, as a [`PaymentGateway`] for card-present sales (module docs).
 ///
 /// # Contract
-/// - `authorize` takes tender `CardPresent` with automatic capture only, and a payment method that is empty or
-///   this terminal's id; it answers a `Captured` snapshot of the approved amount (a partial approval is
-///   captured as approved), or `Pending` when the terminal approved offline and forwards the payment itself.
-/// - With [`AuthorizeRequest::resend`], the terminal's record of the sale is read first; the terminal is asked
-///   to pay only when it never saw the sale.
-/// - `refund` goes through the terminal when it supports refunds; `capture`, `void`, `increment_authorization`,
-///   `retrieve` and `tokenize` are `Unsupported` (a sale is captured at once; reversing it is a refund).
-/// - Terminal errors keep their kind, retry class, decline details and provider code.
+/// - `authorize` takes tender `CardPresent` with automatic capture only, and this terminal's id as the payment
+///   method; it reads the terminal's record of the sale first and pays only when the terminal never saw it;
+///   it answers a `Captured` snapshot of the approved amount (a partial approval is captured as approved), or
+///   `Pending` when the terminal approved offline and forwards the payment itself.
+/// - An approval in another currency, of nothing, or above the requested amount is `OutcomeUnknown` (the
+///   card may be charged; settle it by hand), never a refusal.
+/// - `refund` goes through the terminal when it supports refunds; a refund sent before is not sent again
+///   (`OutcomeUnknown`). `capture`, `void`, `increment_authorization`, `retrieve` and `tokenize` are
+///   `Unsupported` (a sale is captured at once; reversing it is a refund).
+/// - Terminal errors keep their kind, retry class, decline details and provider code, except as above.
 pub struct TerminalGateway {
     terminal: Arc<dyn PaymentTerminal>,
     terminal_id: String,
@@ -71,6 +85,16 @@ impl TerminalGateway {
     pub fn terminal_id(&self) -> &str {
         &self.terminal_id
     }
+
+    /// The sale reference the terminal knows the sale of `tenant`'s idempotency key `key` by (for
+    /// [`PaymentTerminal::status`], a receipt's card details): the provider key
+    /// ([`provider_key`](crate::provider_key)) within [`TERMINAL_MAX_KEY_LEN`].
+    ///
+    /// # Errors
+    /// As [`provider_key`](crate::provider_key).
+    pub fn sale_reference(tenant: &TenantId, key: &IdempotencyKey) -> Result<IdempotencyKey, PaymentsError> {
+        crate::provider_key(tenant, key, TERMINAL_MAX_KEY_LEN)
+    }
 }
 
 /// A terminal's error as the gateway's, keeping what a caller decides on.
@@ -89,30 +113,36 @@ fn from_terminal(operation: &'static str, error: TerminalError) -> PaymentError 
     mapped
 }
 
+/// An error saying the card may have been charged and nobody knows for sure.
+fn unknown(operation: &'static str, message: String) -> PaymentError {
+    PaymentError::new(ErrorKind::OutcomeUnknown, operation, message).with_retry(RetryClass::SameKeyOnly)
+}
+
 /// The intent's view of a sale the terminal approved.
 fn sale(
     operation: &'static str,
+    reference: &str,
     requested: Money,
     result: TerminalPaymentResult,
 ) -> Result<PaymentSnapshot, PaymentError> {
-    if result.amount.currency() != requested.currency() || !result.amount.is_positive() {
-        return Err(PaymentError::new(
-            ErrorKind::Unexpected,
+    let approved = result.amount;
+    if approved.currency() != requested.currency() || !approved.is_positive() || approved.minor() > requested.minor() {
+        return Err(unknown(
             operation,
-            format!("the terminal approved {} for a sale of {requested}", result.amount),
+            format!(
+                "the terminal approved {approved} for sale `{reference}` of {requested} ({}); the card may be \
+                 charged: settle it by hand",
+                result.provider_reference
+            ),
         ));
     }
     if result.offline {
-        // The terminal keeps the payment and forwards it itself; the provider's notification settles it.
-        return Ok(PaymentSnapshot::authorized(
-            result.provider_reference,
-            ProviderPaymentStatus::Pending,
-            result.amount,
-        ));
+        // The terminal keeps the payment and forwards it itself.
+        return Ok(PaymentSnapshot::authorized(result.provider_reference, ProviderPaymentStatus::Pending, approved));
     }
     let mut snapshot =
-        PaymentSnapshot::authorized(result.provider_reference, ProviderPaymentStatus::Captured, result.amount);
-    snapshot.captured = result.amount;
+        PaymentSnapshot::authorized(result.provider_reference, ProviderPaymentStatus::Captured, approved);
+    snapshot.captured = approved;
     Ok(snapshot)
 }
 
@@ -148,12 +178,35 @@ impl PaymentGateway for TerminalGateway {
             ));
         }
         let reference = request.idempotency_key.as_str();
-        if request.resend {
-            // The earlier attempt may have charged the card: its record answers, never a second charge.
-            match self.terminal.status(&self.terminal_id, reference).await {
-                Ok(result) => return sale(OP, request.amount, result),
-                Err(e) if e.kind() == ErrorKind::NotFound => {}
-                Err(e) => return Err(from_terminal(OP, e)),
+        // The terminal's record first: an earlier attempt may have charged the card (module docs).
+        match self.terminal.status(&self.terminal_id, reference).await {
+            Ok(result) => return sale(OP, reference, request.amount, result),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) if e.kind() == ErrorKind::Declined => return Err(from_terminal(OP, e)),
+            Err(e) if request.resend => {
+                return Err(unknown(
+                    OP,
+                    format!(
+                        "looking up the earlier attempt of sale `{reference}` at terminal `{}` failed ({}: {}); \
+                         it may have charged the card: retry with the same key",
+                        self.terminal_id,
+                        e.kind().as_str(),
+                        e.message()
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(PaymentError::new(
+                    ErrorKind::Unavailable,
+                    OP,
+                    format!(
+                        "could not look sale `{reference}` up at terminal `{}` before paying ({}: {}); nothing \
+                         was charged",
+                        self.terminal_id,
+                        e.kind().as_str(),
+                        e.message()
+                    ),
+                ));
             }
         }
         let pay = TerminalPaymentRequest::new(
@@ -164,7 +217,7 @@ impl PaymentGateway for TerminalGateway {
             request.idempotency_key.clone(),
         );
         let result = self.terminal.pay(pay).await.map_err(|e| from_terminal(OP, e))?;
-        sale(OP, request.amount, result)
+        sale(OP, reference, request.amount, result)
     }
 
     async fn capture(&self, _request: CaptureRequest) -> Result<ModificationResult, PaymentError> {
@@ -176,14 +229,40 @@ impl PaymentGateway for TerminalGateway {
         if !self.terminal.capabilities().refunds {
             return Err(PaymentError::unsupported_feature(OP, "refunds at this terminal"));
         }
+        let what = format!("refund of {} on `{}`", request.amount, request.provider_reference);
+        if request.resend {
+            return Err(unknown(
+                OP,
+                format!(
+                    "the {what} may have reached terminal `{}` before, and a terminal refund cannot be looked up: \
+                     it is not sent again; check the provider's records and settle it by hand",
+                    self.terminal_id
+                ),
+            ));
+        }
         let refund = TerminalRefundRequest::new(
             self.terminal_id.clone(),
             request.provider_reference,
             request.amount,
             request.idempotency_key,
         );
-        let result = self.terminal.refund(refund).await.map_err(|e| from_terminal(OP, e))?;
-        Ok(ModificationResult::new(result.provider_reference, ModificationStatus::Succeeded, result.amount))
+        match self.terminal.refund(refund).await {
+            Ok(result) => {
+                Ok(ModificationResult::new(result.provider_reference, ModificationStatus::Succeeded, result.amount))
+            }
+            // A refund sent again is rejected as malformed or already used; the first may have gone through.
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidRequest | ErrorKind::IdempotencyConflict) => Err(unknown(
+                OP,
+                format!(
+                    "terminal `{}` rejected the {what} ({}: {}); an earlier attempt may have refunded it: check \
+                     the provider's records",
+                    self.terminal_id,
+                    e.kind().as_str(),
+                    e.message()
+                ),
+            )),
+            Err(e) => Err(from_terminal(OP, e)),
+        }
     }
 
     async fn void(&self, _request: VoidRequest) -> Result<ModificationResult, PaymentError> {

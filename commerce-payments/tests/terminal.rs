@@ -6,14 +6,18 @@ use common::{eur, key, tenant};
 use std::sync::Arc;
 
 use commerce_payments::{NewPayment, Payments, TerminalGateway};
-use commerce_ports::payment::{AuthorizeRequest, CaptureMethod, PaymentGateway, ProviderPaymentStatus, TenderKind};
+use commerce_ports::payment::{
+    AuthorizeRequest, CaptureMethod, PaymentGateway, ProviderPaymentStatus, RefundRequest, TenderKind,
+};
 use commerce_ports::stores::IntentStatus;
 use commerce_ports::terminal::{
     OfflineCardRead, OfflineForwardRequest, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest,
     TerminalPaymentResult, TerminalRefundRequest,
 };
-use commerce_ports::{ChannelId, ErrorKind, ManualClock, PaymentError, RegisterId, RetryClass, TerminalError};
-use commerce_testkit::memory::{MemoryTerminal, memory_store_set};
+use commerce_ports::{
+    ChannelId, Currency, ErrorKind, ManualClock, Money, PaymentError, RegisterId, RetryClass, TerminalError,
+};
+use commerce_testkit::memory::{FailingLedger, MemoryTerminal, memory_store_set};
 use time::macros::datetime;
 
 const TERMINAL: &str = "V400m-324688179";
@@ -70,7 +74,7 @@ async fn an_approved_sale_is_a_captured_intent_and_its_retry_a_replay() {
     assert_eq!(intent.provider, "adyen");
     let again = fx.pay(4_890, "S-0002", "S-0002:pay").await.expect("replayed");
     assert_eq!(again, intent);
-    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 0), "one card prompt, no lookup");
+    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 1), "one lookup, one card prompt");
     let history = fx.payments.history(&tenant(), &intent.id).await.expect("history");
     assert_eq!(history.len(), 2, "{history:?}");
 }
@@ -100,10 +104,10 @@ async fn an_unknown_outcome_is_settled_from_the_terminals_record_never_by_chargi
     // The retry with the key reads the terminal's record of the sale: the card was charged once.
     let settled = fx.pay(4_890, "S-0002", "S-0002:pay").await.expect("settled");
     assert_eq!((settled.id.clone(), settled.status, settled.captured), (id, IntentStatus::Captured, eur(4_890)));
-    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 1));
+    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 2));
     // And from now on the key replays.
     assert_eq!(fx.pay(4_890, "S-0002", "S-0002:pay").await.expect("replay"), settled);
-    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 1));
+    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 2));
 }
 
 #[tokio::test]
@@ -114,7 +118,7 @@ async fn reconcile_settles_an_unknown_sale_from_the_terminal() {
     let id = error.expect_err("unknown").intent().cloned().expect("intent");
     let settled = fx.payments.reconcile(&fx.gateway, &tenant(), &id).await.expect("reconciled");
     assert_eq!((settled.status, settled.captured), (IntentStatus::Captured, eur(1_200)));
-    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 1));
+    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 2));
 }
 
 #[tokio::test]
@@ -169,43 +173,14 @@ async fn a_sale_is_refunded_at_the_terminal_and_cannot_be_voided() {
     assert_eq!(over.err().map(|e| e.kind()), Some(ErrorKind::InvalidState));
 }
 
-/// A terminal that charges the card and then never answers (the caller's process dies, or gives up, mid-call).
-#[derive(Debug)]
-struct ChargesThenHangs(Arc<MemoryTerminal>);
-
-#[async_trait::async_trait]
-impl PaymentTerminal for ChargesThenHangs {
-    fn capabilities(&self) -> TerminalCapabilities {
-        self.0.capabilities()
-    }
-    async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError> {
-        self.0.pay(request).await?;
-        std::future::pending().await
-    }
-    async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError> {
-        self.0.refund(request).await
-    }
-    async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError> {
-        self.0.abort(terminal_id, reference).await
-    }
-    async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
-        self.0.status(terminal_id, reference).await
-    }
-    async fn read_offline(&self, request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError> {
-        self.0.read_offline(request).await
-    }
-    async fn forward_offline(&self, request: OfflineForwardRequest) -> Result<TerminalPaymentResult, TerminalError> {
-        self.0.forward_offline(request).await
-    }
-}
-
 #[tokio::test]
 async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_charging_again() {
     let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 13:10 UTC)));
     let payments = Payments::from_stores(&memory_store_set(), clock.clone());
     let terminal = Arc::new(MemoryTerminal::new());
     let register = RegisterId::new("till-1").expect("register");
-    let hanging = TerminalGateway::new(Arc::new(ChargesThenHangs(terminal.clone())), TERMINAL, register.clone());
+    let odd = Odd { inner: terminal.clone(), approved: None, hangs: true };
+    let hanging = TerminalGateway::new(Arc::new(odd), TERMINAL, register.clone());
     let sale = || {
         NewPayment::new(
             tenant(),
@@ -231,5 +206,129 @@ async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_char
     let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, register);
     let intent = payments.authorize(&gateway, "adyen", sale(), &key("S-0012:pay")).await.expect("found");
     assert_eq!((intent.status, intent.captured), (IntentStatus::Captured, eur(700)));
-    assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 1), "one charge");
+    assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 2), "one charge");
+}
+
+#[tokio::test]
+async fn a_failed_lookup_never_leads_to_a_payment() {
+    let fx = Fx::new();
+    // Before a first payment: nothing is charged, nothing stored, and the retry pays.
+    fx.terminal.fail_next_status(ErrorKind::Unexpected);
+    let first = fx.payments.authorize(&fx.gateway, "adyen", fx.sale(900, "S-0020"), &key("S-0020:pay")).await;
+    let error = first.expect_err("could not look up");
+    assert_eq!((error.kind(), fx.terminal.pay_calls()), (ErrorKind::Unavailable, 0), "{error}");
+    assert!(error.message().contains("nothing was charged"), "{error}");
+    assert_eq!(fx.pay(900, "S-0020", "S-0020:pay").await.expect("paid").status, IntentStatus::Captured);
+    // After an unknown outcome: still unknown (not a refusal), nothing charged again; a later retry settles it.
+    fx.terminal.lose_pay_answers(1);
+    let lost = fx.payments.authorize(&fx.gateway, "adyen", fx.sale(700, "S-0021"), &key("S-0021:pay")).await;
+    let id = lost.expect_err("unknown").intent().cloned().expect("intent");
+    for kind in [ErrorKind::Unexpected, ErrorKind::Authentication, ErrorKind::InvalidRequest, ErrorKind::Unavailable] {
+        fx.terminal.fail_next_status(kind);
+        let retry = fx.payments.authorize(&fx.gateway, "adyen", fx.sale(700, "S-0021"), &key("S-0021:pay")).await;
+        let error = retry.expect_err("lookup failed");
+        assert_eq!((error.kind(), error.retry()), (ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly), "{kind:?}");
+        assert_eq!(fx.payments.get(&tenant(), &id).await.expect("intent").status, IntentStatus::OutcomeUnknown);
+    }
+    assert_eq!(fx.terminal.pay_calls(), 2, "S-0020 once, S-0021 once");
+    assert_eq!(fx.pay(700, "S-0021", "S-0021:pay").await.expect("settled").status, IntentStatus::Captured);
+    assert_eq!(fx.terminal.pay_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_approval_whose_recording_failed_is_found_by_the_retry() {
+    let stores = memory_store_set();
+    let ledger = Arc::new(FailingLedger::new(stores.ledger.clone()));
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 13:10 UTC)));
+    let payments = Payments::from_stores(&stores, clock).with_ledger(ledger.clone());
+    let fx = Fx::new();
+    let sale = || fx.sale(1_500, "S-0030");
+    // The terminal approves, but the intent cannot be stored: the key is given back without an intent.
+    ledger.fail_next_commits(1);
+    let failed = payments.authorize(&fx.gateway, "adyen", sale(), &key("S-0030:pay")).await;
+    assert_eq!(failed.err().map(|e| e.kind()), Some(ErrorKind::Unavailable));
+    assert_eq!(fx.terminal.pay_calls(), 1);
+    // The retry is not marked as a resend (nothing was stored), yet the terminal's record answers it.
+    let intent = payments.authorize(&fx.gateway, "adyen", sale(), &key("S-0030:pay")).await.expect("found");
+    assert_eq!((intent.status, intent.captured), (IntentStatus::Captured, eur(1_500)));
+    assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 2), "charged once");
+}
+
+#[tokio::test]
+async fn an_approval_that_does_not_fit_the_sale_is_unknown_not_refused() {
+    for (approved, why) in [(eur(1_600), "above the sale"), (Money::from_minor(1_500, Currency::USD), "other currency")]
+    {
+        let terminal = Arc::new(MemoryTerminal::new());
+        let odd = Arc::new(Odd { inner: terminal.clone(), approved: Some(approved), hangs: false });
+        let gateway = TerminalGateway::new(odd, TERMINAL, RegisterId::new("till-1").expect("register"));
+        let fx = Fx::new();
+        let sale = fx.sale(1_500, "S-0031");
+        let result = fx.payments.authorize(&gateway, "adyen", sale, &key("S-0031:pay")).await;
+        let error = result.expect_err(why);
+        assert_eq!(error.kind(), ErrorKind::OutcomeUnknown, "{why}: {error}");
+        assert!(error.message().contains("settle it by hand"), "{error}");
+        let id = error.intent().cloned().expect("intent");
+        let stored = fx.payments.get(&tenant(), &id).await.expect("stored");
+        assert_eq!(stored.status, IntentStatus::OutcomeUnknown, "{why}: recorded, never as a refusal");
+    }
+}
+
+#[tokio::test]
+async fn a_refund_is_never_sent_to_the_terminal_twice() {
+    let fx = Fx::new();
+    let intent = fx.pay(4_890, "S-0002", "S-0002:pay").await.expect("approved");
+    fx.terminal.lose_refund_answers(1);
+    let (t, k) = (tenant(), key("S-0002:ref"));
+    let lost = fx.payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("unknown");
+    assert_eq!(lost.kind(), ErrorKind::OutcomeUnknown);
+    let again = fx.payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("still unknown");
+    assert_eq!((again.kind(), again.retry()), (ErrorKind::OutcomeUnknown, RetryClass::SameKeyOnly));
+    assert!(again.message().contains("not sent again"), "{again}");
+    assert_eq!(fx.terminal.refund_calls(), 1);
+    assert_eq!(fx.payments.get(&tenant(), &intent.id).await.expect("intent").status, IntentStatus::OutcomeUnknown);
+    // A refund the terminal rejects as invalid may be the rejection of one sent again: unknown, not refused.
+    let reference = intent.provider_reference.clone().expect("reference");
+    let direct = RefundRequest::new(reference, eur(99_999), key("S-0002:ref-direct"));
+    let e = fx.gateway.refund(direct).await.expect_err("rejected");
+    assert_eq!(e.kind(), ErrorKind::OutcomeUnknown, "{e}");
+}
+
+/// `inner` with a twist on `pay`: it approves a fixed amount (what a tip, a currency conversion or a bug at the
+/// terminal would give), or charges the card and then never answers (the caller's process dies, or gives up,
+/// mid-call).
+#[derive(Debug)]
+struct Odd {
+    inner: Arc<MemoryTerminal>,
+    approved: Option<Money>,
+    hangs: bool,
+}
+
+#[async_trait::async_trait]
+impl PaymentTerminal for Odd {
+    fn capabilities(&self) -> TerminalCapabilities {
+        self.inner.capabilities()
+    }
+    async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        let mut result = self.inner.pay(request).await?;
+        if self.hangs {
+            std::future::pending::<()>().await;
+        }
+        result.amount = self.approved.unwrap_or(result.amount);
+        Ok(result)
+    }
+    async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        self.inner.refund(request).await
+    }
+    async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError> {
+        self.inner.abort(terminal_id, reference).await
+    }
+    async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
+        self.inner.status(terminal_id, reference).await
+    }
+    async fn read_offline(&self, request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError> {
+        self.inner.read_offline(request).await
+    }
+    async fn forward_offline(&self, request: OfflineForwardRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        self.inner.forward_offline(request).await
+    }
 }

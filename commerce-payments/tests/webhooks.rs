@@ -12,11 +12,9 @@ use commerce_payments::{IngestError, IngestReport, NewPayment, Payments, Webhook
 use commerce_ports::payment::TenderKind;
 use commerce_ports::stores::{IntentEvent, IntentStatus, PaymentIntent, StoreSet, WebhookEventStore};
 use commerce_ports::webhook::{WebhookAck, WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
-use commerce_ports::{
-    ChannelId, ErrorKind, IdempotencyKey, IntentId, ManualClock, Money, Secret, StoreError, TenantId,
-};
+use commerce_ports::{ChannelId, ErrorKind, IntentId, ManualClock, Money, Secret, StoreError, TenantId};
 use commerce_stripe::{SIGNATURE_HEADER, StripeWebhookVerifier, sign};
-use commerce_testkit::memory::{GatewayFault, MemoryGateway, MemoryWebhookEventStore, memory_store_set};
+use commerce_testkit::memory::{FailingLedger, GatewayFault, MemoryGateway, MemoryWebhookEventStore, memory_store_set};
 use proptest::prelude::*;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -674,44 +672,11 @@ async fn an_event_arriving_while_its_authorization_runs_is_delivered_again_not_d
     assert_eq!(fx.deliver(&stray).await.ok(), Some(report(0, 0, 1, 0, 0)));
 }
 
-/// A ledger whose next commit fails (as a store outage would) while `fail` is set.
-#[derive(Debug)]
-struct FlakyCommits {
-    inner: Arc<dyn commerce_ports::stores::PaymentLedger>,
-    fail: AtomicBool,
-}
-
-#[async_trait]
-impl commerce_ports::stores::PaymentLedger for FlakyCommits {
-    async fn claim(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        claim: commerce_ports::stores::IdempotencyClaim,
-        intent: &IntentId,
-        create: Option<(PaymentIntent, IntentEvent)>,
-    ) -> Result<commerce_ports::stores::LedgerClaim, StoreError> {
-        self.inner.claim(tenant, key, claim, intent, create).await
-    }
-
-    async fn commit(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        update: Option<commerce_ports::stores::IntentUpdate>,
-        resolution: commerce_ports::stores::KeyResolution,
-    ) -> Result<(), StoreError> {
-        if self.fail.swap(false, Ordering::SeqCst) {
-            return Err(StoreError::new(ErrorKind::Unavailable, "commit", "database unavailable"));
-        }
-        self.inner.commit(tenant, key, update, resolution).await
-    }
-}
-
 #[tokio::test]
 async fn an_event_for_an_authorization_whose_outcome_was_not_stored_waits_for_the_retry() {
     let stores = memory_store_set();
-    let ledger = Arc::new(FlakyCommits { inner: stores.ledger.clone(), fail: AtomicBool::new(true) });
+    let ledger = Arc::new(FailingLedger::new(stores.ledger.clone()));
+    ledger.fail_next_commits(1);
     let payments = Payments::from_stores(&stores, Arc::new(ManualClock::new(T0))).with_ledger(ledger.clone());
     let events = Arc::new(FlakyEvents::default());
     let verifier = Arc::new(StripeWebhookVerifier::new(Secret::new(SECRET)));

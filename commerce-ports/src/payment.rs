@@ -324,12 +324,28 @@ pub struct RefundRequest {
     pub reason: Option<String>,
     /// Makes the call safe to retry.
     pub idempotency_key: IdempotencyKey,
+    /// True when this refund may have reached the provider before under the same key without its answer
+    /// being recorded (see [`AuthorizeRequest::resend`]); not serialized.
+    #[serde(skip)]
+    pub resend: bool,
 }
 
 impl RefundRequest {
+    /// Marks the refund as possibly sent before under its key ([`resend`](RefundRequest::resend)).
+    pub fn with_resend(mut self, resend: bool) -> RefundRequest {
+        self.resend = resend;
+        self
+    }
+
     /// A refund of `amount`.
     pub fn new(provider_reference: impl Into<String>, amount: Money, idempotency_key: IdempotencyKey) -> RefundRequest {
-        RefundRequest { provider_reference: provider_reference.into(), amount, reason: None, idempotency_key }
+        RefundRequest {
+            provider_reference: provider_reference.into(),
+            amount,
+            reason: None,
+            idempotency_key,
+            resend: false,
+        }
     }
 }
 

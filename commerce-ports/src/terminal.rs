@@ -82,9 +82,10 @@ pub struct TerminalPaymentRequest {
     pub register: RegisterId,
     /// Amount; positive.
     pub amount: Money,
-    /// The sale's transaction reference.
+    /// The sale's transaction reference; [`status`](PaymentTerminal::status) finds the payment by it.
     pub reference: String,
-    /// Makes the call safe to retry.
+    /// The caller's key for the payment. A terminal does not replay by key (paying again asks the customer
+    /// again): a payment whose outcome is unknown is resolved with `status`, never by sending it again.
     pub idempotency_key: IdempotencyKey,
 }
 
@@ -277,7 +278,10 @@ pub trait PaymentTerminal: Send + Sync + Debug + 'static {
     /// The outcome of an earlier payment, by its sale reference.
     ///
     /// # Errors
-    /// `NotFound` when the terminal never saw it (it is then safe to pay again with the same key).
+    /// `NotFound` only when the terminal itself says it never saw the sale (it is then safe to pay with the
+    /// same key); `Declined` only when the earlier payment was declined. Any other error means the lookup
+    /// failed and says nothing about the payment (an adapter must not report an HTTP 404 or a failed lookup as
+    /// `NotFound` or `Declined`).
     async fn status(&self, terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError>;
 
     /// Reads a card for an offline payment, without contacting the provider.

@@ -275,12 +275,25 @@ impl PaymentTerminal for AdyenTerminal {
             receipt_reprint_flag: true,
             document_qualifier: ["CashierReceipt"],
         });
-        let answer = self.send(OP, message, false).await?;
+        // Only the terminal's own `NotFound` says it never saw the sale (then paying is safe); an HTTP 404 is the
+        // endpoint's, and a failed lookup is not the payment's decline.
+        let answer = self.send(OP, message, false).await.map_err(|e| {
+            if e.kind() == ErrorKind::NotFound {
+                TerminalError::new(ErrorKind::Unexpected, OP, format!("the status lookup failed: {}", e.message()))
+            } else {
+                e
+            }
+        })?;
         let response = answer.and_then(|a| a.transaction_status_response).ok_or_else(|| {
             TerminalError::new(ErrorKind::Unexpected, OP, "the answer holds no TransactionStatusResponse")
         })?;
         if response.response.result != "Success" {
-            return Err(failure(OP, &response.response));
+            let error = failure(OP, &response.response);
+            return Err(if error.kind() == ErrorKind::Declined {
+                TerminalError::new(ErrorKind::Unexpected, OP, format!("the status lookup failed: {}", error.message()))
+            } else {
+                error
+            });
         }
         let payment = response
             .repeated_message_response

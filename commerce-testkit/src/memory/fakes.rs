@@ -504,8 +504,13 @@ struct TerminalState {
     decline_next: bool,
     /// Payments that charge the card but whose answer is lost (`OutcomeUnknown`).
     lose_pay_answers: u32,
-    /// Calls of `pay` and `status` that reached the terminal.
+    /// Refunds that are made but whose answer is lost (`OutcomeUnknown`).
+    lose_refund_answers: u32,
+    /// The error the next `status` answers instead of looking.
+    fail_next_status: Option<ErrorKind>,
+    /// Calls of `pay`, `refund` and `status` that reached the terminal.
     pay_calls: u32,
+    refund_calls: u32,
     status_calls: u32,
     offline: OfflineState,
 }
@@ -552,9 +557,24 @@ impl MemoryTerminal {
         lock(&self.state).lose_pay_answers = n;
     }
 
+    /// Makes the next `n` refunds go through but lose the answer (`OutcomeUnknown`).
+    pub fn lose_refund_answers(&self, n: u32) {
+        lock(&self.state).lose_refund_answers = n;
+    }
+
+    /// Makes the next `status` fail with `kind` (a lookup that failed; it says nothing about the payment).
+    pub fn fail_next_status(&self, kind: ErrorKind) {
+        lock(&self.state).fail_next_status = Some(kind);
+    }
+
     /// How many `pay` calls reached the terminal (each asks the customer for a card).
     pub fn pay_calls(&self) -> u32 {
         lock(&self.state).pay_calls
+    }
+
+    /// How many `refund` calls reached the terminal.
+    pub fn refund_calls(&self) -> u32 {
+        lock(&self.state).refund_calls
     }
 
     /// How many `status` calls reached the terminal.
@@ -659,6 +679,7 @@ impl PaymentTerminal for MemoryTerminal {
             return Err(TerminalError::invalid(OP, format!("amount must be positive, got {}", request.amount)));
         }
         let mut state = lock(&self.state);
+        state.refund_calls += 1;
         if let Some((payment, amount, done)) = state.refunds.get(&request.idempotency_key) {
             if payment != &request.provider_reference || amount != &request.amount {
                 return Err(TerminalError::new(
@@ -692,6 +713,10 @@ impl PaymentTerminal for MemoryTerminal {
         let total = already.checked_add(request.amount).map_err(|e| TerminalError::invalid(OP, e.to_string()))?;
         state.refunded.insert(request.provider_reference.clone(), total);
         state.refunds.insert(request.idempotency_key, (request.provider_reference, request.amount, result.clone()));
+        if state.lose_refund_answers > 0 {
+            state.lose_refund_answers -= 1;
+            return Err(TerminalError::new(ErrorKind::OutcomeUnknown, OP, "the terminal stopped answering"));
+        }
         Ok(result)
     }
 
@@ -702,6 +727,9 @@ impl PaymentTerminal for MemoryTerminal {
     async fn status(&self, _terminal_id: &str, reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
         let mut state = lock(&self.state);
         state.status_calls += 1;
+        if let Some(kind) = state.fail_next_status.take() {
+            return Err(TerminalError::new(kind, "status", "the status lookup failed"));
+        }
         state.by_reference.get(reference).map(|(_, r)| r.clone()).ok_or_else(|| {
             TerminalError::new(ErrorKind::NotFound, "status", format!("the terminal never saw `{reference}`"))
         })

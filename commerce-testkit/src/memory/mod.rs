@@ -1,6 +1,7 @@
 //! In-memory fakes of the ports: fit for host applications' tests and for the embedded demo wiring.
 
 mod fakes;
+mod faults;
 mod gateway;
 mod offline_queue;
 mod stores;
@@ -8,6 +9,7 @@ mod stores;
 pub use fakes::{
     FixedRateTax, FlatRateCarrier, MemoryTerminal, MemoryTransport, VirtualDrawer, VirtualPrinter, render_receipt,
 };
+pub use faults::FailingLedger;
 pub use gateway::{GatewayFault, MemoryGateway};
 pub use offline_queue::MemoryOfflineQueueStore;
 pub use stores::{

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use commerce::{Config, ConfigErrors, GatewayBinding, Integrations, MapSecrets, Registry, WiringError};
-use commerce_payments::{IngestError, NewPayment, Payments, TERMINAL_MAX_KEY_LEN, TerminalGateway, WebhookIngestor};
+use commerce_payments::{IngestError, NewPayment, Payments, TerminalGateway, WebhookIngestor};
 use commerce_ports::payment::CaptureMethod;
 use commerce_ports::peripherals::{ReceiptDocument, ReceiptPrinter};
 use commerce_ports::shipping::{BuyLabelRequest, Parcel, Rate, ShipmentRequest};
@@ -135,8 +135,7 @@ const EUR: Currency = Currency::EUR;
 /// The Berlin till's terminal (its POIID in `store-day.toml`).
 const TERMINAL_ID: &str = "V400m-324688179";
 
-/// The terminal binding's adapter: the provider name its sales are stored under, which Adyen's notifications
-/// (ingested as `adyen`) find them by.
+/// The terminal binding's adapter: the provider name its sales are stored under.
 const TERMINAL_ADAPTER: &str = "adyen";
 
 fn eur(minor: i64) -> Money {
@@ -218,7 +217,9 @@ pub async fn run_day(config: &Path) -> Result<DayReport, DayError> {
         step: "wiring".into(),
         message: "the configuration binds no [store]; the day needs one for payment intents".into(),
     })?;
-    let payments = Payments::from_stores(&stores, clock.clone());
+    // The lease outlasts a sale at the terminal (Adyen's terminal calls wait up to 150 s for the customer), so a
+    // second caller does not take a sale's key over while the customer is still at the terminal.
+    let payments = Payments::from_stores(&stores, clock.clone()).with_lease(std::time::Duration::from_secs(180));
     let tenant = TenantId::new("acme").map_err(step_err("ids"))?;
     let ingestor = |adapter: &str| -> Result<WebhookIngestor, DayError> {
         let verifier = integrations.webhook_verifier(&tenant, adapter)?;
@@ -695,9 +696,9 @@ impl Day {
         ];
         let doc = self.quote_tax("S-0002", &berlin, lines.clone(), self.shop.clone()).await?;
         let total = order_total(&doc, eur(0))?;
-        // The sale is a payment intent like the web's, through the terminal (decision 016): an unknown outcome
-        // (the terminal stopped answering after the card was presented) is settled from the terminal's record of
-        // the sale, never by asking the customer again, and Adyen's notification for it finds the intent.
+        // The sale is a payment intent like the web's, through the terminal (decision 016): the terminal's record
+        // of the sale is read before paying, so an unknown outcome (the terminal stopped answering after the card
+        // was presented) is settled from it, never by asking the customer again.
         let gateway = TerminalGateway::new(terminal.clone(), TERMINAL_ID, till.clone());
         let sale =
             NewPayment::new(self.tenant.clone(), berlin.clone(), TenderKind::CardPresent, total, TERMINAL_ID, "S-0002")
@@ -708,8 +709,15 @@ impl Day {
             .authorize(&gateway, TERMINAL_ADAPTER, sale, &sale_key)
             .await
             .map_err(step_err("S-0002 terminal"))?;
-        let sale_reference = commerce_payments::provider_key(&self.tenant, &sale_key, TERMINAL_MAX_KEY_LEN)
-            .map_err(step_err("S-0002 sale reference"))?;
+        if intent.captured != total {
+            // A partial approval: the rest is still owed (another tender would take it).
+            return Err(DayError::Step {
+                step: "S-0002 terminal".into(),
+                message: format!("the terminal approved {} of {total}", intent.captured),
+            });
+        }
+        let sale_reference =
+            TerminalGateway::sale_reference(&self.tenant, &sale_key).map_err(step_err("S-0002 sale reference"))?;
         // The receipt's card details are the terminal's (the intent keeps no card data).
         let paid =
             terminal.status(TERMINAL_ID, sale_reference.as_str()).await.map_err(step_err("S-0002 terminal record"))?;
