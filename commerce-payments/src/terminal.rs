@@ -25,11 +25,16 @@
 //! `OutcomeUnknown` too (it may be the rejection of a refund sent again), never a certain refusal that would
 //! record a refund that happened as refused.
 //!
+//! Within one gateway (one terminal), a second request for a sale whose lookup or payment is running (a retry
+//! racing `reconcile`, which takes no idempotency key) is answered `InProgress`, so the two cannot both find
+//! nothing and both pay. Gateways built separately for one terminal do not share this.
+//!
 //! Set the [`Payments`](crate::Payments) lease above the terminal's timeout: a caller taking over a sale's key
 //! while the customer is still at the terminal finds it in progress.
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use commerce_ports::payment::{
@@ -63,6 +68,21 @@ pub struct TerminalGateway {
     terminal: Arc<dyn PaymentTerminal>,
     terminal_id: String,
     register: RegisterId,
+    /// Sale references between their lookup and the terminal's answer here: a second request for one of them
+    /// (a retry racing `reconcile`) is answered `InProgress` instead of looking up and paying too.
+    running: Arc<Mutex<HashSet<String>>>,
+}
+
+/// A sale reference registered in [`TerminalGateway::running`] until dropped (also when the call is cancelled).
+struct Running {
+    running: Arc<Mutex<HashSet<String>>>,
+    reference: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.reference);
+    }
 }
 
 impl fmt::Debug for TerminalGateway {
@@ -78,12 +98,25 @@ impl fmt::Debug for TerminalGateway {
 impl TerminalGateway {
     /// The terminal `terminal_id` (Adyen POIID, Stripe reader id) behind `terminal`, at `register`.
     pub fn new(terminal: Arc<dyn PaymentTerminal>, terminal_id: impl Into<String>, register: RegisterId) -> Self {
-        TerminalGateway { terminal, terminal_id: terminal_id.into(), register }
+        TerminalGateway { terminal, terminal_id: terminal_id.into(), register, running: Arc::default() }
     }
 
     /// The terminal's id.
     pub fn terminal_id(&self) -> &str {
         &self.terminal_id
+    }
+
+    /// Registers `reference` as running here, or `InProgress` when it already is.
+    fn enter(&self, operation: &'static str, reference: &str) -> Result<Running, PaymentError> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if !running.insert(reference.to_owned()) {
+            return Err(PaymentError::new(
+                ErrorKind::InProgress,
+                operation,
+                format!("sale `{reference}` is already being looked up or paid at terminal `{}`", self.terminal_id),
+            ));
+        }
+        Ok(Running { running: Arc::clone(&self.running), reference: reference.to_owned() })
     }
 
     /// The sale reference the terminal knows the sale of `tenant`'s idempotency key `key` by (for
@@ -178,6 +211,7 @@ impl PaymentGateway for TerminalGateway {
             ));
         }
         let reference = request.idempotency_key.as_str();
+        let _running = self.enter(OP, reference)?;
         // The terminal's record first: an earlier attempt may have charged the card (module docs).
         match self.terminal.status(&self.terminal_id, reference).await {
             Ok(result) => return sale(OP, reference, request.amount, result),

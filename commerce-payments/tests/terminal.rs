@@ -332,3 +332,27 @@ impl PaymentTerminal for Odd {
         self.inner.forward_offline(request).await
     }
 }
+
+#[tokio::test]
+async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time() {
+    let terminal = Arc::new(MemoryTerminal::new());
+    let odd = Odd { inner: terminal.clone(), approved: None, hangs: true };
+    let gateway = TerminalGateway::new(Arc::new(odd), TERMINAL, RegisterId::new("till-1").expect("register"));
+    let request = AuthorizeRequest::new(eur(800), TenderKind::CardPresent, TERMINAL, "S-0040", key("S-0040:pay"))
+        .with_capture_method(CaptureMethod::Automatic);
+    // The sale waits at the terminal; meanwhile `reconcile` (or a retry) sends it again.
+    let (first, second) = tokio::join!(
+        tokio::time::timeout(std::time::Duration::from_millis(100), gateway.authorize(request.clone())),
+        async {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            gateway.authorize(request.clone().with_resend(true)).await
+        }
+    );
+    assert!(first.is_err(), "the first is still at the terminal");
+    let second = second.expect_err("in progress");
+    assert_eq!(second.kind(), ErrorKind::InProgress, "{second}");
+    assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 1), "one lookup, one payment");
+    // Once the first call is gone (cancelled), the sale is free again here, and a resend finds its charge.
+    let found = gateway.authorize(request.with_resend(true)).await.expect("found");
+    assert_eq!((found.captured, terminal.pay_calls()), (eur(800), 1));
+}
