@@ -677,7 +677,7 @@ impl Payments {
                 key_of(&pending.call, intent)?,
             )
             .with_capture_method(params.capture_method)
-            .with_resend(true);
+            .for_reconciliation();
             let answer = gateway.authorize(request).await;
             return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),

@@ -25,16 +25,19 @@
 //! `OutcomeUnknown` too (it may be the rejection of a refund sent again), never a certain refusal that would
 //! record a refund that happened as refused.
 //!
-//! Within one gateway (one terminal), a second request for a sale whose lookup or payment is running (a retry
-//! racing `reconcile`, which takes no idempotency key) is answered `InProgress`, so the two cannot both find
-//! nothing and both pay. Gateways built separately for one terminal do not share this.
+//! Within one process, a second request for a sale whose lookup or payment is running (a retry racing
+//! `reconcile`, which takes no idempotency key) is answered `InProgress`, whichever gateway for the terminal
+//! it comes through, so the two cannot both find nothing and both pay. A payment the terminal rejects because
+//! it has seen the sale reference is answered from the terminal's record of it (another process's payment of
+//! the same sale), never as a refusal. A reconciliation ([`AuthorizeRequest::reconcile`]) never asks the
+//! terminal to pay: a sale it never saw charged nothing and is `NotFound`, which fails the intent.
 //!
 //! Set the [`Payments`](crate::Payments) lease above the terminal's timeout: a caller taking over a sale's key
 //! while the customer is still at the terminal finds it in progress.
 
 use std::collections::HashSet;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use commerce_ports::payment::{
@@ -59,8 +62,11 @@ pub const TERMINAL_MAX_KEY_LEN: usize = 64;
 ///   it answers a `Captured` snapshot of the approved amount (a partial approval is captured as approved), or
 ///   `Pending` when the terminal approved offline and forwards the payment itself.
 /// - An approval in another currency, of nothing, or above the requested amount is `OutcomeUnknown` (the
-///   card may be charged; settle it by hand), never a refusal.
-/// - `refund` goes through the terminal when it supports refunds; a refund sent before is not sent again
+///   card may be charged; settle it by hand), never a refusal. A failed lookup is `OutcomeUnknown` on a resend
+///   and `Unavailable` otherwise; a payment rejected for a sale reference the terminal has seen is answered
+///   from its record; a reconciliation ([`AuthorizeRequest::reconcile`]) never pays, and a sale the terminal
+///   never saw is then `NotFound`.
+/// - `refund` goes through the terminal when it supports refunds; one marked as a resend is not sent again
 ///   (`OutcomeUnknown`). `capture`, `void`, `increment_authorization`, `retrieve` and `tokenize` are
 ///   `Unsupported` (a sale is captured at once; reversing it is a refund).
 /// - Terminal errors keep their kind, retry class, decline details and provider code, except as above.
@@ -68,20 +74,22 @@ pub struct TerminalGateway {
     terminal: Arc<dyn PaymentTerminal>,
     terminal_id: String,
     register: RegisterId,
-    /// Sale references between their lookup and the terminal's answer here: a second request for one of them
-    /// (a retry racing `reconcile`) is answered `InProgress` instead of looking up and paying too.
-    running: Arc<Mutex<HashSet<String>>>,
 }
 
-/// A sale reference registered in [`TerminalGateway::running`] until dropped (also when the call is cancelled).
-struct Running {
-    running: Arc<Mutex<HashSet<String>>>,
-    reference: String,
+/// (terminal id, sale reference) of the sales between their lookup and the terminal's answer in this process,
+/// whichever `TerminalGateway` runs them: a second request for one of them (a retry racing `reconcile`) is
+/// answered `InProgress` instead of looking up and paying too.
+fn running() -> &'static Mutex<HashSet<(String, String)>> {
+    static RUNNING: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+    RUNNING.get_or_init(Mutex::default)
 }
+
+/// A sale registered in [`running`] until dropped (also when the call is cancelled).
+struct Running(String, String);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.running.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.reference);
+        running().lock().unwrap_or_else(PoisonError::into_inner).remove(&(self.0.clone(), self.1.clone()));
     }
 }
 
@@ -98,7 +106,7 @@ impl fmt::Debug for TerminalGateway {
 impl TerminalGateway {
     /// The terminal `terminal_id` (Adyen POIID, Stripe reader id) behind `terminal`, at `register`.
     pub fn new(terminal: Arc<dyn PaymentTerminal>, terminal_id: impl Into<String>, register: RegisterId) -> Self {
-        TerminalGateway { terminal, terminal_id: terminal_id.into(), register, running: Arc::default() }
+        TerminalGateway { terminal, terminal_id: terminal_id.into(), register }
     }
 
     /// The terminal's id.
@@ -108,15 +116,15 @@ impl TerminalGateway {
 
     /// Registers `reference` as running here, or `InProgress` when it already is.
     fn enter(&self, operation: &'static str, reference: &str) -> Result<Running, PaymentError> {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if !running.insert(reference.to_owned()) {
+        let entry = (self.terminal_id.clone(), reference.to_owned());
+        if !running().lock().unwrap_or_else(PoisonError::into_inner).insert(entry.clone()) {
             return Err(PaymentError::new(
                 ErrorKind::InProgress,
                 operation,
                 format!("sale `{reference}` is already being looked up or paid at terminal `{}`", self.terminal_id),
             ));
         }
-        Ok(Running { running: Arc::clone(&self.running), reference: reference.to_owned() })
+        Ok(Running(entry.0, entry.1))
     }
 
     /// The sale reference the terminal knows the sale of `tenant`'s idempotency key `key` by (for
@@ -215,6 +223,14 @@ impl PaymentGateway for TerminalGateway {
         // The terminal's record first: an earlier attempt may have charged the card (module docs).
         match self.terminal.status(&self.terminal_id, reference).await {
             Ok(result) => return sale(OP, reference, request.amount, result),
+            // A reconciliation never prompts anyone: the sale the terminal never saw charged nothing.
+            Err(e) if e.kind() == ErrorKind::NotFound && request.reconcile => {
+                return Err(PaymentError::new(
+                    ErrorKind::NotFound,
+                    OP,
+                    format!("terminal `{}` never saw sale `{reference}`: nothing was charged", self.terminal_id),
+                ));
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) if e.kind() == ErrorKind::Declined => return Err(from_terminal(OP, e)),
             Err(e) if request.resend => {
@@ -234,8 +250,8 @@ impl PaymentGateway for TerminalGateway {
                     ErrorKind::Unavailable,
                     OP,
                     format!(
-                        "could not look sale `{reference}` up at terminal `{}` before paying ({}: {}); nothing \
-                         was charged",
+                        "could not look sale `{reference}` up at terminal `{}` before paying ({}: {}); this \
+                         attempt charged nothing",
                         self.terminal_id,
                         e.kind().as_str(),
                         e.message()
@@ -250,8 +266,29 @@ impl PaymentGateway for TerminalGateway {
             reference,
             request.idempotency_key.clone(),
         );
-        let result = self.terminal.pay(pay).await.map_err(|e| from_terminal(OP, e))?;
-        sale(OP, reference, request.amount, result)
+        match self.terminal.pay(pay).await {
+            Ok(result) => sale(OP, reference, request.amount, result),
+            // A terminal rejects a sale reference it has seen; that sale may be another caller's payment of this
+            // very sale, just made: its record answers, and without one the outcome is unknown.
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidRequest | ErrorKind::IdempotencyConflict) => {
+                match self.terminal.status(&self.terminal_id, reference).await {
+                    Ok(result) => sale(OP, reference, request.amount, result),
+                    Err(lookup) if lookup.kind() == ErrorKind::NotFound => Err(from_terminal(OP, e)),
+                    Err(lookup) => Err(unknown(
+                        OP,
+                        format!(
+                            "terminal `{}` rejected sale `{reference}` ({}) and its record could not be read ({}: \
+                             {}); it may have been paid: retry with the same key",
+                            self.terminal_id,
+                            e.message(),
+                            lookup.kind().as_str(),
+                            lookup.message()
+                        ),
+                    )),
+                }
+            }
+            Err(e) => Err(from_terminal(OP, e)),
+        }
     }
 
     async fn capture(&self, _request: CaptureRequest) -> Result<ModificationResult, PaymentError> {

@@ -179,7 +179,7 @@ async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_char
     let payments = Payments::from_stores(&memory_store_set(), clock.clone());
     let terminal = Arc::new(MemoryTerminal::new());
     let register = RegisterId::new("till-1").expect("register");
-    let odd = Odd { inner: terminal.clone(), approved: None, hangs: true };
+    let odd = Odd { inner: terminal.clone(), hangs: true, ..Odd::default() };
     let hanging = TerminalGateway::new(Arc::new(odd), TERMINAL, register.clone());
     let sale = || {
         NewPayment::new(
@@ -217,7 +217,7 @@ async fn a_failed_lookup_never_leads_to_a_payment() {
     let first = fx.payments.authorize(&fx.gateway, "adyen", fx.sale(900, "S-0020"), &key("S-0020:pay")).await;
     let error = first.expect_err("could not look up");
     assert_eq!((error.kind(), fx.terminal.pay_calls()), (ErrorKind::Unavailable, 0), "{error}");
-    assert!(error.message().contains("nothing was charged"), "{error}");
+    assert!(error.message().contains("this attempt charged nothing"), "{error}");
     assert_eq!(fx.pay(900, "S-0020", "S-0020:pay").await.expect("paid").status, IntentStatus::Captured);
     // After an unknown outcome: still unknown (not a refusal), nothing charged again; a later retry settles it.
     fx.terminal.lose_pay_answers(1);
@@ -259,7 +259,7 @@ async fn an_approval_that_does_not_fit_the_sale_is_unknown_not_refused() {
     for (approved, why) in [(eur(1_600), "above the sale"), (Money::from_minor(1_500, Currency::USD), "other currency")]
     {
         let terminal = Arc::new(MemoryTerminal::new());
-        let odd = Arc::new(Odd { inner: terminal.clone(), approved: Some(approved), hangs: false });
+        let odd = Arc::new(Odd { inner: terminal.clone(), approved: Some(approved), ..Odd::default() });
         let gateway = TerminalGateway::new(odd, TERMINAL, RegisterId::new("till-1").expect("register"));
         let fx = Fx::new();
         let sale = fx.sale(1_500, "S-0031");
@@ -296,11 +296,15 @@ async fn a_refund_is_never_sent_to_the_terminal_twice() {
 /// `inner` with a twist on `pay`: it approves a fixed amount (what a tip, a currency conversion or a bug at the
 /// terminal would give), or charges the card and then never answers (the caller's process dies, or gives up,
 /// mid-call).
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Odd {
     inner: Arc<MemoryTerminal>,
     approved: Option<Money>,
     hangs: bool,
+    /// Another process pays the same sale (its own key) just before this payment reaches the terminal.
+    raced: bool,
+    /// The payment is lost on the way: nothing is charged, the answer is `OutcomeUnknown`.
+    lost: bool,
 }
 
 #[async_trait::async_trait]
@@ -309,6 +313,14 @@ impl PaymentTerminal for Odd {
         self.inner.capabilities()
     }
     async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError> {
+        if self.lost {
+            return Err(TerminalError::new(ErrorKind::OutcomeUnknown, "pay", "the connection broke"));
+        }
+        if self.raced {
+            let mut other = request.clone();
+            other.idempotency_key = key("other-process");
+            self.inner.pay(other).await?;
+        }
         let mut result = self.inner.pay(request).await?;
         if self.hangs {
             std::future::pending::<()>().await;
@@ -336,7 +348,7 @@ impl PaymentTerminal for Odd {
 #[tokio::test]
 async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time() {
     let terminal = Arc::new(MemoryTerminal::new());
-    let odd = Odd { inner: terminal.clone(), approved: None, hangs: true };
+    let odd = Odd { inner: terminal.clone(), hangs: true, ..Odd::default() };
     let gateway = TerminalGateway::new(Arc::new(odd), TERMINAL, RegisterId::new("till-1").expect("register"));
     let request = AuthorizeRequest::new(eur(800), TenderKind::CardPresent, TERMINAL, "S-0040", key("S-0040:pay"))
         .with_capture_method(CaptureMethod::Automatic);
@@ -355,4 +367,49 @@ async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time(
     // Once the first call is gone (cancelled), the sale is free again here, and a resend finds its charge.
     let found = gateway.authorize(request.with_resend(true)).await.expect("found");
     assert_eq!((found.captured, terminal.pay_calls()), (eur(800), 1));
+}
+
+fn gateway_over(odd: Odd) -> TerminalGateway {
+    TerminalGateway::new(Arc::new(odd), TERMINAL, RegisterId::new("till-1").expect("register"))
+}
+
+#[tokio::test]
+async fn reconcile_never_prompts_a_sale_the_terminal_never_saw_fails() {
+    let fx = Fx::new();
+    let lost = gateway_over(Odd { inner: fx.terminal.clone(), lost: true, ..Odd::default() });
+    let error = fx.payments.authorize(&lost, "adyen", fx.sale(600, "S-0050"), &key("S-0050:pay")).await;
+    let id = error.expect_err("unknown").intent().cloned().expect("intent");
+    // Hours later a reconciler looks: the terminal never saw the sale, so nothing was charged; no card prompt.
+    let settled = fx.payments.reconcile(&fx.gateway, &tenant(), &id).await.expect("settled");
+    assert_eq!((settled.status, settled.captured), (IntentStatus::Failed, eur(0)));
+    assert_eq!(fx.terminal.pay_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_payment_rejected_for_a_sale_paid_meanwhile_is_answered_from_the_terminals_record() {
+    let fx = Fx::new();
+    let raced = gateway_over(Odd { inner: fx.terminal.clone(), raced: true, ..Odd::default() });
+    let intent = fx.payments.authorize(&raced, "adyen", fx.sale(650, "S-0051"), &key("S-0051:pay")).await;
+    let intent = intent.expect("the other payment's record");
+    assert_eq!((intent.status, intent.captured), (IntentStatus::Captured, eur(650)));
+    assert_eq!(fx.terminal.pay_calls(), 2, "the other process's payment and the rejected one: one charge");
+}
+
+#[tokio::test]
+async fn a_declined_record_fails_the_sale_without_a_prompt() {
+    let fx = Fx::new();
+    fx.terminal.fail_next_status(ErrorKind::Declined);
+    assert_eq!(fx.pay(900, "S-0052", "S-0052:pay").await.err(), Some(ErrorKind::Declined));
+    assert_eq!(fx.terminal.pay_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_refund_whose_key_the_terminal_knows_for_another_refund_is_unknown() {
+    let fx = Fx::new();
+    let intent = fx.pay(4_890, "S-0002", "S-0002:pay").await.expect("approved");
+    let reference = intent.provider_reference.clone().expect("reference");
+    let first = RefundRequest::new(reference.clone(), eur(500), key("S-0002:ref-k"));
+    fx.gateway.refund(first).await.expect("refunded");
+    let other = RefundRequest::new(reference, eur(600), key("S-0002:ref-k"));
+    assert_eq!(fx.gateway.refund(other).await.err().map(|e| e.kind()), Some(ErrorKind::OutcomeUnknown));
 }

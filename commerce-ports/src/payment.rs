@@ -179,6 +179,13 @@ pub struct AuthorizeRequest {
     /// replays ignore it.
     #[serde(skip)]
     pub resend: bool,
+    /// True when a reconciliation sends this request: the caller wants to know what the provider has, and
+    /// nobody is there to act on anything new. Providers that replay by key may send it as usual (they answer
+    /// the first attempt, or process it now, which is just as safe); an adapter that would start something the
+    /// customer sees (a terminal prompting for a card) must not, and answers from its records only. Not
+    /// serialized.
+    #[serde(skip)]
+    pub reconcile: bool,
 }
 
 impl AuthorizeRequest {
@@ -199,6 +206,7 @@ impl AuthorizeRequest {
             idempotency_key,
             metadata: BTreeMap::new(),
             resend: false,
+            reconcile: false,
         }
     }
 
@@ -211,6 +219,13 @@ impl AuthorizeRequest {
     /// Marks the request as possibly sent before under its key ([`resend`](AuthorizeRequest::resend)).
     pub fn with_resend(mut self, resend: bool) -> AuthorizeRequest {
         self.resend = resend;
+        self
+    }
+
+    /// Marks the request as a reconciliation's ([`reconcile`](AuthorizeRequest::reconcile)); it is a resend too.
+    pub fn for_reconciliation(mut self) -> AuthorizeRequest {
+        self.reconcile = true;
+        self.resend = true;
         self
     }
 }

@@ -150,7 +150,9 @@ pub struct TerminalRefundRequest {
     pub provider_reference: String,
     /// Amount; positive.
     pub amount: Money,
-    /// Makes the call safe to retry.
+    /// The caller's key for the refund; a retry sends the same one. Whether the terminal deduplicates by it is
+    /// the adapter's to say (Adyen rejects a reused one): a refund whose outcome is unknown is not to be sent
+    /// again blindly.
     pub idempotency_key: IdempotencyKey,
 }
 

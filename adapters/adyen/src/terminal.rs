@@ -303,8 +303,10 @@ impl PaymentTerminal for AdyenTerminal {
                 TerminalError::new(ErrorKind::Unexpected, OP, "status without the repeated PaymentResponse")
             })?;
         // The amount of the original request is unknown here; the answer's AuthorizedAmount is required.
+        // The repeated payment's own decline is the sale's; an unknown or not-found answer inside it is not the
+        // terminal saying it never saw the sale (it repeated a response for it).
         payment.result(OP, None).map_err(|e| {
-            if e.kind() == ErrorKind::OutcomeUnknown {
+            if matches!(e.kind(), ErrorKind::OutcomeUnknown | ErrorKind::NotFound) {
                 TerminalError::new(ErrorKind::Unexpected, OP, e.message().to_owned())
             } else {
                 e

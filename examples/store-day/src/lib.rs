@@ -217,9 +217,9 @@ pub async fn run_day(config: &Path) -> Result<DayReport, DayError> {
         step: "wiring".into(),
         message: "the configuration binds no [store]; the day needs one for payment intents".into(),
     })?;
-    // The lease outlasts a sale at the terminal (Adyen's terminal calls wait up to 150 s for the customer), so a
-    // second caller does not take a sale's key over while the customer is still at the terminal.
-    let payments = Payments::from_stores(&stores, clock.clone()).with_lease(std::time::Duration::from_secs(180));
+    // The lease outlasts a sale at the terminal (a lookup and a payment, each of which Adyen's terminal calls let
+    // wait up to 150 s), so a second caller does not take a sale's key over while the customer is still there.
+    let payments = Payments::from_stores(&stores, clock.clone()).with_lease(std::time::Duration::from_secs(330));
     let tenant = TenantId::new("acme").map_err(step_err("ids"))?;
     let ingestor = |adapter: &str| -> Result<WebhookIngestor, DayError> {
         let verifier = integrations.webhook_verifier(&tenant, adapter)?;
