@@ -689,6 +689,30 @@ impl Payments {
         self.persist(OP, current, history, None, |i, h, now| state::apply_snapshot(i, h, &snapshot, now)).await
     }
 
+    /// Settles an intent from a view of the provider's payment obtained elsewhere: an operator reading the
+    /// provider's dashboard or a settlement report, for a provider (a card terminal) that cannot be asked, or
+    /// an outcome `reconcile` cannot reach (an unknown terminal refund). Applied as [`reconcile`]
+    /// (Payments::reconcile) applies a retrieved view ([`state::apply_snapshot`]): amounts never move
+    /// backwards, a pending call counts as applied when the view shows its effect and otherwise returns the
+    /// intent to its prior status; the history records it. Terminal intents are returned unchanged.
+    ///
+    /// # Errors
+    /// `NotFound`; `Unexpected` when the view names another payment than the intent's, is in another currency,
+    /// or would break an invariant.
+    pub async fn reconcile_from(
+        &self,
+        tenant: &TenantId,
+        intent: &IntentId,
+        view: &PaymentSnapshot,
+    ) -> Result<PaymentIntent, PaymentsError> {
+        const OP: Operation = Operation::Reconcile;
+        let (current, history) = self.load(OP, tenant, intent).await?;
+        if current.status.is_terminal() {
+            return Ok(current);
+        }
+        self.persist(OP, current, history, None, |i, h, now| state::apply_snapshot(i, h, view, now)).await
+    }
+
     // -----------------------------------------------------------------------------------------------------
 
     #[expect(clippy::too_many_arguments, reason = "the parts of one claimed authorization")]

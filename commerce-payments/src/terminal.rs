@@ -172,7 +172,7 @@ fn sale(
             operation,
             format!(
                 "the terminal approved {approved} for sale `{reference}` of {requested} ({}); the card may be \
-                 charged: settle it by hand",
+                 charged: settle it by hand (`Payments::reconcile_from`)",
                 result.provider_reference
             ),
         ));
@@ -306,7 +306,7 @@ impl PaymentGateway for TerminalGateway {
                 OP,
                 format!(
                     "the {what} may have reached terminal `{}` before, and a terminal refund cannot be looked up: \
-                     it is not sent again; check the provider's records and settle it by hand",
+                     it is not sent again; check the provider's records and settle it by hand (`Payments::reconcile_from`)",
                     self.terminal_id
                 ),
             ));

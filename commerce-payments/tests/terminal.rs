@@ -413,3 +413,33 @@ async fn a_refund_whose_key_the_terminal_knows_for_another_refund_is_unknown() {
     let other = RefundRequest::new(reference, eur(600), key("S-0002:ref-k"));
     assert_eq!(fx.gateway.refund(other).await.err().map(|e| e.kind()), Some(ErrorKind::OutcomeUnknown));
 }
+
+#[tokio::test]
+async fn an_unknown_terminal_refund_is_settled_from_the_operators_view() {
+    let fx = Fx::new();
+    let intent = fx.pay(4_890, "S-0002", "S-0002:pay").await.expect("approved");
+    let reference = intent.provider_reference.clone().expect("reference");
+    fx.terminal.lose_refund_answers(1);
+    let refund = fx.payments.refund(&fx.gateway, &tenant(), &intent.id, eur(1_000), &key("S-0002:ref")).await;
+    assert_eq!(refund.err().map(|e| e.kind()), Some(ErrorKind::OutcomeUnknown));
+    // `reconcile` cannot ask a terminal; an operator reads the provider's records and settles it.
+    let reconcile = fx.payments.reconcile(&fx.gateway, &tenant(), &intent.id).await;
+    assert_eq!(reconcile.err().map(|e| e.kind()), Some(ErrorKind::Unsupported));
+    let mut view = commerce_ports::payment::PaymentSnapshot::authorized(
+        reference.clone(),
+        ProviderPaymentStatus::Captured,
+        eur(4_890),
+    );
+    (view.captured, view.refunded) = (eur(4_890), eur(1_000));
+    let settled = fx.payments.reconcile_from(&tenant(), &intent.id, &view).await.expect("settled");
+    assert_eq!((settled.status, settled.refunded), (IntentStatus::PartiallyRefunded, eur(1_000)));
+    // The retry of the refund's key is recognised as applied: not sent again.
+    let retried = fx.payments.refund(&fx.gateway, &tenant(), &intent.id, eur(1_000), &key("S-0002:ref")).await;
+    assert_eq!(retried.expect("applied").refunded, eur(1_000));
+    assert_eq!(fx.terminal.refund_calls(), 1);
+    // A view of another payment is refused.
+    let other =
+        commerce_ports::payment::PaymentSnapshot::authorized("term_other", ProviderPaymentStatus::Captured, eur(1));
+    let refused = fx.payments.reconcile_from(&tenant(), &intent.id, &other).await;
+    assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::Unexpected));
+}
