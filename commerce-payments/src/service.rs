@@ -691,8 +691,8 @@ impl Payments {
 
     /// Settles an intent from a view of the provider's payment obtained elsewhere: an operator reading the
     /// provider's dashboard or a settlement report, for a provider (a card terminal) that cannot be asked, or
-    /// an outcome `reconcile` cannot reach (an unknown terminal refund). Applied as [`reconcile`]
-    /// (Payments::reconcile) applies a retrieved view ([`state::apply_snapshot`]): amounts never move
+    /// an outcome `reconcile` cannot reach (an unknown terminal refund). Applied as
+    /// [`reconcile`](Payments::reconcile) applies a retrieved view ([`state::apply_snapshot`]): amounts never move
     /// backwards, a pending call counts as applied when the view shows its effect and otherwise returns the
     /// intent to its prior status; the history records it. Terminal intents are returned unchanged.
     ///
