@@ -53,7 +53,7 @@ pub const DEFAULT_UNKNOWN_HOLD: time::Duration = time::Duration::hours(1);
 /// A fresh hold for [`WebhookIngestor::with_fresh_hold`] when several service instances share the stores:
 /// two minutes, longer than an authorization's provider call and the default lease (30 s) with room for the
 /// providers' clocks. Use twice the lease if that is longer.
-pub const RECOMMENDED_FRESH_HOLD: time::Duration = time::Duration::minutes(2);
+pub const RECOMMENDED_FRESH_HOLD: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How many `OutcomeUnknown` intents are looked at when an event matches no intent.
 const UNKNOWN_SCAN_LIMIT: u32 = 1_000;

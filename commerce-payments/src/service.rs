@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use commerce_ports::payment::{
-    AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, IncrementRequest, ModificationResult,
-    PaymentGateway, PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
+    Attempt, AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, IncrementRequest,
+    ModificationResult, PaymentGateway, PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, VoidRequest,
 };
 use commerce_ports::stores::{
     IdempotencyBegin, IdempotencyClaim, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus, IntentUpdate,
@@ -513,7 +513,7 @@ impl Payments {
         // The intent is written once, with the provider's answer (decision 012): an intent that exists already
         // (an earlier use of the key whose record is gone) is worked on as stored.
         // A stored intent (an earlier attempt whose outcome is unknown) or an expired lease means the request
-        // may have reached the provider already: the gateway is told so (`AuthorizeRequest::resend`).
+        // may have reached the provider already: the gateway is told so (`Attempt::Resend`).
         let (snapshot, created, resend) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
             Claim::Replay(result) => return result,
             Claim::Proceed { snapshot: Some(snapshot), .. } => (snapshot, None, true),
@@ -677,7 +677,7 @@ impl Payments {
                 key_of(&pending.call, intent)?,
             )
             .with_capture_method(params.capture_method)
-            .for_reconciliation();
+            .with_attempt(Attempt::Reconcile);
             let answer = gateway.authorize(request).await;
             return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
@@ -745,7 +745,7 @@ impl Payments {
             provider_key,
         )
         .with_capture_method(payment.capture_method)
-        .with_resend(resend);
+        .with_attempt(if resend { Attempt::Resend } else { Attempt::First });
         let answer = gateway.authorize(request).await;
         let tenant = payment.tenant.clone();
         let (settlement, resolved) =

@@ -11,7 +11,7 @@
 //! [`PaymentTerminal`] is that an unknown outcome is resolved with [`status`](PaymentTerminal::status), never
 //! by charging again. So this gateway asks the terminal for its record of the sale before every payment, and
 //! asks it to pay only when the terminal says it never saw the sale (`NotFound`). Checking every time, not only
-//! when the domain says the request may have been sent before ([`AuthorizeRequest::resend`]), also covers an
+//! when the domain says the request may have been sent before ([`Attempt::Resend`]), also covers an
 //! earlier attempt whose answer could not be stored (its key was given back without an intent). When the
 //! lookup fails, nothing is paid: the answer is `OutcomeUnknown` if the request may have been sent before,
 //! otherwise `Unavailable` (nothing happened; retry).
@@ -29,7 +29,7 @@
 //! `reconcile`, which takes no idempotency key) is answered `InProgress`, whichever gateway for the terminal
 //! it comes through, so the two cannot both find nothing and both pay. A payment the terminal rejects because
 //! it has seen the sale reference is answered from the terminal's record of it (another process's payment of
-//! the same sale), never as a refusal. A reconciliation ([`AuthorizeRequest::reconcile`]) never asks the
+//! the same sale), never as a refusal. A reconciliation ([`Attempt::Reconcile`]) never asks the
 //! terminal to pay: a sale it never saw charged nothing and is `NotFound`, which fails the intent.
 //!
 //! Set the [`Payments`](crate::Payments) lease above the terminal's timeout: a caller taking over a sale's key
@@ -41,12 +41,12 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use async_trait::async_trait;
 use commerce_ports::payment::{
-    AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, IncrementRequest, ModificationResult,
-    ModificationStatus, PaymentGateway, PaymentMethodRef, PaymentSnapshot, ProviderPaymentStatus, RefundRequest,
-    TenderKind, TokenizeRequest, VoidRequest,
+    Attempt, AuthorizeRequest, CaptureMethod, CaptureRequest, GatewayCapabilities, IncrementRequest,
+    ModificationResult, ModificationStatus, PaymentGateway, PaymentMethodRef, PaymentSnapshot, ProviderPaymentStatus,
+    RefundRequest, TenderKind, TokenizeRequest, VoidRequest,
 };
 use commerce_ports::terminal::{PaymentTerminal, TerminalPaymentRequest, TerminalPaymentResult, TerminalRefundRequest};
-use commerce_ports::{ErrorKind, IdempotencyKey, Money, PaymentError, RegisterId, RetryClass, TenantId, TerminalError};
+use commerce_ports::{ErrorKind, IdempotencyKey, Money, PaymentError, RegisterId, TenantId, TerminalError};
 
 use crate::PaymentsError;
 
@@ -64,7 +64,7 @@ pub const TERMINAL_MAX_KEY_LEN: usize = 64;
 /// - An approval in another currency, of nothing, or above the requested amount is `OutcomeUnknown` (the
 ///   card may be charged; settle it by hand), never a refusal. A failed lookup is `OutcomeUnknown` on a resend
 ///   and `Unavailable` otherwise; a payment rejected for a sale reference the terminal has seen is answered
-///   from its record; a reconciliation ([`AuthorizeRequest::reconcile`]) never pays, and a sale the terminal
+///   from its record; a reconciliation ([`Attempt::Reconcile`]) never pays, and a sale the terminal
 ///   never saw is then `NotFound`.
 /// - `refund` goes through the terminal when it supports refunds; one marked as a resend is not sent again
 ///   (`OutcomeUnknown`). `capture`, `void`, `increment_authorization`, `retrieve` and `tokenize` are
@@ -84,12 +84,13 @@ fn running() -> &'static Mutex<HashSet<(String, String)>> {
     RUNNING.get_or_init(Mutex::default)
 }
 
-/// A sale registered in [`running`] until dropped (also when the call is cancelled).
-struct Running(String, String);
+/// A sale (terminal id, sale reference) registered in [`running`] until dropped (also when the call is
+/// cancelled).
+struct Running((String, String));
 
 impl Drop for Running {
     fn drop(&mut self) {
-        running().lock().unwrap_or_else(PoisonError::into_inner).remove(&(self.0.clone(), self.1.clone()));
+        running().lock().unwrap_or_else(PoisonError::into_inner).remove(&self.0);
     }
 }
 
@@ -114,17 +115,17 @@ impl TerminalGateway {
         &self.terminal_id
     }
 
-    /// Registers `reference` as running here, or `InProgress` when it already is.
-    fn enter(&self, operation: &'static str, reference: &str) -> Result<Running, PaymentError> {
+    /// Registers the sale `reference` as running in this process, or `InProgress` when it already is.
+    fn enter(&self, reference: &str) -> Result<Running, PaymentError> {
         let entry = (self.terminal_id.clone(), reference.to_owned());
         if !running().lock().unwrap_or_else(PoisonError::into_inner).insert(entry.clone()) {
             return Err(PaymentError::new(
                 ErrorKind::InProgress,
-                operation,
+                "authorize",
                 format!("sale `{reference}` is already being looked up or paid at terminal `{}`", self.terminal_id),
             ));
         }
-        Ok(Running(entry.0, entry.1))
+        Ok(Running(entry))
     }
 
     /// The sale reference the terminal knows the sale of `tenant`'s idempotency key `key` by (for
@@ -154,9 +155,10 @@ fn from_terminal(operation: &'static str, error: TerminalError) -> PaymentError 
     mapped
 }
 
-/// An error saying the card may have been charged and nobody knows for sure.
+/// An error saying the card may have been charged and nobody knows for sure (retry class `SameKeyOnly`, the
+/// kind's default).
 fn unknown(operation: &'static str, message: String) -> PaymentError {
-    PaymentError::new(ErrorKind::OutcomeUnknown, operation, message).with_retry(RetryClass::SameKeyOnly)
+    PaymentError::new(ErrorKind::OutcomeUnknown, operation, message)
 }
 
 /// The intent's view of a sale the terminal approved.
@@ -219,12 +221,12 @@ impl PaymentGateway for TerminalGateway {
             ));
         }
         let reference = request.idempotency_key.as_str();
-        let _running = self.enter(OP, reference)?;
+        let _running = self.enter(reference)?;
         // The terminal's record first: an earlier attempt may have charged the card (module docs).
         match self.terminal.status(&self.terminal_id, reference).await {
             Ok(result) => return sale(OP, reference, request.amount, result),
             // A reconciliation never prompts anyone: the sale the terminal never saw charged nothing.
-            Err(e) if e.kind() == ErrorKind::NotFound && request.reconcile => {
+            Err(e) if e.kind() == ErrorKind::NotFound && request.attempt == Attempt::Reconcile => {
                 return Err(PaymentError::new(
                     ErrorKind::NotFound,
                     OP,
@@ -233,7 +235,7 @@ impl PaymentGateway for TerminalGateway {
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) if e.kind() == ErrorKind::Declined => return Err(from_terminal(OP, e)),
-            Err(e) if request.resend => {
+            Err(e) if request.attempt != Attempt::First => {
                 return Err(unknown(
                     OP,
                     format!(

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use commerce_payments::{NewPayment, Payments, TerminalGateway};
 use commerce_ports::payment::{
-    AuthorizeRequest, CaptureMethod, PaymentGateway, ProviderPaymentStatus, RefundRequest, TenderKind,
+    Attempt, AuthorizeRequest, CaptureMethod, PaymentGateway, ProviderPaymentStatus, RefundRequest, TenderKind,
 };
 use commerce_ports::stores::IntentStatus;
 use commerce_ports::terminal::{
@@ -21,6 +21,19 @@ use commerce_testkit::memory::{FailingLedger, MemoryTerminal, memory_store_set};
 use time::macros::datetime;
 
 const TERMINAL: &str = "V400m-324688179";
+
+/// A card-present sale of `minor` cents at [`TERMINAL`], captured with its authorization.
+fn sale(minor: i64, reference: &str) -> NewPayment {
+    NewPayment::new(
+        tenant(),
+        ChannelId::new("berlin").expect("channel"),
+        TenderKind::CardPresent,
+        eur(minor),
+        TERMINAL,
+        reference,
+    )
+    .with_capture_method(CaptureMethod::Automatic)
+}
 
 struct Fx {
     payments: Payments,
@@ -38,15 +51,7 @@ impl Fx {
     }
 
     fn sale(&self, minor: i64, reference: &str) -> NewPayment {
-        NewPayment::new(
-            tenant(),
-            ChannelId::new("berlin").expect("channel"),
-            TenderKind::CardPresent,
-            eur(minor),
-            TERMINAL,
-            reference,
-        )
-        .with_capture_method(CaptureMethod::Automatic)
+        sale(minor, reference)
     }
 
     async fn pay(
@@ -126,7 +131,7 @@ async fn a_resent_request_the_terminal_never_saw_is_paid_once() {
     let fx = Fx::new();
     let request = AuthorizeRequest::new(eur(500), TenderKind::CardPresent, TERMINAL, "S-0010", key("S-0010:pay"))
         .with_capture_method(CaptureMethod::Automatic)
-        .with_resend(true);
+        .with_attempt(Attempt::Resend);
     let snapshot = fx.gateway.authorize(request.clone()).await.expect("paid");
     assert_eq!((snapshot.status, snapshot.captured), (ProviderPaymentStatus::Captured, eur(500)));
     assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 1), "looked up, then paid");
@@ -181,17 +186,7 @@ async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_char
     let register = RegisterId::new("till-1").expect("register");
     let odd = Odd { inner: terminal.clone(), hangs: true, ..Odd::default() };
     let hanging = TerminalGateway::new(Arc::new(odd), TERMINAL, register.clone());
-    let sale = || {
-        NewPayment::new(
-            tenant(),
-            ChannelId::new("berlin").expect("channel"),
-            TenderKind::CardPresent,
-            eur(700),
-            TERMINAL,
-            "S-0012",
-        )
-        .with_capture_method(CaptureMethod::Automatic)
-    };
+    let sale = || sale(700, "S-0012");
     // The first caller's sale charges the card, and the caller goes away before the answer: no intent is
     // stored, and the key stays claimed until its lease ends.
     let k = key("S-0012:pay");
@@ -357,7 +352,7 @@ async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time(
         tokio::time::timeout(std::time::Duration::from_millis(100), gateway.authorize(request.clone())),
         async {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            gateway.authorize(request.clone().with_resend(true)).await
+            gateway.authorize(request.clone().with_attempt(Attempt::Resend)).await
         }
     );
     assert!(first.is_err(), "the first is still at the terminal");
@@ -365,7 +360,7 @@ async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time(
     assert_eq!(second.kind(), ErrorKind::InProgress, "{second}");
     assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 1), "one lookup, one payment");
     // Once the first call is gone (cancelled), the sale is free again here, and a resend finds its charge.
-    let found = gateway.authorize(request.with_resend(true)).await.expect("found");
+    let found = gateway.authorize(request.with_attempt(Attempt::Resend)).await.expect("found");
     assert_eq!((found.captured, terminal.pay_calls()), (eur(800), 1));
 }
 

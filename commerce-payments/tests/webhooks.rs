@@ -763,10 +763,6 @@ fn aged(body: &[u8], minutes: i64) -> Vec<u8> {
     value.to_string().into_bytes()
 }
 
-fn fresh_hold() -> std::time::Duration {
-    std::time::Duration::try_from(commerce_payments::RECOMMENDED_FRESH_HOLD).expect("hold")
-}
-
 /// Authorizes `order-1` through `fx.payments` with a gateway that delivers three early events (see
 /// [`NotifiesEarly`]) to `ingestor` from inside its `authorize`.
 async fn authorize_notifying(fx: &Fx, ingestor: WebhookIngestor) -> (PaymentIntent, Vec<EarlyDelivery>) {
@@ -806,7 +802,7 @@ async fn with_the_fresh_hold_an_event_reaching_another_instance_mid_authorizatio
     // With it, every early event happened moments ago and matches no intent yet: held back, whatever its
     // merchant reference, and nothing recorded.
     let fx = Fx::new();
-    let ingestor_b = instance_b(&fx).with_fresh_hold(fresh_hold());
+    let ingestor_b = instance_b(&fx).with_fresh_hold(commerce_payments::RECOMMENDED_FRESH_HOLD);
     let (intent, early) = authorize_notifying(&fx, ingestor_b.clone()).await;
     assert_eq!(early.len(), 3);
     for (n, (merchant, result)) in early.iter().enumerate() {
@@ -826,7 +822,7 @@ async fn with_the_fresh_hold_an_event_reaching_another_instance_mid_authorizatio
 #[tokio::test]
 async fn the_fresh_hold_holds_back_only_recent_events_that_may_start_a_payment() {
     let fx = Fx::new();
-    let held = fx.ingestor.clone().with_fresh_hold(fresh_hold());
+    let held = fx.ingestor.clone().with_fresh_hold(commerce_payments::RECOMMENDED_FRESH_HOLD);
     let deliver = |body: Vec<u8>| {
         let ingestor = held.clone();
         async move { ingestor.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()) }
@@ -866,7 +862,7 @@ async fn the_fresh_hold_lets_a_refused_attempts_own_failure_through() {
     );
     let refused = fx.payments.authorize(&fx.gateway, "stripe", declined, &key("order-1:auth")).await;
     assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::Declined));
-    let held = fx.ingestor.clone().with_fresh_hold(fresh_hold());
+    let held = fx.ingestor.clone().with_fresh_hold(commerce_payments::RECOMMENDED_FRESH_HOLD);
     let failed = json!({ "id": "evt_failed", "type": "payment_intent.payment_failed", "created": T0.unix_timestamp(),
                          "data": { "object": { "object": "payment_intent", "id": "pi_refused", "amount": 4_200,
                                                "currency": "eur", "metadata": { "reference": "order-1" } } } });

@@ -171,21 +171,31 @@ pub struct AuthorizeRequest {
     pub idempotency_key: IdempotencyKey,
     /// Free-form metadata passed to the provider.
     pub metadata: BTreeMap<String, String>,
-    /// True when this request may have reached the provider before under the same idempotency key without
-    /// its answer being recorded (a retry after an unknown outcome, a reconciliation, or a caller that took
-    /// over an expired lease). Providers that replay by key ignore it; an adapter over one that does not (a
-    /// card terminal, which would ask the customer again) must look the earlier attempt up before acting.
-    /// A hint about this attempt, not a parameter of the payment: it is not serialized, so fingerprints and
-    /// replays ignore it.
+    /// Which attempt this is: the first, one that may have reached the provider before under the same key, or
+    /// a reconciliation's. A hint about this attempt, not a parameter of the payment: it is not serialized, so
+    /// fingerprints and replays ignore it.
     #[serde(skip)]
-    pub resend: bool,
-    /// True when a reconciliation sends this request: the caller wants to know what the provider has, and
-    /// nobody is there to act on anything new. Providers that replay by key may send it as usual (they answer
-    /// the first attempt, or process it now, which is just as safe); an adapter that would start something the
-    /// customer sees (a terminal prompting for a card) must not, and answers from its records only. Not
-    /// serialized.
-    #[serde(skip)]
-    pub reconcile: bool,
+    pub attempt: Attempt,
+}
+
+/// Which attempt at an authorization a request is ([`AuthorizeRequest::attempt`]).
+///
+/// Providers that replay by idempotency key may treat every attempt alike. An adapter over one that does not
+/// (a card terminal, which would ask the customer again) must look an earlier attempt up before acting on a
+/// [`Resend`](Attempt::Resend), and must never start anything new on a [`Reconcile`](Attempt::Reconcile).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Attempt {
+    /// Nothing under this key is known to have reached the provider.
+    #[default]
+    First,
+    /// The request may have reached the provider before under the same key without its answer being recorded:
+    /// a retry after an unknown outcome, or a caller that took over an expired lease.
+    Resend,
+    /// A reconciliation sends it: the caller wants to know what the provider has, and nobody is there to act
+    /// on anything new (providers that replay by key answer the first attempt or process it now, which is just
+    /// as safe). It may have been sent before, too.
+    Reconcile,
 }
 
 impl AuthorizeRequest {
@@ -205,8 +215,7 @@ impl AuthorizeRequest {
             reference: reference.into(),
             idempotency_key,
             metadata: BTreeMap::new(),
-            resend: false,
-            reconcile: false,
+            attempt: Attempt::First,
         }
     }
 
@@ -216,16 +225,9 @@ impl AuthorizeRequest {
         self
     }
 
-    /// Marks the request as possibly sent before under its key ([`resend`](AuthorizeRequest::resend)).
-    pub fn with_resend(mut self, resend: bool) -> AuthorizeRequest {
-        self.resend = resend;
-        self
-    }
-
-    /// Marks the request as a reconciliation's ([`reconcile`](AuthorizeRequest::reconcile)); it is a resend too.
-    pub fn for_reconciliation(mut self) -> AuthorizeRequest {
-        self.reconcile = true;
-        self.resend = true;
+    /// Sets which attempt this is ([`attempt`](AuthorizeRequest::attempt)).
+    pub fn with_attempt(mut self, attempt: Attempt) -> AuthorizeRequest {
+        self.attempt = attempt;
         self
     }
 }
@@ -340,7 +342,7 @@ pub struct RefundRequest {
     /// Makes the call safe to retry.
     pub idempotency_key: IdempotencyKey,
     /// True when this refund may have reached the provider before under the same key without its answer
-    /// being recorded (see [`AuthorizeRequest::resend`]); not serialized.
+    /// being recorded (see [`Attempt::Resend`]); not serialized.
     #[serde(skip)]
     pub resend: bool,
 }

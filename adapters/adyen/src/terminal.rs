@@ -55,6 +55,16 @@ pub fn payment_service_id(sale_id: &str, reference: &str) -> String {
     format!("P{}", digest.get(..9).unwrap_or("000000000"))
 }
 
+/// `error` as a failed status lookup (`Unexpected`, saying nothing about the payment) when its kind is one of
+/// `kinds`, which would otherwise be read as the payment's own answer.
+fn lookup_failed(error: TerminalError, kinds: &[ErrorKind]) -> TerminalError {
+    if kinds.contains(&error.kind()) {
+        TerminalError::new(ErrorKind::Unexpected, "status", format!("the status lookup failed: {}", error.message()))
+    } else {
+        error
+    }
+}
+
 /// The `ServiceID` of a refund: `R` and 9 hex digits of a SHA-256 over the `SaleID` and the refund's
 /// idempotency key, so every retry of one refund sends the same `ServiceID`.
 pub fn refund_service_id(sale_id: &str, key: &IdempotencyKey) -> String {
@@ -275,25 +285,15 @@ impl PaymentTerminal for AdyenTerminal {
             receipt_reprint_flag: true,
             document_qualifier: ["CashierReceipt"],
         });
-        // Only the terminal's own `NotFound` says it never saw the sale (then paying is safe); an HTTP 404 is the
-        // endpoint's, and a failed lookup is not the payment's decline.
-        let answer = self.send(OP, message, false).await.map_err(|e| {
-            if e.kind() == ErrorKind::NotFound {
-                TerminalError::new(ErrorKind::Unexpected, OP, format!("the status lookup failed: {}", e.message()))
-            } else {
-                e
-            }
-        })?;
+        // Only the terminal's own `NotFound` says it never saw the sale (then paying is safe), and only the
+        // repeated payment's own decline is the sale's: an HTTP 404 is the endpoint's, a failed lookup is not a
+        // decline, and an unknown or not-found answer inside a repeated response is not "never saw it".
+        let answer = self.send(OP, message, false).await.map_err(|e| lookup_failed(e, &[ErrorKind::NotFound]))?;
         let response = answer.and_then(|a| a.transaction_status_response).ok_or_else(|| {
             TerminalError::new(ErrorKind::Unexpected, OP, "the answer holds no TransactionStatusResponse")
         })?;
         if response.response.result != "Success" {
-            let error = failure(OP, &response.response);
-            return Err(if error.kind() == ErrorKind::Declined {
-                TerminalError::new(ErrorKind::Unexpected, OP, format!("the status lookup failed: {}", error.message()))
-            } else {
-                error
-            });
+            return Err(lookup_failed(failure(OP, &response.response), &[ErrorKind::Declined]));
         }
         let payment = response
             .repeated_message_response
@@ -303,15 +303,7 @@ impl PaymentTerminal for AdyenTerminal {
                 TerminalError::new(ErrorKind::Unexpected, OP, "status without the repeated PaymentResponse")
             })?;
         // The amount of the original request is unknown here; the answer's AuthorizedAmount is required.
-        // The repeated payment's own decline is the sale's; an unknown or not-found answer inside it is not the
-        // terminal saying it never saw the sale (it repeated a response for it).
-        payment.result(OP, None).map_err(|e| {
-            if matches!(e.kind(), ErrorKind::OutcomeUnknown | ErrorKind::NotFound) {
-                TerminalError::new(ErrorKind::Unexpected, OP, e.message().to_owned())
-            } else {
-                e
-            }
-        })
+        payment.result(OP, None).map_err(|e| lookup_failed(e, &[ErrorKind::OutcomeUnknown, ErrorKind::NotFound]))
     }
 
     async fn read_offline(&self, _request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError> {
