@@ -153,6 +153,10 @@ enum Outcome {
     Release(PaymentsError),
     /// The key was resolved (completed or released) together with the intent's update.
     Resolved(Result<PaymentIntent, PaymentsError>),
+    /// The provider may have acted and its answer was not recorded, and sending again may act twice
+    /// ([`GatewayCapabilities::resend_unsafe`]): keep the key until its lease runs out, so the next caller's
+    /// request is marked as a resend.
+    Hold(PaymentsError),
 }
 
 /// How [`Payments::persist`] resolves the idempotency key together with the intent's update.
@@ -349,6 +353,12 @@ fn key_of(call: &ProviderCall, intent: &IntentId) -> Result<IdempotencyKey, Paym
         PaymentsError::new(ErrorKind::Unexpected, call.operation, format!("recorded provider key: {e}"))
             .with_intent(intent.clone())
     })
+}
+
+/// The outcome of a modification the provider may have acted on but whose answer was not recorded: the key is
+/// given back for a retry, unless sending again may act twice ([`Outcome::Hold`]).
+fn unrecorded(caps: &GatewayCapabilities, error: PaymentsError) -> Outcome {
+    if caps.resend_unsafe { Outcome::Hold(error) } else { Outcome::Release(error) }
 }
 
 fn recording_failed(operation: Operation, intent: &IntentId, error: PaymentsError) -> PaymentsError {
@@ -914,7 +924,7 @@ impl Payments {
                             .await
                         {
                             Ok(_) => Outcome::Resolved(Err(error)),
-                            Err(_) => Outcome::Release(error),
+                            Err(_) => unrecorded(&caps, error),
                         }
                     }
                     Certainty::NothingHappened => Outcome::Release(error),
@@ -929,7 +939,7 @@ impl Payments {
                             .await
                         {
                             Ok(_) => Outcome::Resolved(Err(error)),
-                            Err(e) => Outcome::Release(recording_failed(op, id, e)),
+                            Err(e) => unrecorded(&caps, recording_failed(op, id, e)),
                         }
                     }
                 };
@@ -951,7 +961,7 @@ impl Payments {
             .await
         {
             Ok(intent) => Outcome::Resolved(Ok(intent)),
-            Err(e) => Outcome::Release(recording_failed(op, id, e)),
+            Err(e) => unrecorded(&caps, recording_failed(op, id, e)),
         }
     }
 
@@ -1021,6 +1031,8 @@ impl Payments {
                 Err(error)
             }
             Outcome::Resolved(result) => result,
+            // The lease runs out; the next caller takes the key over as a resend.
+            Outcome::Hold(error) => Err(error),
         }
     }
 

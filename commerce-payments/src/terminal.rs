@@ -196,6 +196,7 @@ impl PaymentGateway for TerminalGateway {
         let mut caps = GatewayCapabilities::none();
         caps.partial_refund = refunds;
         caps.multiple_refunds = refunds;
+        caps.resend_unsafe = true;
         caps.max_idempotency_key_len = TERMINAL_MAX_KEY_LEN;
         caps.tenders = vec![TenderKind::CardPresent];
         caps

@@ -438,3 +438,29 @@ async fn an_unknown_terminal_refund_is_settled_from_the_operators_view() {
     let refused = fx.payments.reconcile_from(&tenant(), &intent.id, &other).await;
     assert_eq!(refused.err().map(|e| e.kind()), Some(ErrorKind::Unexpected));
 }
+
+#[tokio::test]
+async fn a_terminal_refund_whose_answer_was_not_recorded_keeps_its_key_and_is_not_sent_again() {
+    let stores = memory_store_set();
+    let ledger = Arc::new(FailingLedger::new(stores.ledger.clone()));
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 13:10 UTC)));
+    let payments = Payments::from_stores(&stores, clock.clone()).with_ledger(ledger.clone());
+    let fx = Fx::new();
+    let intent = payments.authorize(&fx.gateway, "adyen", sale(4_890, "S-0060"), &key("S-0060:pay")).await;
+    let intent = intent.expect("approved");
+    let (t, k) = (tenant(), key("S-0060:ref"));
+    // The terminal refunds, but the answer cannot be recorded.
+    ledger.fail_next_commits(1);
+    let failed = payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("not recorded");
+    assert_eq!(failed.retry(), RetryClass::SameKeyOnly, "{failed}");
+    assert_eq!(fx.terminal.refund_calls(), 1);
+    // The key is kept: a retry within the lease is told to wait instead of refunding again.
+    let busy = payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("held");
+    assert_eq!(busy.kind(), ErrorKind::InProgress, "{busy}");
+    // After the lease, the retry takes the key over as a resend: not sent again, the outcome is unknown.
+    clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
+    let unknown = payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("unknown");
+    assert_eq!(unknown.kind(), ErrorKind::OutcomeUnknown, "{unknown}");
+    assert_eq!(fx.terminal.refund_calls(), 1, "refunded once");
+    assert_eq!(payments.get(&t, &intent.id).await.expect("intent").status, IntentStatus::OutcomeUnknown);
+}

@@ -103,6 +103,11 @@ pub struct GatewayCapabilities {
     /// [`PaymentGateway::retrieve`] reads the provider's current view of a payment. Providers without a
     /// lookup API (Adyen Checkout) settle by webhook only; their `retrieve` is `Unsupported`.
     pub retrieve: bool,
+    /// Sending a modification again under its idempotency key may act twice: the provider does not replay by
+    /// key (a card terminal). The domain then never gives a key back after the provider may have acted and the
+    /// answer could not be recorded; the key's lease runs out instead, and the next caller's request is marked
+    /// as a resend ([`RefundRequest::resend`]).
+    pub resend_unsafe: bool,
     /// The longest idempotency key the provider accepts; the adapter derives a stable shorter one if needed.
     pub max_idempotency_key_len: usize,
     /// Tender kinds this gateway can process.
@@ -123,6 +128,7 @@ impl GatewayCapabilities {
             tokenize: false,
             asynchronous_modifications: false,
             retrieve: false,
+            resend_unsafe: false,
             max_idempotency_key_len: IdempotencyKey::MAX_LEN,
             tenders: Vec::new(),
         }
@@ -141,6 +147,7 @@ impl GatewayCapabilities {
             tokenize: true,
             asynchronous_modifications: false,
             retrieve: true,
+            resend_unsafe: false,
             max_idempotency_key_len: IdempotencyKey::MAX_LEN,
             tenders,
         }
