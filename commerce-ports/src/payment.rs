@@ -106,7 +106,8 @@ pub struct GatewayCapabilities {
     /// Sending a modification again under its idempotency key may act twice: the provider does not replay by
     /// key (a card terminal). The domain then never gives a key back after the provider may have acted and the
     /// answer could not be recorded; the key's lease runs out instead, and the next caller's request is marked
-    /// as a resend ([`RefundRequest::resend`]).
+    /// as a resend ([`RefundRequest::resend`]). Absent in serialized capabilities of earlier releases: false.
+    #[serde(default)]
     pub resend_unsafe: bool,
     /// The longest idempotency key the provider accepts; the adapter derives a stable shorter one if needed.
     pub max_idempotency_key_len: usize,
