@@ -29,6 +29,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use commerce::{ChainSecrets, Config, EnvSecrets, FileSecrets, Integrations, WiringError};
 use commerce_payments::{NewPayment, Operation, Payments, PaymentsError, TenderRouting, intent_id_for};
+use commerce_ports::payment::{PaymentSnapshot, ProviderPaymentStatus};
 use commerce_ports::stores::{PaymentIntent, StoreSet};
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, SystemClock, TenantId, TenderKind};
 use time::format_description::well_known::Rfc3339;
@@ -49,6 +50,53 @@ pub(crate) enum PaymentsCommand {
     /// Settle an intent whose outcome is unknown from the provider's view (`retrieve`), then print it. An
     /// intent with nothing pending is printed as it is, without a provider call.
     Reconcile(ShowArgs),
+    /// Settle an intent from a view of the provider's payment read elsewhere (its dashboard, a settlement
+    /// report), for what `reconcile` cannot ask (a card terminal's unknown refund), then print it. Amounts never
+    /// move backwards; a pending call counts as applied when the view shows its effect.
+    Settle(SettleArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SettleArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The intent id.
+    #[arg(long, value_parser = parse_intent)]
+    intent: IntentId,
+    /// The provider's payment reference; default: the intent's.
+    #[arg(long)]
+    provider_reference: Option<String>,
+    /// The provider's status of the payment: authorized, captured, pending, requires-action, voided,
+    /// declined, failed.
+    #[arg(long, value_parser = parse_provider_status)]
+    provider_status: ProviderPaymentStatus,
+    /// Authorized at the provider.
+    #[arg(long, value_parser = parse_amount, allow_hyphen_values = true)]
+    authorized: Money,
+    /// Captured at the provider; default: nothing.
+    #[arg(long, value_parser = parse_amount, allow_hyphen_values = true)]
+    captured: Option<Money>,
+    /// Refunded at the provider; default: nothing.
+    #[arg(long, value_parser = parse_amount, allow_hyphen_values = true)]
+    refunded: Option<Money>,
+}
+
+fn parse_provider_status(value: &str) -> Result<ProviderPaymentStatus, String> {
+    Ok(match value {
+        "authorized" => ProviderPaymentStatus::Authorized,
+        "captured" => ProviderPaymentStatus::Captured,
+        "pending" => ProviderPaymentStatus::Pending,
+        "requires-action" => ProviderPaymentStatus::RequiresAction,
+        "voided" => ProviderPaymentStatus::Voided,
+        "declined" => ProviderPaymentStatus::Declined,
+        "failed" => ProviderPaymentStatus::Failed,
+        other => {
+            return Err(format!(
+                "unknown provider status `{other}`: one of authorized, captured, pending, requires-action, voided, \
+                 declined, failed"
+            ));
+        }
+    })
 }
 
 /// Where the configuration, its secrets and the intent's tenant and channel are.
@@ -382,6 +430,20 @@ async fn execute(command: PaymentsCommand) -> Result<PaymentIntent, Failure> {
             let wired = wire(&args.target).await?;
             let (intent, gateway) = load(&wired, &args.target, &args.intent).await?;
             Ok(wired.payments.reconcile(gateway.gateway.as_ref(), &intent.tenant, &intent.id).await?)
+        }
+        PaymentsCommand::Settle(args) => {
+            let wired = wire(&args.target).await?;
+            let intent = read(&wired, &args.target, &args.intent).await?;
+            let reference = args.provider_reference.or_else(|| intent.provider_reference.clone()).ok_or_else(|| {
+                Failure::new(
+                    ErrorKind::InvalidRequest,
+                    format!("intent `{}` has no provider reference yet: give --provider-reference", intent.id),
+                )
+            })?;
+            let zero = Money::zero(args.authorized.currency());
+            let mut view = PaymentSnapshot::authorized(reference, args.provider_status, args.authorized);
+            (view.captured, view.refunded) = (args.captured.unwrap_or(zero), args.refunded.unwrap_or(zero));
+            Ok(wired.payments.reconcile_from(&intent.tenant, &intent.id, &view).await?)
         }
     }
 }

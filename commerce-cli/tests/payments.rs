@@ -474,3 +474,52 @@ fn a_capture_whose_answer_was_lost_is_unknown_and_reconcile_settles_it() {
     assert_eq!(retried["captured"], "25.00 USD");
     assert_eq!(retried["status"], "captured");
 }
+
+#[test]
+fn settle_applies_an_operators_view_of_the_provider_payment() {
+    let provider = Provider::start();
+    let setup = Setup::stripe("settle", &provider);
+    let authorized = setup.authorize("order-10:authorize", "25.00 USD", "pm_card_visa").ok();
+    let id = authorized["intent_id"].as_str().expect("intent_id").to_owned();
+    let reference = authorized["provider_reference"].as_str().expect("provider_reference").to_owned();
+    provider.simulator().inject_on("/capture", Fault::DropAfterProcessing);
+    let lost = setup.run("capture", &["--intent", &id, "--idempotency-key", "order-10:capture"]);
+    assert_eq!(lost.error()["kind"], "outcome_unknown", "{lost:?}");
+    let calls = provider.processed_calls();
+
+    // A view of another payment is refused and changes nothing.
+    let other = setup.run(
+        "settle",
+        &[
+            "--intent",
+            &id,
+            "--provider-reference",
+            "pi_other",
+            "--provider-status",
+            "captured",
+            "--authorized",
+            "25.00 USD",
+        ],
+    );
+    assert_eq!(other.error()["kind"], "unexpected", "{other:?}");
+    assert_eq!(setup.run("show", &["--intent", &id]).ok()["status"], "outcome_unknown");
+
+    // The operator read the provider's dashboard: captured in full.
+    let settled = setup
+        .run(
+            "settle",
+            &["--intent", &id, "--provider-status", "captured", "--authorized", "25.00 USD", "--captured", "25.00 USD"],
+        )
+        .ok();
+    assert_eq!((settled["status"].as_str(), settled["captured"].as_str()), (Some("captured"), Some("25.00 USD")));
+    assert_eq!(settled["provider_reference"], reference.as_str());
+    assert_eq!(provider.processed_calls(), calls, "settling asks no provider");
+    // The caller's retry of the capture is recognised as applied.
+    let retried = setup.run("capture", &["--intent", &id, "--idempotency-key", "order-10:capture"]).ok();
+    assert_eq!(retried["captured"], "25.00 USD");
+    assert_eq!(provider.processed_calls(), calls);
+    // A status outside the vocabulary is a usage error naming the choices.
+    let bad = setup.run("settle", &["--intent", &id, "--provider-status", "settled", "--authorized", "25.00 USD"]);
+    assert_eq!(bad.code, Some(2), "{bad:?}");
+    assert!(bad.stderr.contains("requires-action"), "{bad:?}");
+}
