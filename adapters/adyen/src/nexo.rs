@@ -258,9 +258,18 @@ pub(crate) struct TransactionId {
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct PaymentResponse {
     pub(crate) response: ResponseStatus,
+    /// The sale the answer is about: its `SaleTransactionID.TransactionID` echoes the request's sale reference.
+    pub(crate) sale_data: Option<SaleDataResp>,
     #[serde(rename = "POIData")]
     pub(crate) poi_data: Option<PoiData>,
     pub(crate) payment_result: Option<PaymentResult>,
+}
+
+/// `SaleData` of an answer; only `SaleTransactionID` is read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct SaleDataResp {
+    #[serde(rename = "SaleTransactionID")]
+    pub(crate) sale_transaction_id: Option<TransactionId>,
 }
 
 /// `PaymentResult`.
@@ -327,7 +336,23 @@ pub(crate) struct TransactionStatusResponse {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub(crate) struct RepeatedMessageResponse {
+    /// The header of the repeated message: its `ServiceID` names the request it answered.
+    pub(crate) message_header: Option<RepeatedHeader>,
     pub(crate) repeated_response_message_body: Option<RepeatedBody>,
+}
+
+/// `MessageHeader` of a repeated message; only `ServiceID` is read.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RepeatedHeader {
+    #[serde(rename = "ServiceID")]
+    pub(crate) service_id: Option<String>,
+}
+
+impl RepeatedMessageResponse {
+    /// The `MessageHeader.ServiceID` of the repeated message, when the answer names one.
+    pub(crate) fn service_id(&self) -> Option<&str> {
+        self.message_header.as_ref().and_then(|h| h.service_id.as_deref())
+    }
 }
 
 /// `RepeatedResponseMessageBody`.
@@ -386,6 +411,16 @@ fn entry_mode(modes: &[String]) -> Option<EntryMode> {
 }
 
 impl PaymentResponse {
+    /// The `SaleData.SaleTransactionID.TransactionID` of the answer (the sale reference it is about), when it
+    /// carries a non-empty one.
+    pub(crate) fn sale_transaction_id(&self) -> Option<&str> {
+        self.sale_data
+            .as_ref()
+            .and_then(|d| d.sale_transaction_id.as_ref())
+            .and_then(|t| t.transaction_id.as_deref())
+            .filter(|id| !id.is_empty())
+    }
+
     /// An approved (`Success` or `Partial`) payment -> its result; a `Failure` -> the mapped error.
     /// `requested` is the amount asked for, when known (not for `status`); an answer without `AuthorizedAmount`
     /// reports it.

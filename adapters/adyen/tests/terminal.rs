@@ -1,5 +1,5 @@
 //! The Adyen terminal adapter against the simulator's Terminal API: payments with exact major-unit amounts,
-//! referenced refunds, status, abort, declines and unknown outcomes.
+//! referenced refunds, status (only ever the asked sale's), abort, declines and unknown outcomes.
 
 use std::time::Duration;
 
@@ -218,4 +218,31 @@ async fn a_configured_poi_id_is_used_when_a_request_names_no_terminal() {
     payment.reference = "no-terminal-2".to_owned();
     let err = terminal(&sim).pay(payment).await.err();
     assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::InvalidRequest));
+}
+
+#[tokio::test]
+async fn a_status_answered_with_another_sales_payment_is_unexpected_never_that_payment() {
+    let sim = simulator().await;
+    let t = terminal(&sim);
+    let service_id = |reference: &str| commerce_adyen::payment_service_id(commerce_adyen::DEFAULT_SALE_ID, reference);
+    let amount = Money::from_minor(1_500, Currency::EUR);
+    let paid = t.pay(request("sale-a", amount)).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.status(TERMINAL, "sale-a").await.ok(), Some(paid), "the asked sale's own status is found");
+
+    // sale-b "collides" with sale-a: its status lookup finds sale-a's approved payment.
+    sim.answer_status_with(commerce_adyen::DEFAULT_SALE_ID, service_id("sale-b"), service_id("sale-a"));
+    let err = t.status(TERMINAL, "sale-b").await.err();
+    let Some(err) = err else { panic!("sale-a's payment was reported as sale-b's") };
+    assert_eq!(err.kind(), ErrorKind::Unexpected, "{err}");
+    let message = err.message();
+    assert!(message.contains("`sale-b`") && message.contains("`sale-a`"), "{err}");
+    assert!(message.contains(&service_id("sale-b")) && message.contains("unknown"), "{err}");
+
+    // A declined payment of another sale is not this sale's decline either.
+    sim.inject_on("/sync", Fault::Decline);
+    assert_eq!(t.pay(request("sale-c", amount)).await.err().map(|e| e.kind()), Some(ErrorKind::Declined));
+    sim.answer_status_with(commerce_adyen::DEFAULT_SALE_ID, service_id("sale-d"), service_id("sale-c"));
+    let err = t.status(TERMINAL, "sale-d").await.err();
+    assert_eq!(err.as_ref().map(|e| (e.kind(), e.decline().is_some())), Some((ErrorKind::Unexpected, false)));
+    assert_eq!(t.status(TERMINAL, "sale-c").await.err().map(|e| e.kind()), Some(ErrorKind::Declined));
 }

@@ -53,8 +53,11 @@
 //! `411111******1111`, entry mode `Contactless`, and `AuthorizedAmount` equal to `RequestedAmount` (read and
 //! written as exact decimal text). A `ServiceID` used before on the same `SaleID` is rejected. Status looks the
 //! payment up by `MessageReference` (`SaleID`, `ServiceID`): `NotFound`, `InProgress`, or the repeated
-//! `PaymentResponse`. Reversals refund at most the approved amount. An abort of a payment in progress (held by
-//! [`Fault::Latency`]) makes it answer `Failure` / `Aborted`; an abort answers 200 with an empty body.
+//! `PaymentResponse` (its `SaleData` echoes the payment's `SaleTransactionID`), under a `RepeatedMessageResponse`
+//! `MessageHeader` naming the asked `ServiceID`; [`answer_status_with`](AdyenSimulator::answer_status_with)
+//! makes it repeat another payment instead, as a `ServiceID` collision would. Reversals refund at most the
+//! approved amount. An abort of a payment in progress (held by [`Fault::Latency`]) makes it answer `Failure` /
+//! `Aborted`; an abort answers 200 with an empty body.
 //!
 //! # Deviations from Adyen
 //! No 3-D Secure flow beyond the `RedirectShopper` answer, no `/payments/details`, no partial authorisation, no
@@ -219,6 +222,8 @@ struct State {
     /// Terminal payments by (`SaleID`, `ServiceID`).
     terminal: HashMap<(String, String), TerminalPayment>,
     aborted: HashSet<(String, String)>,
+    /// Status lookups of (`SaleID`, `ServiceID`) answered with the payment stored under another `ServiceID`.
+    status_aliases: HashMap<(String, String), String>,
     /// Reversals by (`SaleID`, `ServiceID`): a `ServiceID` is used once.
     reversals: HashSet<(String, String)>,
     next_id: u64,
@@ -336,6 +341,20 @@ impl AdyenSimulator {
     /// Modifications accepted and not settled yet.
     pub fn pending_modifications(&self) -> usize {
         self.shared.lock().pending.len()
+    }
+
+    /// Makes every later status lookup of `service_id` on `sale_id` find the terminal payment stored under
+    /// `other_service_id` instead, as if two sale references had derived the same `ServiceID`: the repeated
+    /// `MessageHeader` names the asked `service_id`, and the repeated `PaymentResponse` is the other payment's,
+    /// its `SaleData.SaleTransactionID` (the other sale's reference) included. When no payment is stored under
+    /// `other_service_id` the lookup answers `NotFound`.
+    pub fn answer_status_with(
+        &self,
+        sale_id: impl Into<String>,
+        service_id: impl Into<String>,
+        other_service_id: impl Into<String>,
+    ) {
+        self.shared.lock().status_aliases.insert((sale_id.into(), service_id.into()), other_service_id.into());
     }
 
     /// Captured and refunded minor units of a payment (settled modifications only), if it exists.
@@ -1065,7 +1084,11 @@ fn terminal_status(shared: &Shared, header: &Value, request: &Value) -> Answer {
     let key = (target("SaleID"), target("ServiceID"));
     let state = shared.lock();
     let header = response_header(header);
-    let (response, repeated) = match state.terminal.get(&key) {
+    let stored = match state.status_aliases.get(&key) {
+        Some(other) => (key.0.clone(), other.clone()),
+        None => key.clone(),
+    };
+    let (response, repeated) = match state.terminal.get(&stored) {
         None => (failure("NotFound", "Transaction not found"), None),
         Some(TerminalPayment { response: None, .. }) => (failure("InProgress", "Transaction in progress"), None),
         Some(TerminalPayment { response: Some(text), .. }) => (json!({ "Result": "Success" }), Some(text.clone())),
