@@ -54,6 +54,21 @@ pub(crate) enum PaymentsCommand {
     /// report), for what `reconcile` cannot ask (a card terminal's unknown refund), then print it. Amounts never
     /// move backwards; a pending call counts as applied when the view shows its effect.
     Settle(SettleArgs),
+    /// One reconciler pass over the tenant's intents whose outcome is unknown, oldest first, each through the
+    /// gateway its channel binds for its tender; prints a report (not an intent): `examined`, `settled` (the
+    /// intents, as `show` prints them), `retry_later` and `needs_operator` (each `{"intent_id", "error"}`),
+    /// and `more` (the limit stopped the pass before the end of the listing). Exit 0 whenever the pass ran.
+    ReconcileUnknown(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SweepArgs {
+    /// Configuration, secrets and tenant; every channel of the tenant is covered.
+    #[command(flatten)]
+    tenant: TenantTarget,
+    /// At most this many intents in this pass.
+    #[arg(long, default_value_t = 100)]
+    limit: u32,
 }
 
 #[derive(Debug, Args)]
@@ -99,9 +114,9 @@ fn parse_provider_status(value: &str) -> Result<ProviderPaymentStatus, String> {
     })
 }
 
-/// Where the configuration, its secrets and the intent's tenant and channel are.
+/// Where the configuration, its secrets and the tenant are.
 #[derive(Debug, Args)]
-pub(crate) struct Target {
+pub(crate) struct TenantTarget {
     /// The TOML configuration file; its `[store]` holds the intents between invocations.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
@@ -114,6 +129,13 @@ pub(crate) struct Target {
     /// The tenant id.
     #[arg(long, value_parser = parse_tenant)]
     tenant: TenantId,
+}
+
+/// Where the configuration, its secrets and the intent's tenant and channel are.
+#[derive(Debug, Args)]
+pub(crate) struct Target {
+    #[command(flatten)]
+    source: TenantTarget,
     /// The sales channel id.
     #[arg(long, value_parser = parse_channel)]
     channel: ChannelId,
@@ -288,6 +310,12 @@ impl Failure {
 
 impl From<PaymentsError> for Failure {
     fn from(e: PaymentsError) -> Failure {
+        Failure::from(&e)
+    }
+}
+
+impl From<&PaymentsError> for Failure {
+    fn from(e: &PaymentsError) -> Failure {
         Failure {
             kind: e.kind().as_str(),
             message: e.message().to_owned(),
@@ -320,8 +348,8 @@ pub(crate) async fn run(command: PaymentsCommand) -> ExitCode {
         return ExitCode::from(2);
     }
     match execute(command).await {
-        Ok(intent) => {
-            println!("{}", intent_json(&intent));
+        Ok(json) => {
+            println!("{json}");
             ExitCode::SUCCESS
         }
         Err(failure) => {
@@ -339,12 +367,18 @@ struct Wired {
 }
 
 async fn wire(target: &Target) -> Result<Wired, Failure> {
-    let mut secrets = ChainSecrets::new().with(EnvSecrets::with_prefix(target.secret_prefix.clone()));
-    if let Some(dir) = &target.secrets_dir {
-        secrets.push(FileSecrets::new(dir.clone()));
+    wire_tenant(&target.source, Some(&target.channel)).await
+}
+
+/// [`wire`] for a tenant (checking the channel too when given).
+async fn wire_tenant(source: &TenantTarget, channel: Option<&ChannelId>) -> Result<Wired, Failure> {
+    let TenantTarget { config, secrets_dir, secret_prefix, tenant } = source;
+    let mut secrets = ChainSecrets::new().with(EnvSecrets::with_prefix(secret_prefix.to_owned()));
+    if let Some(dir) = secrets_dir {
+        secrets.push(FileSecrets::new(dir.to_path_buf()));
     }
     let registry = crate::registry();
-    let built = match Config::from_file(&target.config) {
+    let built = match Config::from_file(config) {
         Ok(config) => Integrations::build(&config, &registry, &secrets, Arc::new(SystemClock)).await,
         Err(errors) => Err(errors),
     };
@@ -356,13 +390,20 @@ async fn wire(target: &Target) -> Result<Wired, Failure> {
         )
     })?;
     // An unknown tenant or channel is named with the known ones, whatever the command.
-    integrations.channel_kind(&target.tenant, &target.channel)?;
+    match channel {
+        Some(channel) => {
+            integrations.channel_kind(tenant, channel)?;
+        }
+        None => {
+            integrations.channels(tenant)?;
+        }
+    }
     let Some(stores) = integrations.stores() else {
         return Err(Failure::new(
             ErrorKind::Configuration,
             format!(
                 "{} has no [store] section; payment intents need one (e.g. `adapter = \"sqlite\"` with a file `path`)",
-                target.config.display()
+                config.display()
             ),
         ));
     };
@@ -387,8 +428,9 @@ fn warn_if_memory_gateway(adapter: &str) {
     }
 }
 
-async fn execute(command: PaymentsCommand) -> Result<PaymentIntent, Failure> {
-    match command {
+/// Runs a command: the intent as JSON, or (`reconcile-unknown`) the pass's report.
+async fn execute(command: PaymentsCommand) -> Result<serde_json::Value, Failure> {
+    let intent = match command {
         PaymentsCommand::Authorize(args) => authorize(args).await,
         PaymentsCommand::Capture(args) => {
             let wired = wire(&args.target).await?;
@@ -431,6 +473,7 @@ async fn execute(command: PaymentsCommand) -> Result<PaymentIntent, Failure> {
             let (intent, gateway) = load(&wired, &args.target, &args.intent).await?;
             Ok(wired.payments.reconcile(gateway.gateway.as_ref(), &intent.tenant, &intent.id).await?)
         }
+        PaymentsCommand::ReconcileUnknown(args) => return sweep(&args).await,
         PaymentsCommand::Settle(args) => {
             let wired = wire(&args.target).await?;
             let intent = read(&wired, &args.target, &args.intent).await?;
@@ -445,14 +488,39 @@ async fn execute(command: PaymentsCommand) -> Result<PaymentIntent, Failure> {
             (view.captured, view.refunded) = (args.captured.unwrap_or(zero), args.refunded.unwrap_or(zero));
             Ok(wired.payments.reconcile_from(&intent.tenant, &intent.id, &view).await?)
         }
-    }
+    }?;
+    Ok(intent_json(&intent))
+}
+
+/// `reconcile-unknown`: one reconciler pass, as a JSON report.
+async fn sweep(args: &SweepArgs) -> Result<serde_json::Value, Failure> {
+    let wired = wire_tenant(&args.tenant, None).await?;
+    let integrations = &wired.integrations;
+    // The gateway the intent's channel binds for its tender, if it is still the adapter that authorized it.
+    let gateway_for = |intent: &PaymentIntent| {
+        let binding = integrations.gateway_binding(&intent.tenant, &intent.channel, &intent.tender).ok()?;
+        (binding.adapter == intent.provider).then_some(binding.gateway)
+    };
+    let report = wired.payments.reconcile_unknown(&args.tenant.tenant, gateway_for, args.limit, None).await?;
+    let errors = |list: &[(IntentId, PaymentsError)]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|(id, e)| serde_json::json!({ "intent_id": id.as_str(), "error": Failure::from(e).json()["error"] }))
+            .collect()
+    };
+    Ok(serde_json::json!({
+        "examined": report.examined,
+        "settled": report.settled.iter().map(intent_json).collect::<Vec<_>>(),
+        "retry_later": errors(&report.retry_later),
+        "needs_operator": errors(&report.needs_operator),
+        "more": report.next.is_some(),
+    }))
 }
 
 async fn authorize(args: AuthorizeArgs) -> Result<PaymentIntent, Failure> {
     let method = payment_method(args.tender, args.payment_method.as_deref())
         .map_err(|message| Failure::new(ErrorKind::InvalidRequest, message))?;
     let wired = wire(&args.target).await?;
-    let Target { tenant, channel, .. } = &args.target;
+    let (tenant, channel) = (&args.target.source.tenant, &args.target.channel);
     // The channel's bindings as the domain's routing, which refuses an unbound tender before any call.
     let mut routing = TenderRouting::new(tenant.clone());
     for tender in wired.integrations.tenders(tenant, channel)? {
@@ -484,7 +552,7 @@ async fn authorize(args: AuthorizeArgs) -> Result<PaymentIntent, Failure> {
 
 /// Reads an intent of the tenant and checks that it belongs to `--channel`.
 async fn read(wired: &Wired, target: &Target, id: &IntentId) -> Result<PaymentIntent, Failure> {
-    let intent = wired.payments.get(&target.tenant, id).await?;
+    let intent = wired.payments.get(&target.source.tenant, id).await?;
     if intent.channel != target.channel {
         let mut failure = Failure::new(
             ErrorKind::InvalidRequest,

@@ -476,6 +476,54 @@ fn a_capture_whose_answer_was_lost_is_unknown_and_reconcile_settles_it() {
 }
 
 #[test]
+fn reconcile_unknown_settles_every_unknown_outcome_of_the_tenant_in_one_pass() {
+    let provider = Provider::start();
+    let setup = Setup::stripe("sweep", &provider);
+    let sweep = |limit: &str| {
+        let args = ["payments", "reconcile-unknown", "--config", setup.config.to_str().expect("utf-8")];
+        let mut args = args.to_vec();
+        args.extend(["--secrets-dir", setup.secrets.to_str().expect("utf-8"), "--tenant", "acme", "--limit", limit]);
+        let run = Run::of(commerce(&args));
+        assert!(!run.stdout.contains(&setup.api_key) && !run.stderr.contains(&setup.api_key), "{run:?}");
+        run
+    };
+    // Two captures whose answers were lost, and an authorized intent with nothing pending.
+    let mut lost = Vec::new();
+    for n in 1..=2 {
+        let id = setup.authorize(&format!("order-2{n}:authorize"), "12.00 USD", "pm_card_visa").ok()["intent_id"]
+            .as_str()
+            .expect("intent_id")
+            .to_owned();
+        provider.simulator().inject_on("/capture", Fault::DropAfterProcessing);
+        let capture = setup.run("capture", &["--intent", &id, "--idempotency-key", &format!("order-2{n}:capture")]);
+        assert_eq!(capture.error()["kind"], "outcome_unknown", "{capture:?}");
+        lost.push(id);
+    }
+    setup.authorize("order-23:authorize", "5.00 USD", "pm_card_visa").ok();
+
+    // A limit of one settles the oldest and says there may be more.
+    let first = sweep("1").ok();
+    assert_eq!((first["examined"].as_u64(), first["more"].as_bool()), (Some(1), Some(true)), "{first}");
+    assert_eq!(first["settled"][0]["intent_id"], lost[0].as_str(), "{first}");
+    assert_eq!(first["settled"][0]["status"], "captured", "{first}");
+    let rest = sweep("100").ok();
+    assert_eq!((rest["examined"].as_u64(), rest["more"].as_bool()), (Some(1), Some(false)), "{rest}");
+    assert_eq!(rest["settled"][0]["intent_id"], lost[1].as_str(), "{rest}");
+    assert_eq!(rest["retry_later"], serde_json::json!([]));
+    assert_eq!(rest["needs_operator"], serde_json::json!([]));
+    for id in &lost {
+        let shown = setup.run("show", &["--intent", id]).ok();
+        assert_eq!((shown["status"].as_str(), shown["captured"].as_str()), (Some("captured"), Some("12.00 USD")));
+    }
+    // An unknown tenant is named.
+    let (config, secrets) = (setup.config.to_str().expect("utf-8"), setup.secrets.to_str().expect("utf-8"));
+    let args = ["payments", "reconcile-unknown", "--config", config, "--secrets-dir", secrets, "--tenant", "nobody"];
+    let unknown = Run::of(commerce(&args));
+    assert_eq!(unknown.code, Some(1), "{unknown:?}");
+    assert!(unknown.error()["message"].as_str().is_some_and(|m| m.contains("nobody")), "{unknown:?}");
+}
+
+#[test]
 fn settle_applies_an_operators_view_of_the_provider_payment() {
     let provider = Provider::start();
     let setup = Setup::stripe("settle", &provider);

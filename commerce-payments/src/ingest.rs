@@ -29,11 +29,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use commerce_ports::payment::TenderKind;
 use commerce_ports::stores::{
     IntentEvent, IntentStatus, PaymentIntent, PaymentIntentStore, WebhookEventStore, read_snapshot,
 };
 use commerce_ports::webhook::{PaymentEventKind, WebhookError, WebhookEvent, WebhookRequest, WebhookVerifier};
-use commerce_ports::{Clock, ErrorKind, TenantId};
+use commerce_ports::{Clock, ErrorKind, IdempotencyKey, TenantId};
 use http::{Response, StatusCode, header};
 
 use crate::error::PaymentsError;
@@ -69,7 +70,9 @@ pub struct IngestReport {
     /// Events for a payment this tenant does not know; recorded and acknowledged.
     pub unknown_payments: u32,
     /// Events with nothing to change: already reflected, stale, for a terminal intent, without a payment
-    /// reference, or arriving while another call's outcome is unknown.
+    /// reference, arriving while another call's outcome is unknown; also a refused attempt's own failure (its
+    /// intent keeps no provider reference) and a card-present sale's notification (its intent holds the
+    /// terminal's transaction id, the notification the provider's reference and the sale's key).
     pub ignored: u32,
     /// Events contradicting the intent (a void after a capture, an amount the intent cannot hold), recorded in
     /// its history without a change; also events the intent cannot take without breaking an invariant (not
@@ -246,7 +249,9 @@ impl WebhookIngestor {
     /// sharing the provider account) are acknowledged only on a delivery after the hold, so they count as
     /// failed deliveries at the provider once. An event without a time, or whose time is further than `hold`
     /// from now either way (a clock that cannot be trusted), is not held back; nor is an authorization failure
-    /// whose merchant reference an intent of this tenant has (a refused attempt's own news). Adyen's `eventDate`
+    /// whose merchant reference an intent of this tenant has (a refused attempt's own news), nor the
+    /// notification of a card-present sale whose merchant reference is the key its intent was authorized under
+    /// (decision 016; counted as ignored). Adyen's `eventDate`
     /// is outside its notification signature: a rewritten one can only shorten or lengthen this hold. The same
     /// service's own authorizations are recognised without this setting, precisely.
     pub fn with_fresh_hold(mut self, hold: std::time::Duration) -> WebhookIngestor {
@@ -344,6 +349,9 @@ impl WebhookIngestor {
                 // it (providers name their payment in every event of their own).
                 // An authorization under way in another instance is not known here; an event that may be its
                 // answer and happened moments ago is held back too, for a bounded time, when the fresh hold is set (decision 015).
+                // News of a payment of ours that its intent already reflects (a refused attempt's own failure, a
+                // card-present sale's notification): acknowledged as ignored, not as another system's payment.
+                let mut reflected = false;
                 if let Found::None { referenced } = found
                     && (event.provider_reference.is_some() || !referenced)
                 {
@@ -356,10 +364,18 @@ impl WebhookIngestor {
                     let refusal_of_ours = referenced && event.kind == PaymentEventKind::AuthorizationFailed;
                     let why = match running {
                         Some(reference) => Some(format!("while the authorization of `{reference}` is under way")),
-                        None if refusal_of_ours => None,
-                        None => self.fresh(event).map(|age| {
-                            format!("{age} after it happened; its authorization may be under way elsewhere")
-                        }),
+                        None if refusal_of_ours => {
+                            reflected = true;
+                            None
+                        }
+                        None => {
+                            // A card-present sale's own news: its intent is there, written from the terminal's
+                            // answer under another reference; holding it back would find nothing more later.
+                            reflected = self.card_present_sale(event).await?;
+                            self.fresh(event).filter(|_| !reflected).map(|age| {
+                                format!("{age} after it happened; its authorization may be under way elsewhere")
+                            })
+                        }
                     };
                     if let Some(why) = why {
                         return Err(PaymentsError::new(
@@ -388,7 +404,7 @@ impl WebhookIngestor {
                     )
                     .with_intent(waiting.id));
                 }
-                bump(&mut report.unknown_payments);
+                bump(if reflected { &mut report.ignored } else { &mut report.unknown_payments });
                 None
             }
             _ => None,
@@ -451,6 +467,24 @@ impl WebhookIngestor {
             1 => candidates.pop().map_or(Found::None { referenced }, |intent| Found::One(Box::new(intent))),
             _ => Found::Several,
         })
+    }
+
+    /// Whether the event's merchant reference is the idempotency key a card-present sale of this provider was
+    /// authorized under: a terminal sale's reference at the terminal is its key (decision 016), and a
+    /// provider's notification of it names that reference and the provider's payment reference, while the
+    /// intent holds the terminal's transaction id. The intent id is derived from the key
+    /// ([`intent_id_for`](crate::intent_id_for)), so this is one read. (A key longer than the terminal takes
+    /// was replaced by a derived one, which does not lead back to the intent.)
+    async fn card_present_sale(&self, event: &WebhookEvent) -> Result<bool, PaymentsError> {
+        let Some(key) = event.merchant_reference.as_deref().and_then(|r| IdempotencyKey::new(r).ok()) else {
+            return Ok(false);
+        };
+        let Ok(id) = crate::intent_id_for(&self.tenant, &key) else { return Ok(false) };
+        match self.intents.get(&self.tenant, &id).await {
+            Ok(intent) => Ok(intent.provider == self.provider && intent.tender == TenderKind::CardPresent),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(PaymentsError::from_store(OP, Some(&id), e)),
+        }
     }
 
     /// An intent of this tenant and provider whose authorization outcome became unknown less than

@@ -117,6 +117,8 @@ struct Inner {
     ledger: Arc<dyn PaymentLedger>,
     clock: Arc<dyn Clock>,
     lease: Duration,
+    /// How often a key is renewed while its operation runs (zero: never).
+    renew_every: Duration,
     /// The authorizations under way (or recently ended) in this service and its clones, for the webhook
     /// ingestor.
     in_flight: Arc<InFlight>,
@@ -130,6 +132,7 @@ impl fmt::Debug for Payments {
             .field("ledger", &self.inner.ledger)
             .field("clock", &self.inner.clock)
             .field("lease", &self.inner.lease)
+            .field("renew_every", &self.inner.renew_every)
             .finish()
     }
 }
@@ -141,6 +144,8 @@ enum Claim {
     Proceed {
         snapshot: Option<IntentSnapshot>,
         recovered: bool,
+        /// The end of the lease the key was claimed with (what a renewal must find).
+        held_until: OffsetDateTime,
     },
     Replay(Result<PaymentIntent, PaymentsError>),
 }
@@ -348,6 +353,14 @@ pub fn provider_key(tenant: &TenantId, key: &IdempotencyKey, max_len: usize) -> 
     })
 }
 
+/// When a lease of `lease` taken at `now` ends (the end of time when that cannot be represented).
+fn lease_end(now: OffsetDateTime, lease: Duration) -> OffsetDateTime {
+    time::Duration::try_from(lease)
+        .ok()
+        .and_then(|lease| now.checked_add(lease))
+        .unwrap_or(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT))
+}
+
 fn key_of(call: &ProviderCall, intent: &IntentId) -> Result<IdempotencyKey, PaymentsError> {
     IdempotencyKey::new(call.provider_key.clone()).map_err(|e| {
         PaymentsError::new(ErrorKind::Unexpected, call.operation, format!("recorded provider key: {e}"))
@@ -405,6 +418,11 @@ fn validate_new_payment(provider: &str, payment: &NewPayment, caps: &GatewayCapa
 }
 
 impl Payments {
+    /// The intent store (for the reconciler's listing).
+    pub(crate) fn intent_store(&self) -> &dyn PaymentIntentStore {
+        self.inner.intents.as_ref()
+    }
+
     /// How long a caller owns an idempotency key before another may take it over: 30 s.
     pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -417,7 +435,15 @@ impl Payments {
         let ledger: Arc<dyn PaymentLedger> = Arc::new(SplitLedger::new(intents.clone(), idempotency.clone()));
         let in_flight = Arc::default();
         Payments {
-            inner: Arc::new(Inner { intents, idempotency, ledger, clock, lease: Payments::DEFAULT_LEASE, in_flight }),
+            inner: Arc::new(Inner {
+                intents,
+                idempotency,
+                ledger,
+                clock,
+                lease: Payments::DEFAULT_LEASE,
+                renew_every: Duration::ZERO,
+                in_flight,
+            }),
         }
     }
 
@@ -430,6 +456,25 @@ impl Payments {
     /// over (and sends the same provider key). Make it longer than the slowest provider call.
     pub fn with_lease(self, lease: Duration) -> Payments {
         Payments { inner: Arc::new(Inner { lease, ..(*self.inner).clone() }) }
+    }
+
+    /// Renews the key's lease every `every` while an operation holds it (its provider call and the recording
+    /// of the answer), so the lease can be short and a call may last longer than it: a customer at a card
+    /// terminal, a slow provider. Each renewal sets the lease to end one lease from now, and only if the key is
+    /// still this caller's ([`IdempotencyStore::renew`]); once the key was taken over or resolved, or the store
+    /// cannot renew (`Unsupported`), renewals stop and the lease runs its course. A failed renewal is tried
+    /// again at the next tick. Pick `every` well below the lease (a third of it); zero (the default) never
+    /// renews.
+    ///
+    /// Renewals wait on tokio's timer: they run only inside a tokio runtime with time enabled (without a
+    /// runtime, operations run without renewing).
+    pub fn with_lease_renewal(self, every: Duration) -> Payments {
+        Payments { inner: Arc::new(Inner { renew_every: every, ..(*self.inner).clone() }) }
+    }
+
+    /// How often a held key's lease is renewed (zero: never).
+    pub fn lease_renewal(&self) -> Duration {
+        self.inner.renew_every
     }
 
     /// Uses `ledger` for the two store calls of every operation (claim, then commit). It must work on the
@@ -524,12 +569,12 @@ impl Payments {
         // (an earlier use of the key whose record is gone) is worked on as stored.
         // A stored intent (an earlier attempt whose outcome is unknown) or an expired lease means the request
         // may have reached the provider already: the gateway is told so (`Attempt::Resend`).
-        let (snapshot, created, resend) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
+        let (snapshot, created, resend, held_until) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot: Some(snapshot), .. } => (snapshot, None, true),
-            Claim::Proceed { snapshot: None, recovered } => {
+            Claim::Proceed { snapshot: Some(snapshot), held_until, .. } => (snapshot, None, true, held_until),
+            Claim::Proceed { snapshot: None, recovered, held_until } => {
                 let (intent, event) = create;
-                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered)
+                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered, held_until)
             }
         };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
@@ -537,7 +582,8 @@ impl Payments {
         // happened, or this call is cancelled), the registration lingers, so the provider's notifications wait
         // for a retry with the key to store it (see `in_flight`).
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
-        let outcome = self.authorize_claimed(gateway, &payment, key, snapshot, created, call, resend).await;
+        let claimed = self.authorize_claimed(gateway, &payment, key, snapshot, created, call, resend);
+        let outcome = self.renewing(&tenant, key, held_until, claimed).await;
         let stored = !matches!(outcome, Outcome::Release(_));
         let result = self.finish(&tenant, key, outcome).await;
         if stored {
@@ -832,12 +878,12 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         let op = command.operation();
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
-        let (snapshot, recovered) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
+        let (snapshot, recovered, held_until) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot, recovered } => (snapshot, recovered),
+            Claim::Proceed { snapshot, recovered, held_until } => (snapshot, recovered, held_until),
         };
-        let outcome =
-            self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, recovered).await;
+        let claimed = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, recovered);
+        let outcome = self.renewing(tenant, key, held_until, claimed).await;
         self.finish(tenant, key, outcome).await
     }
 
@@ -977,10 +1023,7 @@ impl Payments {
         intent: &IntentId,
     ) -> Result<Claim, PaymentsError> {
         let now = self.inner.clock.now();
-        let lease_until = time::Duration::try_from(self.inner.lease)
-            .ok()
-            .and_then(|lease| now.checked_add(lease))
-            .unwrap_or(OffsetDateTime::new_utc(time::Date::MAX, time::Time::MIDNIGHT));
+        let lease_until = lease_end(now, self.inner.lease);
         let claim = IdempotencyClaim::new(op.as_str(), fingerprint, now, lease_until);
         let claimed = self
             .inner
@@ -989,7 +1032,9 @@ impl Payments {
             .await
             .map_err(|e| PaymentsError::from_store(op, None, e))?;
         match claimed.begin {
-            IdempotencyBegin::Started { recovered } => Ok(Claim::Proceed { snapshot: claimed.intent, recovered }),
+            IdempotencyBegin::Started { recovered } => {
+                Ok(Claim::Proceed { snapshot: claimed.intent, recovered, held_until: lease_until })
+            }
             IdempotencyBegin::Completed(bytes) => Ok(Claim::Replay(decode_outcome(op, &bytes))),
             IdempotencyBegin::InProgress => Err(PaymentsError::new(
                 ErrorKind::InProgress,
@@ -1004,6 +1049,47 @@ impl Payments {
             other => {
                 Err(PaymentsError::new(ErrorKind::Unexpected, op, format!("unknown idempotency answer {other:?}")))
             }
+        }
+    }
+
+    /// Runs `work` (an operation holding `key`, claimed with a lease ending at `held_until`) while renewing the
+    /// lease every [`with_lease_renewal`](Payments::with_lease_renewal) interval, until the work ends or a
+    /// renewal finds the key no longer this caller's.
+    async fn renewing<T>(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        held_until: OffsetDateTime,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let every = self.inner.renew_every;
+        if every.is_zero() || tokio::runtime::Handle::try_current().is_err() {
+            return work.await;
+        }
+        let renewals = async {
+            let mut held = held_until;
+            loop {
+                tokio::time::sleep(every).await;
+                let until = lease_end(self.inner.clock.now(), self.inner.lease);
+                if until <= held {
+                    continue; // Nothing to extend (a clock that has not moved).
+                }
+                match self.inner.idempotency.renew(tenant, key, held, until).await {
+                    Ok(true) => held = until,
+                    // Taken over or resolved, or a store that cannot renew: the lease runs its course.
+                    Ok(false) => break,
+                    Err(e) if e.kind() == ErrorKind::Unsupported => break,
+                    // Perhaps transient: the lease still holds until `held`; try again at the next tick.
+                    Err(_) => {}
+                }
+            }
+            std::future::pending::<T>().await
+        };
+        tokio::pin!(work);
+        tokio::select! {
+            biased;
+            out = &mut work => out,
+            out = renewals => out,
         }
     }
 

@@ -27,17 +27,24 @@
 //!
 //! Within one process, a second request for a sale whose lookup or payment is running (a retry racing
 //! `reconcile`, which takes no idempotency key) is answered `InProgress`, whichever gateway for the terminal
-//! it comes through, so the two cannot both find nothing and both pay. A payment the terminal rejects because
+//! it comes through, so the two cannot both find nothing and both pay. A call that is cancelled (its future
+//! dropped: a client gone, a timeout around it) leaves the terminal prompting the customer, and the terminal
+//! may not know the sale yet; the sale then stays held for [`TerminalGateway::cancelled_hold`]
+//! ([`DEFAULT_CANCELLED_HOLD`] unless set), long enough for the terminal's own timeout, so that a retry in
+//! that time is `InProgress` instead of a lookup that finds nothing and a second payment. A payment the terminal rejects because
 //! it has seen the sale reference is answered from the terminal's record of it (another process's payment of
 //! the same sale), never as a refusal. A reconciliation ([`Attempt::Reconcile`]) never asks the
 //! terminal to pay: a sale it never saw charged nothing and is `NotFound`, which fails the intent.
 //!
-//! Set the [`Payments`](crate::Payments) lease above the terminal's timeout: a caller taking over a sale's key
-//! while the customer is still at the terminal finds it in progress.
+//! Keep the sale's key held while the customer is at the terminal: set the [`Payments`](crate::Payments) lease
+//! above the terminal's timeout, or renew a shorter one while the call runs
+//! ([`Payments::with_lease_renewal`](crate::Payments::with_lease_renewal)). A caller taking over a sale's key
+//! meanwhile would find it in progress at best.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use commerce_ports::payment::{
@@ -53,6 +60,10 @@ use crate::PaymentsError;
 /// The longest idempotency key (and so terminal sale reference) this gateway passes on; longer keys are
 /// replaced by a stable derived one ([`provider_key`](crate::provider_key)).
 pub const TERMINAL_MAX_KEY_LEN: usize = 64;
+
+/// How long a sale whose call was cancelled stays held by default (module docs): a terminal waits up to about
+/// two minutes for a card and the customer's PIN, and then for its host, before it gives up.
+pub const DEFAULT_CANCELLED_HOLD: Duration = Duration::from_secs(150);
 
 /// One card terminal, at one register, as a [`PaymentGateway`] for card-present sales (module docs).
 ///
@@ -74,23 +85,55 @@ pub struct TerminalGateway {
     terminal: Arc<dyn PaymentTerminal>,
     terminal_id: String,
     register: RegisterId,
+    cancelled_hold: Duration,
+}
+
+/// Where a sale in [`running`] stands.
+#[derive(Debug, Clone, Copy)]
+enum Held {
+    /// Between its lookup and the terminal's answer.
+    Running,
+    /// Its call was cancelled; the terminal may still be prompting until then.
+    CancelledUntil(Instant),
 }
 
 /// (terminal id, sale reference) of the sales between their lookup and the terminal's answer in this process,
-/// whichever `TerminalGateway` runs them: a second request for one of them (a retry racing `reconcile`) is
-/// answered `InProgress` instead of looking up and paying too.
-fn running() -> &'static Mutex<HashSet<(String, String)>> {
-    static RUNNING: OnceLock<Mutex<HashSet<(String, String)>>> = OnceLock::new();
+/// whichever `TerminalGateway` runs them, and of those whose call was cancelled within their hold: a second
+/// request for one of them (a retry racing `reconcile`) is answered `InProgress` instead of looking up and
+/// paying too.
+fn running() -> &'static Mutex<HashMap<(String, String), Held>> {
+    static RUNNING: OnceLock<Mutex<HashMap<(String, String), Held>>> = OnceLock::new();
     RUNNING.get_or_init(Mutex::default)
 }
 
-/// A sale (terminal id, sale reference) registered in [`running`] until dropped (also when the call is
-/// cancelled).
-struct Running((String, String));
+/// A sale (terminal id, sale reference) registered in [`running`]: [`finish`](Running::finish) removes it;
+/// dropped unfinished after the terminal was asked to pay (the call was cancelled), it stays held for `hold`.
+struct Running {
+    entry: (String, String),
+    hold: Duration,
+    /// The terminal was asked to pay: a cancellation now may leave the customer at the terminal.
+    paying: bool,
+    finished: bool,
+}
+
+impl Running {
+    /// The terminal answered (or the call ended without reaching it): the sale is free again.
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
 
 impl Drop for Running {
     fn drop(&mut self) {
-        running().lock().unwrap_or_else(PoisonError::into_inner).remove(&self.0);
+        let mut running = running().lock().unwrap_or_else(PoisonError::into_inner);
+        match Instant::now().checked_add(self.hold) {
+            Some(until) if self.paying && !self.finished && !self.hold.is_zero() => {
+                running.insert(self.entry.clone(), Held::CancelledUntil(until));
+            }
+            _ => {
+                running.remove(&self.entry);
+            }
+        }
     }
 }
 
@@ -100,6 +143,7 @@ impl fmt::Debug for TerminalGateway {
             .field("terminal", &self.terminal)
             .field("terminal_id", &self.terminal_id)
             .field("register", &self.register)
+            .field("cancelled_hold", &self.cancelled_hold)
             .finish()
     }
 }
@@ -107,7 +151,22 @@ impl fmt::Debug for TerminalGateway {
 impl TerminalGateway {
     /// The terminal `terminal_id` (Adyen POIID, Stripe reader id) behind `terminal`, at `register`.
     pub fn new(terminal: Arc<dyn PaymentTerminal>, terminal_id: impl Into<String>, register: RegisterId) -> Self {
-        TerminalGateway { terminal, terminal_id: terminal_id.into(), register }
+        TerminalGateway { terminal, terminal_id: terminal_id.into(), register, cancelled_hold: DEFAULT_CANCELLED_HOLD }
+    }
+
+    /// Holds a sale whose call was cancelled for `hold` instead of [`DEFAULT_CANCELLED_HOLD`] (module docs):
+    /// set it to the terminal's own timeout for a card and its host. Zero frees the sale at once, which lets
+    /// a retry pay while the customer may still be at the terminal; use it only where calls are never
+    /// cancelled.
+    #[must_use]
+    pub fn with_cancelled_hold(mut self, hold: Duration) -> Self {
+        self.cancelled_hold = hold;
+        self
+    }
+
+    /// How long a sale whose call was cancelled stays held.
+    pub fn cancelled_hold(&self) -> Duration {
+        self.cancelled_hold
     }
 
     /// The terminal's id.
@@ -118,14 +177,27 @@ impl TerminalGateway {
     /// Registers the sale `reference` as running in this process, or `InProgress` when it already is.
     fn enter(&self, reference: &str) -> Result<Running, PaymentError> {
         let entry = (self.terminal_id.clone(), reference.to_owned());
-        if !running().lock().unwrap_or_else(PoisonError::into_inner).insert(entry.clone()) {
+        let now = Instant::now();
+        let mut running = running().lock().unwrap_or_else(PoisonError::into_inner);
+        running.retain(|_, held| !matches!(held, Held::CancelledUntil(until) if *until <= now));
+        let busy = match running.get(&entry) {
+            None => None,
+            Some(Held::Running) => Some("is already being looked up or paid".to_owned()),
+            Some(Held::CancelledUntil(until)) => Some(format!(
+                "was being paid by a call that was cancelled, and the customer may still be at the terminal; it is \
+                 held for another {} s",
+                until.saturating_duration_since(now).as_secs().max(1)
+            )),
+        };
+        if let Some(busy) = busy {
             return Err(PaymentError::new(
                 ErrorKind::InProgress,
                 "authorize",
-                format!("sale `{reference}` is already being looked up or paid at terminal `{}`", self.terminal_id),
+                format!("sale `{reference}` {busy} at terminal `{}`; retry later with the same key", self.terminal_id),
             ));
         }
-        Ok(Running(entry))
+        running.insert(entry.clone(), Held::Running);
+        Ok(Running { entry, hold: self.cancelled_hold, paying: false, finished: false })
     }
 
     /// The sale reference the terminal knows the sale of `tenant`'s idempotency key `key` by (for
@@ -189,40 +261,17 @@ fn sale(
     Ok(snapshot)
 }
 
-#[async_trait]
-impl PaymentGateway for TerminalGateway {
-    fn capabilities(&self) -> GatewayCapabilities {
-        let refunds = self.terminal.capabilities().refunds;
-        let mut caps = GatewayCapabilities::none();
-        caps.partial_refund = refunds;
-        caps.multiple_refunds = refunds;
-        caps.resend_unsafe = true;
-        caps.max_idempotency_key_len = TERMINAL_MAX_KEY_LEN;
-        caps.tenders = vec![TenderKind::CardPresent];
-        caps
-    }
-
-    async fn authorize(&self, request: AuthorizeRequest) -> Result<PaymentSnapshot, PaymentError> {
+impl TerminalGateway {
+    /// The sale of `request` at the terminal, between [`enter`](TerminalGateway::enter) and
+    /// [`Running::finish`]: its record first, then (only if it never saw the sale) a payment, marking `running`
+    /// as paying just before asking the terminal to pay.
+    async fn sale_at_terminal(
+        &self,
+        request: &AuthorizeRequest,
+        running: &mut Running,
+    ) -> Result<PaymentSnapshot, PaymentError> {
         const OP: &str = "authorize";
-        if request.tender != TenderKind::CardPresent {
-            return Err(PaymentError::new(
-                ErrorKind::Unsupported,
-                OP,
-                format!("a terminal takes card-present payments, not `{}`", request.tender),
-            ));
-        }
-        if request.capture_method != CaptureMethod::Automatic {
-            return Err(PaymentError::unsupported_feature(OP, "manual capture (a terminal sale captures at once)"));
-        }
-        let PaymentMethodRef(method) = &request.payment_method;
-        if !method.is_empty() && *method != self.terminal_id {
-            return Err(PaymentError::invalid(
-                OP,
-                format!("payment method `{method}` names another terminal than this gateway's `{}`", self.terminal_id),
-            ));
-        }
         let reference = request.idempotency_key.as_str();
-        let _running = self.enter(reference)?;
         // The terminal's record first: an earlier attempt may have charged the card (module docs).
         match self.terminal.status(&self.terminal_id, reference).await {
             Ok(result) => return sale(OP, reference, request.amount, result),
@@ -269,6 +318,7 @@ impl PaymentGateway for TerminalGateway {
             reference,
             request.idempotency_key.clone(),
         );
+        running.paying = true;
         match self.terminal.pay(pay).await {
             Ok(result) => sale(OP, reference, request.amount, result),
             // A terminal rejects a sale reference it has seen; that sale may be another caller's payment of this
@@ -292,6 +342,45 @@ impl PaymentGateway for TerminalGateway {
             }
             Err(e) => Err(from_terminal(OP, e)),
         }
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for TerminalGateway {
+    fn capabilities(&self) -> GatewayCapabilities {
+        let refunds = self.terminal.capabilities().refunds;
+        let mut caps = GatewayCapabilities::none();
+        caps.partial_refund = refunds;
+        caps.multiple_refunds = refunds;
+        caps.resend_unsafe = true;
+        caps.max_idempotency_key_len = TERMINAL_MAX_KEY_LEN;
+        caps.tenders = vec![TenderKind::CardPresent];
+        caps
+    }
+
+    async fn authorize(&self, request: AuthorizeRequest) -> Result<PaymentSnapshot, PaymentError> {
+        const OP: &str = "authorize";
+        if request.tender != TenderKind::CardPresent {
+            return Err(PaymentError::new(
+                ErrorKind::Unsupported,
+                OP,
+                format!("a terminal takes card-present payments, not `{}`", request.tender),
+            ));
+        }
+        if request.capture_method != CaptureMethod::Automatic {
+            return Err(PaymentError::unsupported_feature(OP, "manual capture (a terminal sale captures at once)"));
+        }
+        let PaymentMethodRef(method) = &request.payment_method;
+        if !method.is_empty() && *method != self.terminal_id {
+            return Err(PaymentError::invalid(
+                OP,
+                format!("payment method `{method}` names another terminal than this gateway's `{}`", self.terminal_id),
+            ));
+        }
+        let mut running = self.enter(request.idempotency_key.as_str())?;
+        let answer = self.sale_at_terminal(&request, &mut running).await;
+        running.finish();
+        answer
     }
 
     async fn capture(&self, _request: CaptureRequest) -> Result<ModificationResult, PaymentError> {

@@ -185,7 +185,8 @@ async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_char
     let terminal = Arc::new(MemoryTerminal::new());
     let register = RegisterId::new("till-1").expect("register");
     let odd = Odd { inner: terminal.clone(), hangs: true, ..Odd::default() };
-    let hanging = TerminalGateway::new(Arc::new(odd), TERMINAL, register.clone());
+    let hold = std::time::Duration::from_millis(200);
+    let hanging = TerminalGateway::new(Arc::new(odd), TERMINAL, register.clone()).with_cancelled_hold(hold);
     let sale = || sale(700, "S-0012");
     // The first caller's sale charges the card, and the caller goes away before the answer: no intent is
     // stored, and the key stays claimed until its lease ends.
@@ -199,6 +200,13 @@ async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_char
     // and finds the charge.
     clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
     let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, register);
+    // In this process the cancelled sale is still held (the customer may still be at the terminal), through
+    // any gateway for the terminal; nothing is looked up or paid.
+    let held = payments.authorize(&gateway, "adyen", sale(), &key("S-0012:pay")).await.expect_err("held");
+    assert_eq!(held.kind(), ErrorKind::InProgress, "{held}");
+    assert!(held.message().contains("cancelled"), "{held}");
+    assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 1));
+    tokio::time::sleep(hold).await;
     let intent = payments.authorize(&gateway, "adyen", sale(), &key("S-0012:pay")).await.expect("found");
     assert_eq!((intent.status, intent.captured), (IntentStatus::Captured, eur(700)));
     assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 2), "one charge");
@@ -344,7 +352,9 @@ impl PaymentTerminal for Odd {
 async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time() {
     let terminal = Arc::new(MemoryTerminal::new());
     let odd = Odd { inner: terminal.clone(), hangs: true, ..Odd::default() };
-    let gateway = TerminalGateway::new(Arc::new(odd), TERMINAL, RegisterId::new("till-1").expect("register"));
+    let hold = std::time::Duration::from_millis(200);
+    let gateway = TerminalGateway::new(Arc::new(odd), TERMINAL, RegisterId::new("till-1").expect("register"))
+        .with_cancelled_hold(hold);
     let request = AuthorizeRequest::new(eur(800), TenderKind::CardPresent, TERMINAL, "S-0040", key("S-0040:pay"))
         .with_capture_method(CaptureMethod::Automatic);
     // The sale waits at the terminal; meanwhile `reconcile` (or a retry) sends it again.
@@ -359,9 +369,62 @@ async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time(
     let second = second.expect_err("in progress");
     assert_eq!(second.kind(), ErrorKind::InProgress, "{second}");
     assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 1), "one lookup, one payment");
-    // Once the first call is gone (cancelled), the sale is free again here, and a resend finds its charge.
+    // The first call is gone (cancelled) while the terminal was paying: the sale stays held for the hold,
+    // then a resend finds its charge.
+    let held = gateway.authorize(request.clone().with_attempt(Attempt::Resend)).await.expect_err("held");
+    assert_eq!(held.kind(), ErrorKind::InProgress, "{held}");
+    tokio::time::sleep(hold).await;
     let found = gateway.authorize(request.with_attempt(Attempt::Resend)).await.expect("found");
     assert_eq!((found.captured, terminal.pay_calls()), (eur(800), 1));
+}
+
+#[tokio::test]
+async fn a_call_cancelled_before_the_terminal_was_asked_to_pay_frees_the_sale_at_once() {
+    /// A terminal whose lookups never answer.
+    #[derive(Debug)]
+    struct SlowLookup(Arc<MemoryTerminal>);
+    #[async_trait::async_trait]
+    impl PaymentTerminal for SlowLookup {
+        fn capabilities(&self) -> TerminalCapabilities {
+            self.0.capabilities()
+        }
+        async fn pay(&self, request: TerminalPaymentRequest) -> Result<TerminalPaymentResult, TerminalError> {
+            self.0.pay(request).await
+        }
+        async fn refund(&self, request: TerminalRefundRequest) -> Result<TerminalPaymentResult, TerminalError> {
+            self.0.refund(request).await
+        }
+        async fn abort(&self, terminal_id: &str, reference: &str) -> Result<(), TerminalError> {
+            self.0.abort(terminal_id, reference).await
+        }
+        async fn status(&self, _terminal_id: &str, _reference: &str) -> Result<TerminalPaymentResult, TerminalError> {
+            std::future::pending().await
+        }
+        async fn read_offline(&self, request: &TerminalPaymentRequest) -> Result<OfflineCardRead, TerminalError> {
+            self.0.read_offline(request).await
+        }
+        async fn forward_offline(
+            &self,
+            request: OfflineForwardRequest,
+        ) -> Result<TerminalPaymentResult, TerminalError> {
+            self.0.forward_offline(request).await
+        }
+    }
+    let terminal = Arc::new(MemoryTerminal::new());
+    let slow = TerminalGateway::new(
+        Arc::new(SlowLookup(terminal.clone())),
+        TERMINAL,
+        RegisterId::new("till-1").expect("register"),
+    );
+    assert_eq!(slow.cancelled_hold(), commerce_payments::DEFAULT_CANCELLED_HOLD);
+    let request = AuthorizeRequest::new(eur(300), TenderKind::CardPresent, TERMINAL, "S-0041", key("S-0041:pay"))
+        .with_capture_method(CaptureMethod::Automatic);
+    let first = tokio::time::timeout(std::time::Duration::from_millis(30), slow.authorize(request.clone())).await;
+    assert!(first.is_err(), "the lookup is still waiting");
+    // Nobody was asked to pay: the sale is free again at once, and the next call pays it.
+    let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, RegisterId::new("till-1").expect("register"));
+    let paid = gateway.authorize(request).await.expect("paid");
+    assert_eq!((paid.captured, terminal.pay_calls()), (eur(300), 1));
 }
 
 fn gateway_over(odd: Odd) -> TerminalGateway {

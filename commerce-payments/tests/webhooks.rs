@@ -868,12 +868,54 @@ async fn the_fresh_hold_lets_a_refused_attempts_own_failure_through() {
                                                "currency": "eur", "metadata": { "reference": "order-1" } } } });
     let body = failed.to_string().into_bytes();
     let ingested = held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status());
-    assert_eq!(ingested, Ok(report(0, 0, 1, 0, 0)), "the refusal is already stored; nothing to wait for");
+    assert_eq!(ingested, Ok(report(0, 0, 0, 1, 0)), "the refusal is already stored (ignored); nothing to wait for");
     assert!(fx.recorded("evt_failed").await);
     // Another order's failure, though, may be an attempt under way elsewhere: held back while recent.
     let mut other = failed.clone();
     other["id"] = json!("evt_failed_2");
     other["data"]["object"]["metadata"]["reference"] = json!("order-2");
     let body = other.to_string().into_bytes();
+    assert_eq!(held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()), Err(503));
+}
+
+#[tokio::test]
+async fn a_card_present_sales_own_notification_is_recognised_not_held_back() {
+    use commerce_payments::TerminalGateway;
+    use commerce_ports::RegisterId;
+    use commerce_ports::payment::CaptureMethod;
+    use commerce_testkit::memory::MemoryTerminal;
+    let fx = Fx::new();
+    let terminal = Arc::new(MemoryTerminal::new());
+    let gateway = TerminalGateway::new(terminal, "V400m-1", RegisterId::new("till-1").expect("register"));
+    let sale = NewPayment::new(
+        tenant(),
+        ChannelId::new("berlin").expect("channel"),
+        TenderKind::CardPresent,
+        eur(4_890),
+        "V400m-1",
+        "S-0002",
+    )
+    .with_capture_method(CaptureMethod::Automatic);
+    let intent = fx.payments.authorize(&gateway, "stripe", sale, &key("S-0002:pay")).await.expect("sold");
+    assert_eq!(intent.status, IntentStatus::Captured);
+    let held = fx.ingestor.clone().with_fresh_hold(commerce_payments::RECOMMENDED_FRESH_HOLD);
+    // The provider notifies the sale under its own payment reference and the sale's reference at the terminal
+    // (the key), neither of which is the intent's: recognised as the sale's news and acknowledged at once.
+    let mut news: serde_json::Value =
+        serde_json::from_slice(&event("evt_sale", "captured", "psp_4711", 4_890)).expect("json");
+    news["data"]["object"]["metadata"] = json!({ "reference": "S-0002:pay" });
+    let body = news.to_string().into_bytes();
+    let ingested = held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status());
+    assert_eq!(ingested, Ok(report(0, 0, 0, 1, 0)));
+    assert!(fx.recorded("evt_sale").await);
+    assert_eq!(fx.get(&intent.id).await, intent, "nothing changed");
+    // Without the fresh hold it is counted the same way.
+    news["id"] = json!("evt_sale_2");
+    let body = news.to_string().into_bytes();
+    assert_eq!(fx.deliver(&body).await.map_err(|e| e.status()), Ok(report(0, 0, 0, 1, 0)));
+    // A key of no card-present sale stays what it was: held back while recent.
+    news["id"] = json!("evt_other");
+    news["data"]["object"]["metadata"] = json!({ "reference": "S-0003:pay" });
+    let body = news.to_string().into_bytes();
     assert_eq!(held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()), Err(503));
 }

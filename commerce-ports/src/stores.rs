@@ -146,6 +146,29 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
     /// # Errors
     /// `Unavailable`.
     async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Extends the lease of an uncompleted record its holder still holds, for an operation that lasts longer
+    /// than its lease (a customer at a card terminal, a slow provider): only if the record's lease ends at
+    /// `held_until` (the `lease_until` the holder claimed it with or last renewed it to, compared at the
+    /// store's precision, as stored), sets it to `until` and answers `true`. Answers `false` and changes
+    /// nothing when there is no record, it is completed, or its lease ends at another time (another caller
+    /// took it over after it expired). Atomic with `begin`: a claim sees the lease before or after, never
+    /// half-renewed.
+    ///
+    /// The default answers `Unsupported`: the store never extends a lease, which then runs its course.
+    ///
+    /// # Errors
+    /// `Unsupported` (the default); `Unavailable`.
+    async fn renew(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        held_until: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let _ = (tenant, key, held_until, until);
+        Err(StoreError::new(crate::ErrorKind::Unsupported, "renew", "this idempotency store does not renew leases"))
+    }
 }
 
 forward_port!(IdempotencyStore {
@@ -153,6 +176,7 @@ forward_port!(IdempotencyStore {
     async fn complete(&self, tenant: &TenantId, key: &IdempotencyKey, response: Vec<u8>) -> Result<(), StoreError>;
     async fn release(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<(), StoreError>;
     async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn renew(&self, tenant: &TenantId, key: &IdempotencyKey, held_until: OffsetDateTime, until: OffsetDateTime) -> Result<bool, StoreError>;
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -397,7 +421,8 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
     /// `Unavailable`.
     async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError>;
 
-    /// Intents of a tenant in `status`, oldest update first (for reconciliation), at most `limit`.
+    /// Intents of a tenant in `status`, oldest update first (for reconciliation), at most `limit`. Intents
+    /// updated at the same instant are in id order ([`IntentCursor`]).
     ///
     /// # Errors
     /// `Unavailable`.
@@ -407,6 +432,54 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
         status: IntentStatus,
         limit: u32,
     ) -> Result<Vec<PaymentIntent>, StoreError>;
+
+    /// The page of [`list_by_status`](PaymentIntentStore::list_by_status) that follows `after` (the cursor
+    /// of the last intent of the previous page; `None` for the first page): intents of the tenant in `status`
+    /// whose (update time, id) comes after the cursor's, in that order, at most `limit`. Paging this way
+    /// reaches every such intent, however many stay in the status (a reconciler that cannot settle some still
+    /// reaches the rest).
+    ///
+    /// The default reads every intent in the status and skips to the cursor; the crate's stores override it
+    /// with a keyset read.
+    ///
+    /// # Errors
+    /// `Unavailable`.
+    async fn list_by_status_after(
+        &self,
+        tenant: &TenantId,
+        status: IntentStatus,
+        after: Option<IntentCursor>,
+        limit: u32,
+    ) -> Result<Vec<PaymentIntent>, StoreError> {
+        let all = self.list_by_status(tenant, status, u32::MAX).await?;
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(all.into_iter().filter(|i| after.as_ref().is_none_or(|c| c.precedes(i))).take(take).collect())
+    }
+}
+
+/// Where a page of [`PaymentIntentStore::list_by_status_after`] ends: the update time and id of its last
+/// intent. Intents are listed by (update time, id), ids in the store's order of text (byte order in the
+/// memory and SQLite stores; the database's collation in PostgreSQL): paging is complete and never repeats
+/// within one store, whichever order that is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct IntentCursor {
+    /// The last listed intent's update time.
+    pub updated_at: OffsetDateTime,
+    /// The last listed intent's id.
+    pub id: IntentId,
+}
+
+impl IntentCursor {
+    /// The cursor just past `intent`.
+    pub fn after(intent: &PaymentIntent) -> IntentCursor {
+        IntentCursor { updated_at: intent.updated_at, id: intent.id.clone() }
+    }
+
+    /// Whether `intent` comes after this cursor in byte order of ids (the default `list_by_status_after`'s).
+    pub fn precedes(&self, intent: &PaymentIntent) -> bool {
+        (intent.updated_at, intent.id.as_str()) > (self.updated_at, self.id.as_str())
+    }
 }
 
 forward_port!(PaymentIntentStore {
@@ -417,6 +490,7 @@ forward_port!(PaymentIntentStore {
     async fn find_by_provider_reference(&self, tenant: &TenantId, provider: &str, reference: &str) -> Result<Option<PaymentIntent>, StoreError>;
     async fn find_by_reference(&self, tenant: &TenantId, reference: &str) -> Result<Vec<PaymentIntent>, StoreError>;
     async fn list_by_status(&self, tenant: &TenantId, status: IntentStatus, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
+    async fn list_by_status_after(&self, tenant: &TenantId, status: IntentStatus, after: Option<IntentCursor>, limit: u32) -> Result<Vec<PaymentIntent>, StoreError>;
 });
 
 // ---------------------------------------------------------------------------------------------------------

@@ -204,3 +204,43 @@ async fn every_store_suite_passes_through_box_dyn() {
 fn an_empty_report_is_not_a_success() {
     assert!(!Report::default().is_success());
 }
+
+#[tokio::test]
+async fn renewal_is_forwarded_and_a_store_without_it_skips_its_behaviours() {
+    use commerce_ports::stores::{IdempotencyBegin, IdempotencyClaim, IdempotencyRecord};
+    use commerce_ports::{IdempotencyKey, StoreError, TenantId};
+    let fx = StoreFixture::new();
+    // Through `Arc<dyn>` the memory store's own `renew` runs, not the port's default.
+    let arc: Arc<dyn IdempotencyStore> = Arc::new(MemoryIdempotencyStore::default());
+    let report = stores::run_idempotency(&arc, &fx).await;
+    report.assert_passed();
+    assert!(report.passed.contains(&"idempotency_renew") && report.skipped.is_empty(), "{report}");
+
+    /// An idempotency store written before `renew` existed (the port's default answers `Unsupported`).
+    #[derive(Debug, Default)]
+    struct Older(MemoryIdempotencyStore);
+    #[async_trait::async_trait]
+    impl IdempotencyStore for Older {
+        async fn begin(
+            &self,
+            tenant: &TenantId,
+            key: &IdempotencyKey,
+            claim: IdempotencyClaim,
+        ) -> Result<IdempotencyBegin, StoreError> {
+            self.0.begin(tenant, key, claim).await
+        }
+        async fn complete(&self, tenant: &TenantId, key: &IdempotencyKey, response: Vec<u8>) -> Result<(), StoreError> {
+            self.0.complete(tenant, key, response).await
+        }
+        async fn release(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<(), StoreError> {
+            self.0.release(tenant, key).await
+        }
+        async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
+            self.0.get(tenant, key).await
+        }
+    }
+    let report = stores::run_idempotency(&Older::default(), &fx).await;
+    report.assert_passed();
+    let skipped: Vec<&str> = report.skipped.iter().map(|(b, _)| *b).collect();
+    assert_eq!(skipped, vec!["idempotency_renew"], "{report}");
+}

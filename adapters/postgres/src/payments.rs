@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use commerce_ports::stores::{
-    IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus,
-    IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger, WebhookEventStore,
-    check_ledger_create, check_ledger_update,
+    IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentCursor, IntentEvent, IntentSnapshot,
+    IntentStatus, IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger,
+    WebhookEventStore, check_ledger_create, check_ledger_update,
 };
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId};
 use time::OffsetDateTime;
@@ -134,6 +134,35 @@ impl IdempotencyStore for PgIdempotencyStore {
         ));
         record.response = r.get("response")?;
         Ok(Some(record))
+    }
+
+    /// One conditional `UPDATE`. `held_until` is bound as `begin` (and the ledger's claim) bind
+    /// `claim.lease_until`, so it is truncated to the microseconds of `TIMESTAMPTZ` exactly as the stored lease
+    /// was; the row lock makes it atomic with a concurrent takeover, which re-checks its condition after it.
+    async fn renew(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        held_until: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let ctx = Ctx::new("renew", key_subject(tenant, key));
+        let sql = self.db.sql(
+            "UPDATE {s}.idempotency_records SET lease_until = $3
+             WHERE tenant = $1 AND key = $2 AND response IS NULL AND lease_until = $4",
+        );
+        let (tenant_s, key_s) = (tenant.as_str(), key.as_str());
+        let n = self
+            .db
+            .affected(
+                &ctx,
+                Phase::Autocommit,
+                "updating idempotency_records",
+                &sql,
+                &[&tenant_s, &key_s, &until, &held_until],
+            )
+            .await?;
+        Ok(n == 1)
     }
 }
 
@@ -585,6 +614,42 @@ impl PaymentIntentStore for PgPaymentIntentStore {
         ));
         let (tenant_s, status_s, limit) = (tenant.as_str(), name_of(ctx.op, &status)?, i64::from(limit));
         self.list(&ctx, "reading payment_intents", &sql, &[&tenant_s, &status_s, &limit]).await
+    }
+
+    async fn list_by_status_after(
+        &self,
+        tenant: &TenantId,
+        status: IntentStatus,
+        after: Option<IntentCursor>,
+        limit: u32,
+    ) -> Result<Vec<PaymentIntent>, StoreError> {
+        let subject = match &after {
+            Some(cursor) => format!("{} intents of tenant `{tenant}` after intent `{}`", status.as_str(), cursor.id),
+            None => format!("{} intents of tenant `{tenant}`", status.as_str()),
+        };
+        let ctx = Ctx::new("list_by_status_after", subject);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (tenant_s, status_s, limit) = (tenant.as_str(), name_of(ctx.op, &status)?, i64::from(limit));
+        let Some(after) = after else {
+            let sql = self.db.sql(&format!(
+                "SELECT {INTENT_COLUMNS} FROM {{s}}.payment_intents
+                 WHERE tenant = $1 AND status = $2 ORDER BY updated_at, id LIMIT $3"
+            ));
+            return self.list(&ctx, "reading payment_intents", &sql, &[&tenant_s, &status_s, &limit]).await;
+        };
+        // A range of `payment_intents_by_status` (tenant, status, updated_at, id). The cursor's time is bound
+        // as `updated_at` is written (the same `TIMESTAMPTZ` conversion, to microseconds), so a cursor made from
+        // a listed intent compares equal to its row.
+        let sql = self.db.sql(&format!(
+            "SELECT {INTENT_COLUMNS} FROM {{s}}.payment_intents
+             WHERE tenant = $1 AND status = $2 AND (updated_at, id) > ($3, $4)
+             ORDER BY updated_at, id LIMIT $5"
+        ));
+        let after_id = after.id.as_str();
+        let params: [SqlParam<'_>; 5] = [&tenant_s, &status_s, &after.updated_at, &after_id, &limit];
+        self.list(&ctx, "reading payment_intents", &sql, &params).await
     }
 }
 

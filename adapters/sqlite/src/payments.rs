@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use commerce_ports::stores::{
-    IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus,
-    IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger, WebhookEventStore,
-    check_ledger_create, check_ledger_update,
+    IdempotencyBegin, IdempotencyClaim, IdempotencyRecord, IdempotencyStore, IntentCursor, IntentEvent, IntentSnapshot,
+    IntentStatus, IntentUpdate, KeyResolution, LedgerClaim, PaymentIntent, PaymentIntentStore, PaymentLedger,
+    WebhookEventStore, check_ledger_create, check_ledger_update,
 };
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, StoreError, TenantId, TenderKind};
 use rusqlite::types::ToSql;
@@ -101,6 +101,36 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                     IdempotencyRecord::started(IdempotencyClaim::new(operation, fingerprint, lease_until, lease_until));
                 record.response = response;
                 Ok(Some(record))
+            })
+            .await
+    }
+
+    async fn renew(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        held_until: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "renew";
+        // Converted as `begin` (and the ledger's claim) convert `claim.lease_until` when they write it, so the
+        // holder's `held_until` matches what was stored exactly.
+        let held_until = time_to_sql(OP, "held_until", held_until)?;
+        let until = time_to_sql(OP, "until", until)?;
+        let (tenant, key) = (tenant.to_string(), key.to_string());
+        self.db
+            .run(OP, move |conn| {
+                let tx = immediate(conn, OP)?;
+                let renewed = tx
+                    .prepare_cached(
+                        "UPDATE idempotency_records SET lease_until = ?3
+                         WHERE tenant = ?1 AND key = ?2 AND response IS NULL AND lease_until = ?4",
+                    )
+                    .and_then(|mut s| s.execute(params![tenant, key, until, held_until]))
+                    .context(OP, || format!("renewing the lease of {}", idempotency_row_key(&tenant, &key)))?;
+                tx.commit()
+                    .context(OP, || format!("committing the renewal of {}", idempotency_row_key(&tenant, &key)))?;
+                Ok(renewed == 1)
             })
             .await
     }
@@ -752,37 +782,74 @@ impl PaymentIntentStore for SqlitePaymentIntentStore {
         status: IntentStatus,
         limit: u32,
     ) -> Result<Vec<PaymentIntent>, StoreError> {
-        const OP: &str = "list_by_status";
-        let tenant = tenant.to_string();
-        // The status index is partial (schema version 3): only `outcome_unknown` has one, and SQLite uses a
-        // partial index only for a query that names its status literally.
-        let indexed = status == IntentStatus::OutcomeUnknown;
-        let status = enum_to_sql(OP, "status", &status)?;
-        let limit = limit_to_sql(limit);
-        self.db
-            .run(OP, move |conn| {
-                let sql = if indexed {
-                    format!(
-                        "SELECT {INTENT_COLUMNS} FROM payment_intents
-                         WHERE tenant = ?1 AND status = 'outcome_unknown' AND status = ?2
-                         ORDER BY updated_at, id LIMIT ?3"
-                    )
-                } else {
-                    format!(
-                        "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant = ?1 AND status = ?2
-                         ORDER BY updated_at, id LIMIT ?3"
-                    )
-                };
-                let rows = conn
-                    .prepare_cached(&sql)
-                    .and_then(|mut s| {
-                        s.query_map(params![tenant, status, limit], read_intent)?.collect::<Result<Vec<_>, _>>()
-                    })
-                    .context(OP, || format!("listing `{status}` intents of tenant `{tenant}`"))?;
-                rows.into_iter().map(|v| intent_from_row(OP, v)).collect()
-            })
-            .await
+        list_by_status_in(&self.db, "list_by_status", tenant, status, None, limit).await
     }
+
+    async fn list_by_status_after(
+        &self,
+        tenant: &TenantId,
+        status: IntentStatus,
+        after: Option<IntentCursor>,
+        limit: u32,
+    ) -> Result<Vec<PaymentIntent>, StoreError> {
+        list_by_status_in(&self.db, "list_by_status_after", tenant, status, after, limit).await
+    }
+}
+
+/// The statement of a listing by status: `?1` tenant, `?2` status, `?3` limit and, with `after`, `?4` and `?5`
+/// the cursor's update time and id.
+///
+/// The status index is partial (schema version 3): only `outcome_unknown` has one, on (tenant, updated_at, id),
+/// and SQLite uses a partial index only for a query that names its status literally (`indexed`). The cursor is
+/// a row-value comparison, which SQLite turns into a range of that index, so a page reads only its own rows.
+fn list_by_status_sql(indexed: bool, after: bool) -> String {
+    let status = if indexed { "status = 'outcome_unknown' AND status = ?2" } else { "status = ?2" };
+    let after = if after { " AND (updated_at, id) > (?4, ?5)" } else { "" };
+    format!(
+        "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant = ?1 AND {status}{after}
+         ORDER BY updated_at, id LIMIT ?3"
+    )
+}
+
+/// [`PaymentIntentStore::list_by_status`] (without `after`) and [`PaymentIntentStore::list_by_status_after`].
+/// The cursor's time is converted as `updated_at` is stored (unix nanoseconds), so a cursor made from a listed
+/// intent compares equal to its row.
+async fn list_by_status_in(
+    db: &Arc<Database>,
+    op: &'static str,
+    tenant: &TenantId,
+    status: IntentStatus,
+    after: Option<IntentCursor>,
+    limit: u32,
+) -> Result<Vec<PaymentIntent>, StoreError> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let tenant = tenant.to_string();
+    let indexed = status == IntentStatus::OutcomeUnknown;
+    let status = enum_to_sql(op, "status", &status)?;
+    let after = match after {
+        Some(cursor) => Some((time_to_sql(op, "after.updated_at", cursor.updated_at)?, cursor.id.to_string())),
+        None => None,
+    };
+    let limit = limit_to_sql(limit);
+    db.run(op, move |conn| {
+        let sql = list_by_status_sql(indexed, after.is_some());
+        let rows = conn
+            .prepare_cached(&sql)
+            .and_then(|mut s| match &after {
+                Some((at, id)) => {
+                    s.query_map(params![tenant, status, limit, at, id], read_intent)?.collect::<Result<Vec<_>, _>>()
+                }
+                None => s.query_map(params![tenant, status, limit], read_intent)?.collect::<Result<Vec<_>, _>>(),
+            })
+            .context(op, || match &after {
+                Some((_, id)) => format!("listing `{status}` intents of tenant `{tenant}` after intent `{id}`"),
+                None => format!("listing `{status}` intents of tenant `{tenant}`"),
+            })?;
+        rows.into_iter().map(|v| intent_from_row(op, v)).collect()
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------------------

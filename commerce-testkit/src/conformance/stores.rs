@@ -8,8 +8,9 @@ use commerce_ports::peripherals::ReceiptDocument;
 use commerce_ports::replication::{Change, Direction, Stream};
 use commerce_ports::stores::{
     ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyStore,
-    IntentEvent, IntentStatus, IntentUpdate, KeyResolution, Pairing, PairingStore, PaymentIntent, PaymentIntentStore,
-    PaymentLedger, PrintJob, PrintJobStatus, PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore,
+    IntentCursor, IntentEvent, IntentStatus, IntentUpdate, KeyResolution, Pairing, PairingStore, PaymentIntent,
+    PaymentIntentStore, PaymentLedger, PrintJob, PrintJobStatus, PrintJobStore, ReplicationStore, StoreSet,
+    WebhookEventStore,
 };
 use commerce_ports::{
     ChannelId, Currency, DatasetId, DeviceId, ErrorKind, IdempotencyKey, IntentId, Money, RegisterId, StoreError,
@@ -201,6 +202,147 @@ pub async fn idempotency_concurrent_begin_starts_once(store: &dyn IdempotencySto
     Ok(())
 }
 
+/// The lease end `get` shows for a key (`None`: no record, or completed).
+async fn held_lease(
+    store: &dyn IdempotencyStore,
+    b: &'static str,
+    tenant: &TenantId,
+    key: &IdempotencyKey,
+) -> Result<Option<OffsetDateTime>, Failure> {
+    let record = step(b, "get", store.get(tenant, key).await)?;
+    Ok(record.filter(|r| r.response.is_none()).map(|r| r.lease_until))
+}
+
+/// `renew` extends the lease of a key its holder still holds, and only then: a renewed lease is not taken over
+/// before its new end; a holder whose key was taken over, a completed, unknown or released key get `false`
+/// and nothing changes; the lease a holder claimed with (sub-microsecond nanoseconds included) is the one
+/// `renew` finds.
+pub async fn idempotency_renew(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_renew";
+    // Its initials are those of `idempotency_release`: keys of its own keep the two apart.
+    let tenant = fx.tenant(B)?;
+    let at = |seconds: i64| fx.now + Duration::seconds(seconds);
+    let claim_at = |now: i64, until: i64| IdempotencyClaim::new("capture", "f", at(now), at(until));
+
+    // Renewed before it ends, the lease outlives its first end.
+    let key = fx.key(B, "renew-k")?;
+    let first = step(B, "begin", store.begin(&tenant, &key, claim_at(0, 30)).await)?;
+    ensure!(B, first == IdempotencyBegin::Started { recovered: false }, "first begin gave {first:?}");
+    let renewed = step(B, "renew by the holder", store.renew(&tenant, &key, at(30), at(90)).await)?;
+    ensure!(B, renewed, "renewing the holder's lease (held until +30 s) answered false");
+    let lease = held_lease(store, B, &tenant, &key).await?;
+    ensure!(B, lease == Some(at(90)), "after the renewal `get` shows the lease {lease:?}, not +90 s");
+    let between = step(B, "begin after the first end", store.begin(&tenant, &key, claim_at(60, 120)).await)?;
+    ensure!(
+        B,
+        between == IdempotencyBegin::InProgress,
+        "begin at +60 s (after the claimed lease, before the renewed one) gave {between:?}"
+    );
+    let after = step(B, "begin after the renewed end", store.begin(&tenant, &key, claim_at(91, 151)).await)?;
+    ensure!(
+        B,
+        after == IdempotencyBegin::Started { recovered: true },
+        "begin at +91 s (after the renewed lease) gave {after:?}"
+    );
+
+    // Taken over: the first holder's renewal finds another lease and changes nothing; the new holder's works.
+    let stale = step(B, "renew by the former holder", store.renew(&tenant, &key, at(90), at(300)).await)?;
+    ensure!(B, !stale, "the former holder renewed a lease taken over by another caller");
+    let kept = held_lease(store, B, &tenant, &key).await?;
+    ensure!(B, kept == Some(at(151)), "a refused renewal changed the lease: `get` shows {kept:?}, not +151 s");
+    let current = step(B, "renew by the new holder", store.renew(&tenant, &key, at(151), at(211)).await)?;
+    ensure!(B, current, "renewing the new holder's lease (held until +151 s) answered false");
+    let held = step(B, "begin during the renewed takeover", store.begin(&tenant, &key, claim_at(180, 240)).await)?;
+    ensure!(B, held == IdempotencyBegin::InProgress, "begin at +180 s (before +211 s) gave {held:?}");
+
+    // Completed: nothing to renew, the response stands.
+    let done = fx.key(B, "renew-done")?;
+    step(B, "begin (completed key)", store.begin(&tenant, &done, claim_at(0, 30)).await)?;
+    step(B, "complete", store.complete(&tenant, &done, b"done".to_vec()).await)?;
+    let completed = step(B, "renew of a completed key", store.renew(&tenant, &done, at(30), at(90)).await)?;
+    ensure!(B, !completed, "renewing a completed key answered true");
+    let record = step(B, "get (completed key)", store.get(&tenant, &done).await)?;
+    ensure!(
+        B,
+        record.and_then(|r| r.response).as_deref() == Some(&b"done"[..]),
+        "the response of a completed key did not stand a renewal"
+    );
+    let replay = step(B, "replay", store.begin(&tenant, &done, claim_at(120, 180)).await)?;
+    ensure!(B, replay == IdempotencyBegin::Completed(b"done".to_vec()), "replay after a renewal gave {replay:?}");
+
+    // Unknown and released: nothing to renew, and nothing is created.
+    let unknown = fx.key(B, "renew-unknown")?;
+    let missing = step(B, "renew of an unknown key", store.renew(&tenant, &unknown, at(30), at(90)).await)?;
+    ensure!(B, !missing, "renewing an unknown key answered true");
+    ensure!(B, step(B, "get (unknown key)", store.get(&tenant, &unknown).await)?.is_none(), "renew created a record");
+    let released = fx.key(B, "renew-released")?;
+    step(B, "begin (released key)", store.begin(&tenant, &released, claim_at(0, 30)).await)?;
+    step(B, "release", store.release(&tenant, &released).await)?;
+    let gone = step(B, "renew of a released key", store.renew(&tenant, &released, at(30), at(90)).await)?;
+    ensure!(B, !gone, "renewing a released key answered true");
+    ensure!(
+        B,
+        step(B, "get (released key)", store.get(&tenant, &released).await)?.is_none(),
+        "renew brought a released record back"
+    );
+
+    // The very lease the holder claimed with, at whatever precision the store keeps.
+    let precise = fx.key(B, "renew-nanos")?;
+    let lease_until = at(30) + Duration::nanoseconds(123_456_789);
+    let claim = IdempotencyClaim::new("capture", "f", fx.now, lease_until);
+    step(B, "begin (sub-microsecond lease)", store.begin(&tenant, &precise, claim).await)?;
+    let wrong = step(B, "renew with another lease", store.renew(&tenant, &precise, at(31), at(90)).await)?;
+    ensure!(B, !wrong, "renewing with a lease end one second off the claimed one answered true");
+    let exact = step(B, "renew with the claimed lease", store.renew(&tenant, &precise, lease_until, at(90)).await)?;
+    ensure!(B, exact, "renewing with the exact `lease_until` claimed (+30.123456789 s) answered false");
+    let held = step(B, "begin after the claimed end", store.begin(&tenant, &precise, claim_at(60, 120)).await)?;
+    ensure!(B, held == IdempotencyBegin::InProgress, "begin at +60 s after renewing to +90 s gave {held:?}");
+    Ok(())
+}
+
+/// A key claimed through the [`PaymentLedger`] is the same record [`IdempotencyStore::renew`] extends, found
+/// with the very `lease_until` of the claim (sub-microsecond nanoseconds included).
+pub async fn idempotency_renew_after_ledger_claim(
+    ledger: &dyn PaymentLedger,
+    store: &dyn IdempotencyStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "idempotency_renew_after_ledger_claim";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k")?;
+    let at = |seconds: i64| fx.now + Duration::seconds(seconds);
+    let lease_until = at(30) + Duration::nanoseconds(987_654_321);
+    let claim = IdempotencyClaim::new("authorize", "fp-1", fx.now, lease_until);
+    let claimed = step(B, "claim", ledger.claim(&tenant, &key, claim, &id, Some((created, first_event(fx)))).await)?;
+    ensure!(B, matches!(claimed.begin, IdempotencyBegin::Started { .. }), "claim gave {:?}", claimed.begin);
+    let renewed = step(B, "renew", store.renew(&tenant, &key, lease_until, at(90)).await)?;
+    ensure!(B, renewed, "renewing with the exact `lease_until` of the ledger claim answered false");
+    let later = IdempotencyClaim::new("authorize", "fp-1", at(60), at(120));
+    let again = step(B, "claim after the claimed end", ledger.claim(&tenant, &key, later, &id, None).await)?;
+    ensure!(
+        B,
+        again.begin == IdempotencyBegin::InProgress,
+        "claim at +60 s after renewing to +90 s gave {:?}",
+        again.begin
+    );
+    ensure!(B, again.intent.is_none(), "a claim in progress returned the intent");
+    let after = IdempotencyClaim::new("authorize", "fp-1", at(91), at(151));
+    let taken = step(B, "claim after the renewed end", ledger.claim(&tenant, &key, after, &id, None).await)?;
+    ensure!(
+        B,
+        taken.begin == IdempotencyBegin::Started { recovered: true },
+        "claim at +91 s (after the renewed lease) gave {:?}",
+        taken.begin
+    );
+    let stale = step(B, "renew by the former holder", store.renew(&tenant, &key, at(90), at(300)).await)?;
+    ensure!(B, !stale, "the former holder renewed a lease the ledger gave another caller");
+    step(B, "complete", ledger.commit(&tenant, &key, None, KeyResolution::Complete(b"ok".to_vec())).await)?;
+    let completed = step(B, "renew of the completed key", store.renew(&tenant, &key, at(151), at(300)).await)?;
+    ensure!(B, !completed, "renewing a key the ledger completed answered true");
+    Ok(())
+}
+
 /// Runs the idempotency store behaviours.
 pub async fn run_idempotency(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Report {
     let mut r = Report::default();
@@ -210,7 +352,20 @@ pub async fn run_idempotency(store: &dyn IdempotencyStore, fx: &StoreFixture) ->
     r.record("idempotency_expired_lease_is_recovered", idempotency_expired_lease_is_recovered(store, fx).await);
     r.record("idempotency_release", idempotency_release(store, fx).await);
     r.record("idempotency_concurrent_begin_starts_once", idempotency_concurrent_begin_starts_once(store, fx).await);
+    if renews(store, fx).await {
+        r.record("idempotency_renew", idempotency_renew(store, fx).await);
+    } else {
+        r.skip("idempotency_renew", "the store does not renew leases (the port's default: `Unsupported`)");
+    }
     r
+}
+
+/// Whether the store implements [`IdempotencyStore::renew`] (the port's default answers `Unsupported`): asked
+/// for a key nobody holds, which a store that renews answers `false`.
+async fn renews(store: &dyn IdempotencyStore, fx: &StoreFixture) -> bool {
+    const B: &str = "idempotency_renew_probe";
+    let (Ok(tenant), Ok(key)) = (fx.tenant(B), fx.key(B, "nobody-holds")) else { return true };
+    !matches!(store.renew(&tenant, &key, fx.now, fx.now).await, Err(e) if e.kind() == ErrorKind::Unsupported)
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -361,6 +516,145 @@ pub async fn intents_list_by_status(store: &dyn PaymentIntentStore, fx: &StoreFi
     Ok(())
 }
 
+/// Pages through the tenant's intents in `status` with `limit`, from `first`, each page following the last
+/// intent of the one before, until a page is short; answers the pages' ids. Every page is checked to hold at
+/// most `limit` intents, all of the tenant and in the status.
+async fn page_through(
+    store: &dyn PaymentIntentStore,
+    b: &'static str,
+    tenant: &TenantId,
+    status: IntentStatus,
+    limit: u32,
+    first: Option<IntentCursor>,
+) -> Result<Vec<Vec<IntentId>>, Failure> {
+    let size = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut pages = Vec::new();
+    let mut cursor = first;
+    // A store that ignores the cursor would page forever.
+    for _ in 0..64 {
+        let page = step(b, "list a page", store.list_by_status_after(tenant, status, cursor.clone(), limit).await)?;
+        ensure!(b, page.len() <= size, "a page of at most {limit} held {} intents: {page:?}", page.len());
+        ensure!(
+            b,
+            page.iter().all(|i| &i.tenant == tenant && i.status == status),
+            "a page of tenant `{tenant}`'s {} intents held others: {page:?}",
+            status.as_str()
+        );
+        let done = page.len() < size;
+        if let Some(last) = page.last() {
+            cursor = Some(IntentCursor::after(last));
+        }
+        pages.push(page.into_iter().map(|i| i.id).collect());
+        if done {
+            return Ok(pages);
+        }
+    }
+    Err(Failure { behaviour: b, message: format!("paging with limit {limit} did not end after 64 pages") })
+}
+
+/// Paging through a status with `list_by_status_after` (following [`IntentCursor::after`] the last intent of
+/// each page) lists every intent of the tenant in the status once, in (update time, id) order, the order of
+/// `list_by_status`: intents updated at the same instant are in id order, also when a page ends between them.
+/// Other tenants' intents and other statuses never show; an intent that leaves the status while paging (even
+/// the one the cursor was taken from) is simply not listed. A limit of 0 is an empty page.
+pub async fn intents_list_by_status_after(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "intents_list_by_status_after";
+    const UNKNOWN: IntentStatus = IntentStatus::OutcomeUnknown;
+    let tenant = fx.tenant(B)?;
+    let ids = |names: &[&str]| -> Result<Vec<IntentId>, Failure> {
+        names.iter().map(|name| step(B, "intent id", IntentId::new(fx.id(B, name)))).collect()
+    };
+    // (name, seconds after now), created in an order unlike the listing's. `x` and `y` are updated at the same
+    // instant (listed by id, `x` first) and the first page of two ends between them.
+    let layout = [("c", 6), ("y", 2), ("a", 3), ("e", 1), ("x", 2), ("d", 4), ("b", 5), ("f", 7)];
+    let mut created = Vec::new();
+    for (name, seconds) in layout {
+        let mut i = intent(fx, B, name)?;
+        i.status = UNKNOWN;
+        i.updated_at = fx.now + Duration::seconds(seconds);
+        step(B, "create", store.create(i.clone(), IntentEvent::new(1, fx.now, "create", UNKNOWN)).await)?;
+        created.push(i);
+    }
+    // At the tied instant: an intent of the tenant in another status, and one of another tenant in the status
+    // whose id would sort between `x` and `y`.
+    let mut other_status = intent(fx, B, "w")?;
+    other_status.status = IntentStatus::Authorized;
+    other_status.updated_at = fx.now + Duration::seconds(2);
+    let event = IntentEvent::new(1, fx.now, "create", IntentStatus::Authorized);
+    step(B, "create in another status", store.create(other_status.clone(), event).await)?;
+    let other_tenant = step(B, "tenant id", TenantId::new(fx.id(B, "other")))?;
+    let mut foreign = intent(fx, B, "xo")?;
+    foreign.tenant = other_tenant.clone();
+    foreign.status = UNKNOWN;
+    foreign.updated_at = fx.now + Duration::seconds(2);
+    step(
+        B,
+        "create for another tenant",
+        store.create(foreign.clone(), IntentEvent::new(1, fx.now, "create", UNKNOWN)).await,
+    )?;
+
+    let all = ids(&["e", "x", "y", "a", "d", "b", "c", "f"])?;
+    let listed = step(B, "list_by_status", store.list_by_status(&tenant, UNKNOWN, 1000).await)?;
+    let listed: Vec<IntentId> = listed.into_iter().map(|i| i.id).collect();
+    ensure!(B, listed == all, "list_by_status listed {listed:?}, expected {all:?} in (updated_at, id) order");
+    let pages = page_through(store, B, &tenant, UNKNOWN, 2, None).await?;
+    let paged: Vec<IntentId> = pages.concat();
+    ensure!(B, paged == all, "paging by 2 listed {paged:?} in pages {pages:?}, expected {all:?}");
+    ensure!(B, pages.len() == 5 && pages.last().is_some_and(Vec::is_empty), "paging 8 intents by 2 gave {pages:?}");
+
+    // The first page, then `x` (the intent its cursor comes from) and `c` (not listed yet) leave the status.
+    let first = step(B, "first page", store.list_by_status_after(&tenant, UNKNOWN, None, 2).await)?;
+    let first_ids: Vec<IntentId> = first.iter().map(|i| i.id.clone()).collect();
+    ensure!(B, first_ids == all[..2], "the first page listed {first_ids:?}, expected {:?}", &all[..2]);
+    let cursor = first.last().map(IntentCursor::after);
+    for name in ["x", "c"] {
+        let Some(moving) = created.iter().find(|i| i.id.as_str() == fx.id(B, name)) else {
+            return Err(Failure { behaviour: B, message: format!("intent `{name}` was not created") });
+        };
+        let (moved, event) = next(moving.clone(), IntentStatus::Captured, fx);
+        step(B, "update out of the status", store.update(moved, 1, event).await)?;
+    }
+    let rest = page_through(store, B, &tenant, UNKNOWN, 2, cursor.clone()).await?;
+    let expected_rest = ids(&["y", "a", "d", "b", "f"])?;
+    let paged: Vec<IntentId> = rest.concat();
+    ensure!(
+        B,
+        paged == expected_rest,
+        "after the first page and two intents leaving the status, paging listed {paged:?} in pages {rest:?}, \
+         expected {expected_rest:?}"
+    );
+    ensure!(B, rest.last().is_some_and(|p| p.len() == 1), "the last page is not the short one: {rest:?}");
+
+    // The listing now, whole and by other page sizes, agrees with `list_by_status`.
+    let now_listed = ids(&["e", "y", "a", "d", "b", "f"])?;
+    let listed = step(B, "list_by_status again", store.list_by_status(&tenant, UNKNOWN, 1000).await)?;
+    let listed: Vec<IntentId> = listed.into_iter().map(|i| i.id).collect();
+    ensure!(B, listed == now_listed, "list_by_status listed {listed:?}, expected {now_listed:?}");
+    for limit in [1, 3, 1000, u32::MAX] {
+        let paged = page_through(store, B, &tenant, UNKNOWN, limit, None).await?.concat();
+        ensure!(B, paged == now_listed, "paging by {limit} listed {paged:?}, expected {now_listed:?}");
+    }
+
+    // Edges: no room, nothing after the last, other tenants and statuses.
+    let empty = step(B, "list with limit 0", store.list_by_status_after(&tenant, UNKNOWN, None, 0).await)?;
+    ensure!(B, empty.is_empty(), "a limit of 0 listed {empty:?}");
+    let empty = step(B, "list after with limit 0", store.list_by_status_after(&tenant, UNKNOWN, cursor, 0).await)?;
+    ensure!(B, empty.is_empty(), "a limit of 0 after a cursor listed {empty:?}");
+    let last_id = step(B, "intent id", IntentId::new(fx.id(B, "f")))?;
+    let last = step(B, "get the last intent", store.get(&tenant, &last_id).await)?;
+    let beyond = step(
+        B,
+        "list after the last",
+        store.list_by_status_after(&tenant, UNKNOWN, Some(IntentCursor::after(&last)), 10).await,
+    )?;
+    ensure!(B, beyond.is_empty(), "the page after the last intent listed {beyond:?}");
+    let foreign_listed = page_through(store, B, &other_tenant, UNKNOWN, 2, None).await?.concat();
+    ensure!(B, foreign_listed == [foreign.id.clone()], "the other tenant's listing is {foreign_listed:?}");
+    let authorized = page_through(store, B, &tenant, IntentStatus::Authorized, 2, None).await?.concat();
+    ensure!(B, authorized == [other_status.id.clone()], "the tenant's authorized intents are listed as {authorized:?}");
+    Ok(())
+}
+
 /// Intents are found by merchant reference within the tenant, every match oldest first.
 pub async fn intents_find_by_reference(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> Outcome {
     const B: &str = "intents_find_by_reference";
@@ -405,6 +699,7 @@ pub async fn run_intents(store: &dyn PaymentIntentStore, fx: &StoreFixture) -> R
     r.record("intents_refuse_stale_and_duplicate_writes", intents_refuse_stale_and_duplicate_writes(store, fx).await);
     r.record("intents_concurrent_updates_one_wins", intents_concurrent_updates_one_wins(store, fx).await);
     r.record("intents_list_by_status", intents_list_by_status(store, fx).await);
+    r.record("intents_list_by_status_after", intents_list_by_status_after(store, fx).await);
     r.record("intents_find_by_reference", intents_find_by_reference(store, fx).await);
     r
 }
@@ -1102,5 +1397,14 @@ pub async fn run_all(stores: &StoreSet, fx: &StoreFixture) -> Report {
     r.record("pairings_lifecycle", pairings_lifecycle(stores.pairings.as_ref(), fx).await);
     r.merge(super::offline_queue::run_all(stores.offline_queue.as_ref(), fx).await);
     r.merge(run_ledger(stores, fx).await);
+    // Here rather than in `run_ledger`: it needs the idempotency store next to the ledger.
+    if renews(stores.idempotency.as_ref(), fx).await {
+        r.record(
+            "idempotency_renew_after_ledger_claim",
+            idempotency_renew_after_ledger_claim(stores.ledger.as_ref(), stores.idempotency.as_ref(), fx).await,
+        );
+    } else {
+        r.skip("idempotency_renew_after_ledger_claim", "the store does not renew leases (the port's default)");
+    }
     r
 }

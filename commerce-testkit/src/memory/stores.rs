@@ -1,6 +1,7 @@
 //! In-memory implementations of every store port. Each operation runs under one lock, which gives the
 //! atomicity the contracts ask for; a database implementation gets it from transactions instead.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -8,9 +9,9 @@ use async_trait::async_trait;
 use commerce_ports::replication::{Change, Stream};
 use commerce_ports::stores::{
     ClaimStatus, DomainClaim, DomainClaimStore, DomainMapping, IdempotencyBegin, IdempotencyClaim, IdempotencyRecord,
-    IdempotencyStore, IntentEvent, IntentSnapshot, IntentStatus, IntentUpdate, KeyResolution, LedgerClaim, Pairing,
-    PairingStore, PaymentIntent, PaymentIntentStore, PaymentLedger, PrintJob, PrintJobStatus, PrintJobStore,
-    ReplicationStore, StoreSet, WebhookEventStore, check_ledger_create, check_ledger_update,
+    IdempotencyStore, IntentCursor, IntentEvent, IntentSnapshot, IntentStatus, IntentUpdate, KeyResolution,
+    LedgerClaim, Pairing, PairingStore, PaymentIntent, PaymentIntentStore, PaymentLedger, PrintJob, PrintJobStatus,
+    PrintJobStore, ReplicationStore, StoreSet, WebhookEventStore, check_ledger_create, check_ledger_update,
 };
 use commerce_ports::{DeviceId, ErrorKind, IdempotencyKey, IntentId, RegisterId, StoreError, TenantId};
 use time::OffsetDateTime;
@@ -105,6 +106,25 @@ impl IdempotencyStore for MemoryIdempotencyStore {
 
     async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
         Ok(lock(&self.records).get(&(tenant.clone(), key.clone())).cloned())
+    }
+
+    async fn renew(
+        &self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+        held_until: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        // The same records `MemoryLedger::claim` claims into, under the same lock as `begin`: a takeover sees
+        // the lease before or after the renewal. The record's `lease_until` is all the lease state there is.
+        let mut records = lock(&self.records);
+        match records.get_mut(&(tenant.clone(), key.clone())) {
+            Some(record) if record.response.is_none() && record.lease_until == held_until => {
+                record.lease_until = until;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 
@@ -218,13 +238,49 @@ impl PaymentIntentStore for MemoryPaymentIntentStore {
         status: IntentStatus,
         limit: u32,
     ) -> Result<Vec<PaymentIntent>, StoreError> {
-        let inner = lock(&self.inner);
-        let mut found: Vec<PaymentIntent> =
-            inner.intents.values().filter(|i| &i.tenant == tenant && i.status == status).cloned().collect();
-        found.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then_with(|| a.id.cmp(&b.id)));
-        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok(found)
+        Ok(page_by_status(&lock(&self.inner), tenant, status, None, limit))
     }
+
+    async fn list_by_status_after(
+        &self,
+        tenant: &TenantId,
+        status: IntentStatus,
+        after: Option<IntentCursor>,
+        limit: u32,
+    ) -> Result<Vec<PaymentIntent>, StoreError> {
+        Ok(page_by_status(&lock(&self.inner), tenant, status, after.as_ref(), limit))
+    }
+}
+
+/// The listing order of [`PaymentIntentStore::list_by_status`]: update time, then id (as strings).
+fn listing_order(a: &PaymentIntent, b: &PaymentIntent) -> Ordering {
+    a.updated_at.cmp(&b.updated_at).then_with(|| a.id.as_str().cmp(b.id.as_str()))
+}
+
+/// The tenant's intents in `status` after `after` (all without it), in listing order, at most `limit`. Only the
+/// page is sorted and cloned: the first `limit` matches are selected in linear time.
+fn page_by_status(
+    inner: &Intents,
+    tenant: &TenantId,
+    status: IntentStatus,
+    after: Option<&IntentCursor>,
+    limit: u32,
+) -> Vec<PaymentIntent> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    if limit == 0 {
+        return Vec::new();
+    }
+    let mut found: Vec<&PaymentIntent> = inner
+        .intents
+        .values()
+        .filter(|i| &i.tenant == tenant && i.status == status && after.is_none_or(|c| c.precedes(i)))
+        .collect();
+    if found.len() > limit {
+        found.select_nth_unstable_by(limit - 1, |a, b| listing_order(a, b));
+        found.truncate(limit);
+    }
+    found.sort_unstable_by(|a, b| listing_order(a, b));
+    found.into_iter().cloned().collect()
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use commerce::{Config, ConfigErrors, GatewayBinding, Integrations, MapSecrets, Registry, WiringError};
 use commerce_payments::{IngestError, NewPayment, Payments, TerminalGateway, WebhookIngestor};
-use commerce_ports::payment::CaptureMethod;
+use commerce_ports::payment::{CaptureMethod, PaymentGateway};
 use commerce_ports::peripherals::{ReceiptDocument, ReceiptPrinter};
 use commerce_ports::shipping::{BuyLabelRequest, Parcel, Rate, ShipmentRequest};
 use commerce_ports::stores::{IntentStatus, PaymentIntent};
@@ -101,6 +101,8 @@ pub struct Figures {
     pub drawer_opens: u64,
     /// Payment outcomes that were unknown and were reconciled.
     pub reconciled: usize,
+    /// Intents the reconciler's pass at close found still unknown (examined); none on a good day.
+    pub unknown_at_close: usize,
     /// Calls that reached a payment provider (replays do not count).
     pub provider_calls: u64,
     /// Webhook deliveries received from the providers (duplicates included).
@@ -109,6 +111,9 @@ pub struct Figures {
     pub webhook_rejected: u32,
     /// Events recognised as delivered before.
     pub webhook_duplicates: u32,
+    /// Events that matched no intent of the tenant (another system's payments); none on this day, whose every
+    /// event is news of one of its own payments.
+    pub webhook_unmatched: u32,
     /// Every intent of the day.
     pub intents: Vec<IntentLine>,
 }
@@ -217,9 +222,13 @@ pub async fn run_day(config: &Path) -> Result<DayReport, DayError> {
         step: "wiring".into(),
         message: "the configuration binds no [store]; the day needs one for payment intents".into(),
     })?;
-    // The lease outlasts a sale at the terminal (a lookup and a payment, each of which Adyen's terminal calls let
-    // wait up to 150 s), so a second caller does not take a sale's key over while the customer is still there.
-    let payments = Payments::from_stores(&stores, clock.clone()).with_lease(std::time::Duration::from_secs(330));
+    // A sale at the terminal can take minutes (a lookup and a payment, each of which Adyen's terminal calls let
+    // wait up to 150 s): the key's one-minute lease is renewed every 20 s while a call runs, so a second caller
+    // does not take a sale's key over while the customer is still there, and a till that stops frees its key
+    // within a minute.
+    let payments = Payments::from_stores(&stores, clock.clone())
+        .with_lease(std::time::Duration::from_secs(60))
+        .with_lease_renewal(std::time::Duration::from_secs(20));
     let tenant = TenantId::new("acme").map_err(step_err("ids"))?;
     let ingestor = |adapter: &str| -> Result<WebhookIngestor, DayError> {
         let verifier = integrations.webhook_verifier(&tenant, adapter)?;
@@ -835,6 +844,24 @@ impl Day {
             };
             lines.push(IntentLine { order: order.clone(), intent, events, matches_gateway });
         }
+        // The reconciler's pass at close: every intent of the day whose outcome was unknown is settled by now, so
+        // it finds none. It reaches the providers as the day did: card-present intents through the till's
+        // terminal, the others through the gateway their channel binds for their tender.
+        let till = self.integrations.terminal(&self.tenant, &self.berlin, &self.till)?;
+        let till: Arc<dyn PaymentGateway> = Arc::new(TerminalGateway::new(till, TERMINAL_ID, self.till.clone()));
+        let integrations = &self.integrations;
+        let gateway_for = |intent: &PaymentIntent| -> Option<Arc<dyn PaymentGateway>> {
+            if intent.tender == TenderKind::CardPresent {
+                return Some(till.clone());
+            }
+            let binding = integrations.gateway_binding(&intent.tenant, &intent.channel, &intent.tender).ok()?;
+            (binding.adapter == intent.provider).then_some(binding.gateway)
+        };
+        let pass = self
+            .payments
+            .reconcile_unknown(&self.tenant, gateway_for, 100, None)
+            .await
+            .map_err(step_err("reconciler"))?;
         let web_lines = || lines.iter().filter(|l| l.intent.channel == self.web);
         let web_captured = Money::sum(EUR, web_lines().map(|l| l.intent.captured)).map_err(step_err("totals"))?;
         let web_refunded = Money::sum(EUR, web_lines().map(|l| l.intent.refunded)).map_err(step_err("totals"))?;
@@ -851,10 +878,12 @@ impl Day {
             receipts,
             drawer_opens,
             reconciled: self.reconciled,
+            unknown_at_close: pass.examined,
             provider_calls: self.provider_calls(),
             webhook_deliveries: self.webhooks.deliveries,
             webhook_rejected: self.webhooks.rejected,
             webhook_duplicates: self.webhooks.duplicates,
+            webhook_unmatched: self.webhooks.unknown_payments,
             intents: lines,
         };
 
@@ -910,15 +939,20 @@ impl Day {
         let _ = writeln!(self.log, "      tax on committed documents, net of refunds: {}", figures.tax_committed);
         let _ = writeln!(
             self.log,
-            "      unknown outcomes reconciled: {}; calls that reached a provider: {}",
-            figures.reconciled, figures.provider_calls
+            "      unknown outcomes reconciled: {}; the reconciler's pass at close: {} unknown intent(s) examined ({} \
+             settled, {} to retry, {} for an operator); calls that reached a provider: {}",
+            figures.reconciled,
+            pass.examined,
+            pass.settled.len(),
+            pass.retry_later.len(),
+            pass.needs_operator.len(),
+            figures.provider_calls
         );
         let w = self.webhooks;
         let _ = writeln!(
             self.log,
-            "      webhooks: {} deliveries, {} rejected; events: {} applied, {} duplicates, {} already reflected, \
-             {} matched no intent (the terminal sale's: Adyen's notification names its pspReference, the intent \
-             the terminal's POI transaction id), {} conflicts",
+            "      webhooks: {} deliveries, {} rejected; events: {} applied, {} duplicates, {} already reflected \
+             (among them W-1002's refusal and the terminal sale's notification), {} matched no intent, {} conflicts",
             w.deliveries, w.rejected, w.applied, w.duplicates, w.ignored, w.unknown_payments, w.conflicts
         );
         for binding in self.integrations.replication(&self.tenant, &self.berlin)? {

@@ -26,9 +26,12 @@ async fn the_day_balances_and_its_figures_add_up() {
     assert_eq!(f.receipts, 3);
     assert_eq!(f.drawer_opens, 1);
     assert_eq!(f.reconciled, 1);
+    assert_eq!(f.unknown_at_close, 0, "the reconciler's pass at close finds nothing unknown: {report}");
     // Every provider change came back as a signed webhook, delivered twice: the second copy of each is
     // recognised, nothing is rejected.
     assert_eq!((f.webhook_deliveries, f.webhook_rejected, f.webhook_duplicates), (18, 0, 9), "{report}");
+    // Each is news of one of the day's payments, the terminal sale's and the refused attempt's included.
+    assert_eq!(f.webhook_unmatched, 0, "{report}");
     assert_eq!(
         f.store_takings,
         vec![(TenderKind::Cash, eur(2_963)), (TenderKind::CardPresent, eur(5_819)), (TenderKind::GiftCard, eur(1_428))]
