@@ -30,7 +30,7 @@ use clap::{Args, Subcommand};
 use commerce::{ChainSecrets, Config, EnvSecrets, FileSecrets, Integrations, WiringError};
 use commerce_payments::{NewPayment, Operation, Payments, PaymentsError, TenderRouting, intent_id_for};
 use commerce_ports::payment::{PaymentSnapshot, ProviderPaymentStatus};
-use commerce_ports::stores::{PaymentIntent, StoreSet};
+use commerce_ports::stores::{IntentCursor, PaymentIntent, StoreSet};
 use commerce_ports::{ChannelId, ErrorKind, IdempotencyKey, IntentId, Money, SystemClock, TenantId, TenderKind};
 use time::format_description::well_known::Rfc3339;
 
@@ -57,7 +57,9 @@ pub(crate) enum PaymentsCommand {
     /// One reconciler pass over the tenant's intents whose outcome is unknown, oldest first, each through the
     /// gateway its channel binds for its tender; prints a report (not an intent): `examined`, `settled` (the
     /// intents, as `show` prints them), `retry_later` and `needs_operator` (each `{"intent_id", "error"}`),
-    /// and `more` (the limit stopped the pass before the end of the listing). Exit 0 whenever the pass ran.
+    /// and `next` (where the limit stopped the pass, `{"updated_at", "intent_id"}`, to pass back as
+    /// `--after-updated-at` / `--after-intent` so the next pass continues there; null at the end of the
+    /// listing). Exit 0 whenever the pass ran.
     ReconcileUnknown(SweepArgs),
 }
 
@@ -69,6 +71,16 @@ pub(crate) struct SweepArgs {
     /// At most this many intents in this pass.
     #[arg(long, default_value_t = 100)]
     limit: u32,
+    /// Continue after this position (the previous pass's `next.updated_at`, RFC 3339); with `--after-intent`.
+    #[arg(long, value_parser = parse_time, requires = "after_intent")]
+    after_updated_at: Option<time::OffsetDateTime>,
+    /// Continue after this intent (the previous pass's `next.intent_id`); with `--after-updated-at`.
+    #[arg(long, value_parser = parse_intent, requires = "after_updated_at")]
+    after_intent: Option<IntentId>,
+}
+
+fn parse_time(value: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(value, &Rfc3339).map_err(|e| format!("`{value}` is not an RFC 3339 time: {e}"))
 }
 
 #[derive(Debug, Args)]
@@ -496,12 +508,19 @@ async fn execute(command: PaymentsCommand) -> Result<serde_json::Value, Failure>
 async fn sweep(args: &SweepArgs) -> Result<serde_json::Value, Failure> {
     let wired = wire_tenant(&args.tenant, None).await?;
     let integrations = &wired.integrations;
-    // The gateway the intent's channel binds for its tender, if it is still the adapter that authorized it.
+    // The gateway the intent's channel binds for its tender, if it is still the adapter that authorized the
+    // intent and takes its tender; otherwise the intent needs an operator (never another provider's answer).
     let gateway_for = |intent: &PaymentIntent| {
         let binding = integrations.gateway_binding(&intent.tenant, &intent.channel, &intent.tender).ok()?;
-        (binding.adapter == intent.provider).then_some(binding.gateway)
+        let fits =
+            binding.adapter == intent.provider && binding.gateway.capabilities().tenders.contains(&intent.tender);
+        if fits {
+            warn_if_memory_gateway(&binding.adapter);
+        }
+        fits.then_some(binding.gateway)
     };
-    let report = wired.payments.reconcile_unknown(&args.tenant.tenant, gateway_for, args.limit, None).await?;
+    let after = args.after_updated_at.zip(args.after_intent.clone()).map(|(at, id)| IntentCursor::new(at, id));
+    let report = wired.payments.reconcile_unknown(&args.tenant.tenant, gateway_for, args.limit, after).await?;
     let errors = |list: &[(IntentId, PaymentsError)]| -> Vec<serde_json::Value> {
         list.iter()
             .map(|(id, e)| serde_json::json!({ "intent_id": id.as_str(), "error": Failure::from(e).json()["error"] }))
@@ -512,7 +531,10 @@ async fn sweep(args: &SweepArgs) -> Result<serde_json::Value, Failure> {
         "settled": report.settled.iter().map(intent_json).collect::<Vec<_>>(),
         "retry_later": errors(&report.retry_later),
         "needs_operator": errors(&report.needs_operator),
-        "more": report.next.is_some(),
+        "next": report.next.as_ref().map(|c| serde_json::json!({
+            "updated_at": c.updated_at.format(&Rfc3339).unwrap_or_else(|_| c.updated_at.to_string()),
+            "intent_id": c.id.as_str(),
+        })),
     }))
 }
 

@@ -479,10 +479,11 @@ fn a_capture_whose_answer_was_lost_is_unknown_and_reconcile_settles_it() {
 fn reconcile_unknown_settles_every_unknown_outcome_of_the_tenant_in_one_pass() {
     let provider = Provider::start();
     let setup = Setup::stripe("sweep", &provider);
-    let sweep = |limit: &str| {
+    let sweep = |limit: &str, after: &[&str]| {
         let args = ["payments", "reconcile-unknown", "--config", setup.config.to_str().expect("utf-8")];
         let mut args = args.to_vec();
         args.extend(["--secrets-dir", setup.secrets.to_str().expect("utf-8"), "--tenant", "acme", "--limit", limit]);
+        args.extend(after);
         let run = Run::of(commerce(&args));
         assert!(!run.stdout.contains(&setup.api_key) && !run.stderr.contains(&setup.api_key), "{run:?}");
         run
@@ -501,13 +502,15 @@ fn reconcile_unknown_settles_every_unknown_outcome_of_the_tenant_in_one_pass() {
     }
     setup.authorize("order-23:authorize", "5.00 USD", "pm_card_visa").ok();
 
-    // A limit of one settles the oldest and says there may be more.
-    let first = sweep("1").ok();
-    assert_eq!((first["examined"].as_u64(), first["more"].as_bool()), (Some(1), Some(true)), "{first}");
+    // A limit of one settles the oldest and says where the next pass continues.
+    let first = sweep("1", &[]).ok();
+    assert_eq!(first["examined"].as_u64(), Some(1), "{first}");
     assert_eq!(first["settled"][0]["intent_id"], lost[0].as_str(), "{first}");
     assert_eq!(first["settled"][0]["status"], "captured", "{first}");
-    let rest = sweep("100").ok();
-    assert_eq!((rest["examined"].as_u64(), rest["more"].as_bool()), (Some(1), Some(false)), "{rest}");
+    let next = &first["next"];
+    let (at, after) = (next["updated_at"].as_str().expect("updated_at"), next["intent_id"].as_str().expect("id"));
+    let rest = sweep("100", &["--after-updated-at", at, "--after-intent", after]).ok();
+    assert_eq!((rest["examined"].as_u64(), rest["next"].is_null()), (Some(1), true), "{rest}");
     assert_eq!(rest["settled"][0]["intent_id"], lost[1].as_str(), "{rest}");
     assert_eq!(rest["retry_later"], serde_json::json!([]));
     assert_eq!(rest["needs_operator"], serde_json::json!([]));
@@ -515,6 +518,10 @@ fn reconcile_unknown_settles_every_unknown_outcome_of_the_tenant_in_one_pass() {
         let shown = setup.run("show", &["--intent", id]).ok();
         assert_eq!((shown["status"].as_str(), shown["captured"].as_str()), (Some("captured"), Some("12.00 USD")));
     }
+    // Half a position is a usage error.
+    let half = sweep("1", &["--after-intent", after]);
+    assert_eq!(half.code, Some(2), "{half:?}");
+    assert!(half.stderr.contains("--after-updated-at"), "{half:?}");
     // An unknown tenant is named.
     let (config, secrets) = (setup.config.to_str().expect("utf-8"), setup.secrets.to_str().expect("utf-8"));
     let args = ["payments", "reconcile-unknown", "--config", config, "--secrets-dir", secrets, "--tenant", "nobody"];

@@ -71,8 +71,9 @@ pub struct IngestReport {
     pub unknown_payments: u32,
     /// Events with nothing to change: already reflected, stale, for a terminal intent, without a payment
     /// reference, arriving while another call's outcome is unknown; also a refused attempt's own failure (its
-    /// intent keeps no provider reference) and a card-present sale's notification (its intent holds the
-    /// terminal's transaction id, the notification the provider's reference and the sale's key).
+    /// intent keeps no provider reference) and a card-present sale's notification that its intent reflects (the
+    /// intent holds the terminal's transaction id, the notification the provider's reference and the sale's
+    /// key).
     pub ignored: u32,
     /// Events contradicting the intent (a void after a capture, an amount the intent cannot hold), recorded in
     /// its history without a change; also events the intent cannot take without breaking an invariant (not
@@ -251,7 +252,7 @@ impl WebhookIngestor {
     /// from now either way (a clock that cannot be trusted), is not held back; nor is an authorization failure
     /// whose merchant reference an intent of this tenant has (a refused attempt's own news), nor the
     /// notification of a card-present sale whose merchant reference is the key its intent was authorized under
-    /// (decision 016; counted as ignored). Adyen's `eventDate`
+    /// and which that intent already reflects (decision 016; counted as ignored). Adyen's `eventDate`
     /// is outside its notification signature: a rewritten one can only shorten or lengthen this hold. The same
     /// service's own authorizations are recognised without this setting, precisely.
     pub fn with_fresh_hold(mut self, hold: std::time::Duration) -> WebhookIngestor {
@@ -371,7 +372,7 @@ impl WebhookIngestor {
                         None => {
                             // A card-present sale's own news: its intent is there, written from the terminal's
                             // answer under another reference; holding it back would find nothing more later.
-                            reflected = self.card_present_sale(event).await?;
+                            reflected = self.reflected_card_present_sale(event).await?;
                             self.fresh(event).filter(|_| !reflected).map(|age| {
                                 format!("{age} after it happened; its authorization may be under way elsewhere")
                             })
@@ -469,22 +470,43 @@ impl WebhookIngestor {
         })
     }
 
-    /// Whether the event's merchant reference is the idempotency key a card-present sale of this provider was
-    /// authorized under: a terminal sale's reference at the terminal is its key (decision 016), and a
-    /// provider's notification of it names that reference and the provider's payment reference, while the
-    /// intent holds the terminal's transaction id. The intent id is derived from the key
-    /// ([`intent_id_for`](crate::intent_id_for)), so this is one read. (A key longer than the terminal takes
-    /// was replaced by a derived one, which does not lead back to the intent.)
-    async fn card_present_sale(&self, event: &WebhookEvent) -> Result<bool, PaymentsError> {
+    /// Whether the event is a card-present sale's news that its intent already reflects. A terminal sale's
+    /// reference at the terminal is its idempotency key (decision 016), and a provider's notification of it names
+    /// that reference and the provider's payment reference, while the intent holds the terminal's transaction
+    /// id; the intent id is derived from the key ([`intent_id_for`](crate::intent_id_for)), so this is one
+    /// read. Only news the intent shows counts: an approval or capture of the captured amount of a captured
+    /// sale, a refund within what it refunded, a refusal of a failed one. Anything else (news of a sale whose
+    /// outcome is unknown, a contradiction, an event of another payment whose merchant reference happens to be
+    /// such a key) is treated as before: held back while fresh, then acknowledged as matching no intent. (A key
+    /// longer than the terminal takes was replaced by a derived one, which does not lead back to the intent.)
+    async fn reflected_card_present_sale(&self, event: &WebhookEvent) -> Result<bool, PaymentsError> {
         let Some(key) = event.merchant_reference.as_deref().and_then(|r| IdempotencyKey::new(r).ok()) else {
             return Ok(false);
         };
         let Ok(id) = crate::intent_id_for(&self.tenant, &key) else { return Ok(false) };
-        match self.intents.get(&self.tenant, &id).await {
-            Ok(intent) => Ok(intent.provider == self.provider && intent.tender == TenderKind::CardPresent),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(PaymentsError::from_store(OP, Some(&id), e)),
+        let intent = match self.intents.get(&self.tenant, &id).await {
+            Ok(intent) => intent,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(PaymentsError::from_store(OP, Some(&id), e)),
+        };
+        if intent.provider != self.provider || intent.tender != TenderKind::CardPresent {
+            return Ok(false);
         }
+        let captured =
+            matches!(intent.status, IntentStatus::Captured | IntentStatus::PartiallyRefunded | IntentStatus::Refunded);
+        Ok(match event.kind {
+            PaymentEventKind::Authorized | PaymentEventKind::Captured if event.success => {
+                captured && event.amount.is_none_or(|a| a == intent.captured)
+            }
+            PaymentEventKind::Refunded if event.success => {
+                captured
+                    && event.amount.is_some_and(|a| {
+                        a.currency() == intent.refunded.currency() && a.minor() <= intent.refunded.minor()
+                    })
+            }
+            PaymentEventKind::AuthorizationFailed => intent.status == IntentStatus::Failed,
+            _ => false,
+        })
     }
 
     /// An intent of this tenant and provider whose authorization outcome became unknown less than

@@ -110,7 +110,7 @@ impl Payments {
                 if !seen.insert(intent.id.clone()) {
                     continue;
                 }
-                remaining -= 1;
+                remaining = remaining.saturating_sub(1);
                 report.examined += 1;
                 self.reconcile_one(tenant, intent, &gateway_for, &mut report).await;
             }

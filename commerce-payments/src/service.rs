@@ -466,8 +466,14 @@ impl Payments {
     /// again at the next tick. Pick `every` well below the lease (a third of it); zero (the default) never
     /// renews.
     ///
-    /// Renewals wait on tokio's timer: they run only inside a tokio runtime with time enabled (without a
-    /// runtime, operations run without renewing).
+    /// Renewals wait on tokio's timer: turn this on only inside a tokio runtime with time enabled
+    /// (`#[tokio::main]`, `Runtime::new()`, or a builder with `enable_time`/`enable_all`, as the HTTP adapters'
+    /// timeouts need anyway); tokio panics on a timer in a runtime built without time. Outside any tokio
+    /// runtime, operations run without renewing. The interval is real time, while lease ends come from the
+    /// service's clock; `every` at or above the lease renews only after the lease has ended (and only if nobody
+    /// took the key over meanwhile). A store that does not renew (the port's default, e.g. a wrapper that
+    /// forwards only the older methods) makes renewals stop silently: check that yours implements
+    /// [`IdempotencyStore::renew`] (its conformance behaviour is skipped when it does not).
     pub fn with_lease_renewal(self, every: Duration) -> Payments {
         Payments { inner: Arc::new(Inner { renew_every: every, ..(*self.inner).clone() }) }
     }
@@ -707,7 +713,10 @@ impl Payments {
     ///
     /// # Errors
     /// `NotFound`; the gateway's errors (`OutcomeUnknown` again, transient kinds; the intent stays as it was);
-    /// `Unexpected` when the provider's view contradicts the intent.
+    /// `Unexpected` when the provider's view contradicts the intent. Re-sending an unknown authorization, only
+    /// a decline (or a terminal's "never saw it", `NotFound`) fails the intent; any other refusal
+    /// (`Unsupported`, `InvalidRequest`, `Configuration`, `Authentication`, ...) is returned and nothing is
+    /// written, since it may come from a gateway that cannot tell whether the card was charged.
     pub async fn reconcile(
         &self,
         gateway: &dyn PaymentGateway,
@@ -734,7 +743,18 @@ impl Payments {
             )
             .with_capture_method(params.capture_method)
             .with_attempt(Attempt::Reconcile);
-            let answer = gateway.authorize(request).await;
+            let answer = match gateway.authorize(request).await {
+                // Only the provider's refusal of the payment itself settles it as failed: a request the gateway
+                // cannot take (another provider bound since, a misconfiguration) says nothing about a card that
+                // may have been charged, so it is reported and nothing is written.
+                Err(e)
+                    if matches!(certainty(e.kind()), Certainty::Certain)
+                        && !matches!(e.kind(), ErrorKind::Declined | ErrorKind::NotFound) =>
+                {
+                    return Err(PaymentsError::from_gateway(OP, Some(intent), e));
+                }
+                answer => answer,
+            };
             return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
                 Settlement::Unsettled(error) => Err(error),

@@ -30,8 +30,10 @@
 //! it comes through, so the two cannot both find nothing and both pay. A call that is cancelled (its future
 //! dropped: a client gone, a timeout around it) leaves the terminal prompting the customer, and the terminal
 //! may not know the sale yet; the sale then stays held for [`TerminalGateway::cancelled_hold`]
-//! ([`DEFAULT_CANCELLED_HOLD`] unless set), long enough for the terminal's own timeout, so that a retry in
-//! that time is `InProgress` instead of a lookup that finds nothing and a second payment. A payment the terminal rejects because
+//! ([`DEFAULT_CANCELLED_HOLD`] unless set), long enough for the terminal's own timeout, and a request for it
+//! in that time is `OutcomeUnknown` (the card may be charged; the intent records it, and the retry after the
+//! hold is a resend that reads the terminal's record) instead of a lookup that finds nothing and a second
+//! payment. A payment the terminal rejects because
 //! it has seen the sale reference is answered from the terminal's record of it (another process's payment of
 //! the same sale), never as a refusal. A reconciliation ([`Attempt::Reconcile`]) never asks the
 //! terminal to pay: a sale it never saw charged nothing and is `NotFound`, which fails the intent.
@@ -99,8 +101,8 @@ enum Held {
 
 /// (terminal id, sale reference) of the sales between their lookup and the terminal's answer in this process,
 /// whichever `TerminalGateway` runs them, and of those whose call was cancelled within their hold: a second
-/// request for one of them (a retry racing `reconcile`) is answered `InProgress` instead of looking up and
-/// paying too.
+/// request for one of them (a retry racing `reconcile`) is answered `InProgress` (running) or `OutcomeUnknown`
+/// (cancelled) instead of looking up and paying too.
 fn running() -> &'static Mutex<HashMap<(String, String), Held>> {
     static RUNNING: OnceLock<Mutex<HashMap<(String, String), Held>>> = OnceLock::new();
     RUNNING.get_or_init(Mutex::default)
@@ -126,14 +128,16 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let mut running = running().lock().unwrap_or_else(PoisonError::into_inner);
-        match Instant::now().checked_add(self.hold) {
-            Some(until) if self.paying && !self.finished && !self.hold.is_zero() => {
+        if self.paying && !self.finished && !self.hold.is_zero() {
+            // A hold too long to add to now is as good as for ever (a day is past any terminal's timeout).
+            let now = Instant::now();
+            let until = now.checked_add(self.hold).or_else(|| now.checked_add(Duration::from_secs(86_400)));
+            if let Some(until) = until {
                 running.insert(self.entry.clone(), Held::CancelledUntil(until));
-            }
-            _ => {
-                running.remove(&self.entry);
+                return;
             }
         }
+        running.remove(&self.entry);
     }
 }
 
@@ -174,27 +178,42 @@ impl TerminalGateway {
         &self.terminal_id
     }
 
-    /// Registers the sale `reference` as running in this process, or `InProgress` when it already is.
+    /// Registers the sale `reference` as running in this process; `InProgress` when it already is, and
+    /// `OutcomeUnknown` (with the time left as its retry hint) while a cancelled call's hold lasts.
     fn enter(&self, reference: &str) -> Result<Running, PaymentError> {
         let entry = (self.terminal_id.clone(), reference.to_owned());
         let now = Instant::now();
         let mut running = running().lock().unwrap_or_else(PoisonError::into_inner);
         running.retain(|_, held| !matches!(held, Held::CancelledUntil(until) if *until <= now));
-        let busy = match running.get(&entry) {
-            None => None,
-            Some(Held::Running) => Some("is already being looked up or paid".to_owned()),
-            Some(Held::CancelledUntil(until)) => Some(format!(
-                "was being paid by a call that was cancelled, and the customer may still be at the terminal; it is \
-                 held for another {} s",
-                until.saturating_duration_since(now).as_secs().max(1)
-            )),
-        };
-        if let Some(busy) = busy {
-            return Err(PaymentError::new(
-                ErrorKind::InProgress,
-                "authorize",
-                format!("sale `{reference}` {busy} at terminal `{}`; retry later with the same key", self.terminal_id),
-            ));
+        match running.get(&entry) {
+            None => {}
+            Some(Held::Running) => {
+                return Err(PaymentError::new(
+                    ErrorKind::InProgress,
+                    "authorize",
+                    format!(
+                        "sale `{reference}` is already being looked up or paid at terminal `{}`; retry later with \
+                         the same key",
+                        self.terminal_id
+                    ),
+                ));
+            }
+            // The card may be charged by now: unknown, so that the intent records it and every retry is a resend
+            // (a refusal here would let a later first attempt say it charged nothing).
+            Some(Held::CancelledUntil(until)) => {
+                let left = until.saturating_duration_since(now);
+                return Err(unknown(
+                    "authorize",
+                    format!(
+                        "sale `{reference}` was being paid at terminal `{}` by a call that was cancelled; the \
+                         customer may still be at the terminal and the card may be charged: retry with the same key \
+                         in {} s, when its record can be read",
+                        self.terminal_id,
+                        left.as_secs().max(1)
+                    ),
+                )
+                .with_retry_after(left));
+            }
         }
         running.insert(entry.clone(), Held::Running);
         Ok(Running { entry, hold: self.cancelled_hold, paying: false, finished: false })

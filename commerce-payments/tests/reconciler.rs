@@ -187,3 +187,21 @@ async fn card_present_sales_are_looked_up_at_the_terminal_and_their_refunds_need
     assert_eq!(report.needs_operator[0].1.kind(), ErrorKind::Unsupported, "{:?}", report.needs_operator[0].1);
     assert_eq!(fx.terminal.refund_calls(), 1, "the refund was not sent again");
 }
+
+#[tokio::test]
+async fn a_gateway_that_cannot_take_the_request_fails_nothing() {
+    let fx = Fx::new();
+    let a = fx.unknown_authorization("a", 1_000).await;
+    // Bound by mistake to the till: a terminal takes no card-not-present payments and says `Unsupported`.
+    let till = fx.till.clone();
+    let wrong = move |_: &PaymentIntent| -> Option<Arc<dyn PaymentGateway>> { Some(till.clone()) };
+    let report = fx.payments.reconcile_unknown(&tenant(), wrong, 10, None).await.expect("pass");
+    assert_eq!(firsts(&report.needs_operator), vec![a.clone()]);
+    assert_eq!(report.needs_operator[0].1.kind(), ErrorKind::Unsupported);
+    assert_eq!(fx.status(&a).await, IntentStatus::OutcomeUnknown, "not failed: the card may be charged");
+    let direct = fx.payments.reconcile(&*fx.till, &tenant(), &a).await.expect_err("refused");
+    assert_eq!(direct.kind(), ErrorKind::Unsupported);
+    assert_eq!(fx.status(&a).await, IntentStatus::OutcomeUnknown);
+    // The right gateway settles it.
+    assert_eq!(ids(&fx.pass(10, None).await.settled), vec![a]);
+}

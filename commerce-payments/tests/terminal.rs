@@ -201,10 +201,13 @@ async fn a_caller_taking_over_an_abandoned_sale_finds_the_charge_instead_of_char
     clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
     let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, register);
     // In this process the cancelled sale is still held (the customer may still be at the terminal), through
-    // any gateway for the terminal; nothing is looked up or paid.
+    // any gateway for the terminal; nothing is looked up or paid, and the card may be charged: unknown, and the
+    // intent says so (a later attempt is a resend, never a first attempt that could claim it charged nothing).
     let held = payments.authorize(&gateway, "adyen", sale(), &key("S-0012:pay")).await.expect_err("held");
-    assert_eq!(held.kind(), ErrorKind::InProgress, "{held}");
-    assert!(held.message().contains("cancelled"), "{held}");
+    assert_eq!(held.kind(), ErrorKind::OutcomeUnknown, "{held}");
+    assert!(held.message().contains("cancelled") && held.retry_after().is_some(), "{held}");
+    let id = held.intent().cloned().expect("the intent records the unknown sale");
+    assert_eq!(payments.get(&tenant(), &id).await.expect("intent").status, IntentStatus::OutcomeUnknown);
     assert_eq!((terminal.pay_calls(), terminal.status_calls()), (1, 1));
     tokio::time::sleep(hold).await;
     let intent = payments.authorize(&gateway, "adyen", sale(), &key("S-0012:pay")).await.expect("found");
@@ -372,7 +375,7 @@ async fn a_sale_running_at_the_terminal_is_not_looked_up_and_paid_a_second_time(
     // The first call is gone (cancelled) while the terminal was paying: the sale stays held for the hold,
     // then a resend finds its charge.
     let held = gateway.authorize(request.clone().with_attempt(Attempt::Resend)).await.expect_err("held");
-    assert_eq!(held.kind(), ErrorKind::InProgress, "{held}");
+    assert_eq!(held.kind(), ErrorKind::OutcomeUnknown, "{held}");
     tokio::time::sleep(hold).await;
     let found = gateway.authorize(request.with_attempt(Attempt::Resend)).await.expect("found");
     assert_eq!((found.captured, terminal.pay_calls()), (eur(800), 1));
@@ -526,4 +529,17 @@ async fn a_terminal_refund_whose_answer_was_not_recorded_keeps_its_key_and_is_no
     assert_eq!(unknown.kind(), ErrorKind::OutcomeUnknown, "{unknown}");
     assert_eq!(fx.terminal.refund_calls(), 1, "refunded once");
     assert_eq!(payments.get(&t, &intent.id).await.expect("intent").status, IntentStatus::OutcomeUnknown);
+}
+
+#[tokio::test]
+async fn a_hold_too_long_to_represent_still_holds() {
+    let terminal = Arc::new(MemoryTerminal::new());
+    let odd = Odd { inner: terminal.clone(), hangs: true, ..Odd::default() };
+    let gateway = gateway_over(odd).with_cancelled_hold(std::time::Duration::MAX);
+    let request = AuthorizeRequest::new(eur(900), TenderKind::CardPresent, TERMINAL, "S-0042", key("S-0042:pay"))
+        .with_capture_method(CaptureMethod::Automatic);
+    let first = tokio::time::timeout(std::time::Duration::from_millis(30), gateway.authorize(request.clone())).await;
+    assert!(first.is_err(), "still at the terminal");
+    let held = gateway.authorize(request.with_attempt(Attempt::Resend)).await.expect_err("held");
+    assert_eq!((held.kind(), terminal.pay_calls()), (ErrorKind::OutcomeUnknown, 1), "{held}");
 }

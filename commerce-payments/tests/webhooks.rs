@@ -913,9 +913,46 @@ async fn a_card_present_sales_own_notification_is_recognised_not_held_back() {
     news["id"] = json!("evt_sale_2");
     let body = news.to_string().into_bytes();
     assert_eq!(fx.deliver(&body).await.map_err(|e| e.status()), Ok(report(0, 0, 0, 1, 0)));
+    // News the sale does not show (another amount: perhaps another payment whose merchant reference is the
+    // same text) is not taken as the sale's: held back while recent, then acknowledged as matching no intent.
+    news["id"] = json!("evt_other_amount");
+    news["data"]["object"]["amount"] = json!(1_000);
+    news["data"]["object"]["amount_received"] = json!(1_000);
+    let body = news.to_string().into_bytes();
+    assert_eq!(held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()), Err(503));
+    assert_eq!(fx.deliver(&body).await.map_err(|e| e.status()), Ok(report(0, 0, 1, 0, 0)));
     // A key of no card-present sale stays what it was: held back while recent.
     news["id"] = json!("evt_other");
     news["data"]["object"]["metadata"] = json!({ "reference": "S-0003:pay" });
     let body = news.to_string().into_bytes();
     assert_eq!(held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()), Err(503));
+}
+
+#[tokio::test]
+async fn news_of_a_card_present_sale_whose_outcome_is_unknown_is_not_taken_as_reflected() {
+    use commerce_payments::TerminalGateway;
+    use commerce_ports::RegisterId;
+    use commerce_ports::payment::CaptureMethod;
+    use commerce_testkit::memory::MemoryTerminal;
+    let fx = Fx::new();
+    let terminal = Arc::new(MemoryTerminal::new());
+    terminal.lose_pay_answers(1);
+    let gateway = TerminalGateway::new(terminal, "V400m-1", RegisterId::new("till-1").expect("register"));
+    let sale = NewPayment::new(
+        tenant(),
+        ChannelId::new("berlin").expect("channel"),
+        TenderKind::CardPresent,
+        eur(4_890),
+        "V400m-1",
+        "S-0004",
+    )
+    .with_capture_method(CaptureMethod::Automatic);
+    let lost = fx.payments.authorize(&gateway, "stripe", sale, &key("S-0004:pay")).await.expect_err("unknown");
+    assert_eq!(lost.kind(), ErrorKind::OutcomeUnknown);
+    let mut news: serde_json::Value =
+        serde_json::from_slice(&event("evt_sale_4", "captured", "psp_4712", 4_890)).expect("json");
+    news["data"]["object"]["metadata"] = json!({ "reference": "S-0004:pay" });
+    let body = news.to_string().into_bytes();
+    // The intent does not show the capture (its outcome is unknown): not "already reflected".
+    assert_eq!(fx.deliver(&body).await.map_err(|e| e.status()), Ok(report(0, 0, 1, 0, 0)));
 }

@@ -439,8 +439,9 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
     /// reaches every such intent, however many stay in the status (a reconciler that cannot settle some still
     /// reaches the rest).
     ///
-    /// The default reads every intent in the status and skips to the cursor; the crate's stores override it
-    /// with a keyset read.
+    /// The default reads every intent in the status, sorts them and skips to the cursor (every page reads them
+    /// all: a pass over `n` intents in pages of `p` reads about `n * n / p` rows); the crate's stores override
+    /// it with a keyset read.
     ///
     /// # Errors
     /// `Unavailable`.
@@ -451,7 +452,10 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
         after: Option<IntentCursor>,
         limit: u32,
     ) -> Result<Vec<PaymentIntent>, StoreError> {
-        let all = self.list_by_status(tenant, status, u32::MAX).await?;
+        let mut all = self.list_by_status(tenant, status, u32::MAX).await?;
+        // Sorted here: a store written before this method promised "oldest update first" only, not the order of
+        // ties, and a page that ended inside a tie must not skip or repeat its other intents.
+        all.sort_by(|a, b| (a.updated_at, a.id.as_str()).cmp(&(b.updated_at, b.id.as_str())));
         let take = usize::try_from(limit).unwrap_or(usize::MAX);
         Ok(all.into_iter().filter(|i| after.as_ref().is_none_or(|c| c.precedes(i))).take(take).collect())
     }
@@ -461,16 +465,22 @@ pub trait PaymentIntentStore: Send + Sync + Debug + 'static {
 /// intent. Intents are listed by (update time, id), ids in the store's order of text (byte order in the
 /// memory and SQLite stores; the database's collation in PostgreSQL): paging is complete and never repeats
 /// within one store, whichever order that is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct IntentCursor {
     /// The last listed intent's update time.
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     /// The last listed intent's id.
     pub id: IntentId,
 }
 
 impl IntentCursor {
+    /// A cursor from a stored position (a host keeping where its last pass stopped).
+    pub fn new(updated_at: OffsetDateTime, id: IntentId) -> IntentCursor {
+        IntentCursor { updated_at, id }
+    }
+
     /// The cursor just past `intent`.
     pub fn after(intent: &PaymentIntent) -> IntentCursor {
         IntentCursor { updated_at: intent.updated_at, id: intent.id.clone() }

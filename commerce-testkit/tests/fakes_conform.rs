@@ -244,3 +244,91 @@ async fn renewal_is_forwarded_and_a_store_without_it_skips_its_behaviours() {
     let skipped: Vec<&str> = report.skipped.iter().map(|(b, _)| *b).collect();
     assert_eq!(skipped, vec!["idempotency_renew"], "{report}");
 }
+
+#[tokio::test]
+async fn the_default_paging_serves_a_store_written_before_it_even_with_ties_in_another_order() {
+    use commerce_ports::stores::{IntentCursor, IntentEvent, IntentStatus, PaymentIntent};
+    use commerce_ports::{ChannelId, IntentId, Money, StoreError, TenantId};
+
+    /// An intent store written before `list_by_status_after` (the port's default pages it), whose
+    /// `list_by_status` orders intents updated at the same instant by id descending (all it promised was
+    /// "oldest update first").
+    #[derive(Debug, Default)]
+    struct Older(MemoryPaymentIntentStore);
+    #[async_trait::async_trait]
+    impl PaymentIntentStore for Older {
+        async fn create(&self, intent: PaymentIntent, event: IntentEvent) -> Result<(), StoreError> {
+            self.0.create(intent, event).await
+        }
+        async fn get(&self, tenant: &TenantId, id: &IntentId) -> Result<PaymentIntent, StoreError> {
+            self.0.get(tenant, id).await
+        }
+        async fn update(&self, intent: PaymentIntent, expected: u64, event: IntentEvent) -> Result<(), StoreError> {
+            self.0.update(intent, expected, event).await
+        }
+        async fn events(&self, tenant: &TenantId, id: &IntentId) -> Result<Vec<IntentEvent>, StoreError> {
+            self.0.events(tenant, id).await
+        }
+        async fn find_by_provider_reference(
+            &self,
+            tenant: &TenantId,
+            provider: &str,
+            reference: &str,
+        ) -> Result<Option<PaymentIntent>, StoreError> {
+            self.0.find_by_provider_reference(tenant, provider, reference).await
+        }
+        async fn find_by_reference(
+            &self,
+            tenant: &TenantId,
+            reference: &str,
+        ) -> Result<Vec<PaymentIntent>, StoreError> {
+            self.0.find_by_reference(tenant, reference).await
+        }
+        async fn list_by_status(
+            &self,
+            tenant: &TenantId,
+            status: IntentStatus,
+            limit: u32,
+        ) -> Result<Vec<PaymentIntent>, StoreError> {
+            let mut all = self.0.list_by_status(tenant, status, u32::MAX).await?;
+            all.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then_with(|| b.id.as_str().cmp(a.id.as_str())));
+            all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            Ok(all)
+        }
+    }
+
+    let store = Older::default();
+    let fx = StoreFixture::new();
+    let tenant = TenantId::new("older").expect("tenant");
+    let mut ids = Vec::new();
+    for (name, seconds) in [("d", 0), ("a", 5), ("c", 5), ("b", 5), ("e", 9)] {
+        let id = IntentId::new(format!("pi_{name}")).expect("id");
+        let at = fx.now + time::Duration::seconds(seconds);
+        let mut intent = PaymentIntent::new(
+            id.clone(),
+            tenant.clone(),
+            ChannelId::new("web").expect("channel"),
+            TenderKind::Card,
+            Money::from_minor(100, Currency::EUR),
+            "memory",
+            "order",
+            at,
+        );
+        intent.status = IntentStatus::OutcomeUnknown;
+        store.create(intent, IntentEvent::new(1, at, "create", IntentStatus::OutcomeUnknown)).await.expect("create");
+        ids.push((seconds, id));
+    }
+    let mut paged = Vec::new();
+    let mut cursor: Option<IntentCursor> = None;
+    for _ in 0..10 {
+        let page = store.list_by_status_after(&tenant, IntentStatus::OutcomeUnknown, cursor.clone(), 1).await;
+        let page = page.expect("page");
+        let Some(last) = page.last() else { break };
+        cursor = Some(IntentCursor::after(last));
+        paged.extend(page.into_iter().map(|i| i.id.as_str().to_owned()));
+    }
+    assert_eq!(paged, vec!["pi_d", "pi_a", "pi_b", "pi_c", "pi_e"], "every intent once, ties by id");
+    // The cursor a host stored survives a round trip through JSON.
+    let stored = serde_json::to_string(&cursor).expect("json");
+    assert_eq!(serde_json::from_str::<Option<IntentCursor>>(&stored).expect("back"), cursor);
+}
