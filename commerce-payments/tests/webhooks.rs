@@ -878,14 +878,20 @@ async fn the_fresh_hold_lets_a_refused_attempts_own_failure_through() {
     assert_eq!(held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status()), Err(503));
 }
 
-#[tokio::test]
-async fn a_card_present_sales_own_notification_is_recognised_not_held_back() {
+/// Sells `minor` cents card present under key `{order}:pay` through a memory terminal that loses `lost` payment
+/// answers (the provider name is the ingestor's), and the provider's notification of it: its own payment
+/// reference, and the sale's reference at the terminal (the key) as the merchant reference.
+async fn card_present_sale(
+    fx: &Fx,
+    order: &str,
+    lost: u32,
+) -> (Result<PaymentIntent, commerce_payments::PaymentsError>, serde_json::Value) {
     use commerce_payments::TerminalGateway;
     use commerce_ports::RegisterId;
     use commerce_ports::payment::CaptureMethod;
     use commerce_testkit::memory::MemoryTerminal;
-    let fx = Fx::new();
     let terminal = Arc::new(MemoryTerminal::new());
+    terminal.lose_pay_answers(lost);
     let gateway = TerminalGateway::new(terminal, "V400m-1", RegisterId::new("till-1").expect("register"));
     let sale = NewPayment::new(
         tenant(),
@@ -893,21 +899,28 @@ async fn a_card_present_sales_own_notification_is_recognised_not_held_back() {
         TenderKind::CardPresent,
         eur(4_890),
         "V400m-1",
-        "S-0002",
+        order,
     )
     .with_capture_method(CaptureMethod::Automatic);
-    let intent = fx.payments.authorize(&gateway, "stripe", sale, &key("S-0002:pay")).await.expect("sold");
+    let sold = fx.payments.authorize(&gateway, "stripe", sale, &key(&format!("{order}:pay"))).await;
+    let mut news: serde_json::Value =
+        serde_json::from_slice(&event(&format!("evt_{order}"), "captured", "psp_4711", 4_890)).expect("json");
+    news["data"]["object"]["metadata"] = json!({ "reference": format!("{order}:pay") });
+    (sold, news)
+}
+
+#[tokio::test]
+async fn a_card_present_sales_own_notification_is_recognised_not_held_back() {
+    let fx = Fx::new();
+    let (sold, mut news) = card_present_sale(&fx, "S-0002", 0).await;
+    let intent = sold.expect("sold");
     assert_eq!(intent.status, IntentStatus::Captured);
     let held = fx.ingestor.clone().with_fresh_hold(commerce_payments::RECOMMENDED_FRESH_HOLD);
-    // The provider notifies the sale under its own payment reference and the sale's reference at the terminal
-    // (the key), neither of which is the intent's: recognised as the sale's news and acknowledged at once.
-    let mut news: serde_json::Value =
-        serde_json::from_slice(&event("evt_sale", "captured", "psp_4711", 4_890)).expect("json");
-    news["data"]["object"]["metadata"] = json!({ "reference": "S-0002:pay" });
+    // Neither reference is the intent's: recognised as the sale's news and acknowledged at once.
     let body = news.to_string().into_bytes();
     let ingested = held.ingest(&signed(&body, T0.unix_timestamp())).await.map_err(|e| e.status());
     assert_eq!(ingested, Ok(report(0, 0, 0, 1, 0)));
-    assert!(fx.recorded("evt_sale").await);
+    assert!(fx.recorded("evt_S-0002").await);
     assert_eq!(fx.get(&intent.id).await, intent, "nothing changed");
     // Without the fresh hold it is counted the same way.
     news["id"] = json!("evt_sale_2");
@@ -930,28 +943,9 @@ async fn a_card_present_sales_own_notification_is_recognised_not_held_back() {
 
 #[tokio::test]
 async fn news_of_a_card_present_sale_whose_outcome_is_unknown_is_not_taken_as_reflected() {
-    use commerce_payments::TerminalGateway;
-    use commerce_ports::RegisterId;
-    use commerce_ports::payment::CaptureMethod;
-    use commerce_testkit::memory::MemoryTerminal;
     let fx = Fx::new();
-    let terminal = Arc::new(MemoryTerminal::new());
-    terminal.lose_pay_answers(1);
-    let gateway = TerminalGateway::new(terminal, "V400m-1", RegisterId::new("till-1").expect("register"));
-    let sale = NewPayment::new(
-        tenant(),
-        ChannelId::new("berlin").expect("channel"),
-        TenderKind::CardPresent,
-        eur(4_890),
-        "V400m-1",
-        "S-0004",
-    )
-    .with_capture_method(CaptureMethod::Automatic);
-    let lost = fx.payments.authorize(&gateway, "stripe", sale, &key("S-0004:pay")).await.expect_err("unknown");
-    assert_eq!(lost.kind(), ErrorKind::OutcomeUnknown);
-    let mut news: serde_json::Value =
-        serde_json::from_slice(&event("evt_sale_4", "captured", "psp_4712", 4_890)).expect("json");
-    news["data"]["object"]["metadata"] = json!({ "reference": "S-0004:pay" });
+    let (lost, news) = card_present_sale(&fx, "S-0004", 1).await;
+    assert_eq!(lost.expect_err("unknown").kind(), ErrorKind::OutcomeUnknown);
     let body = news.to_string().into_bytes();
     // The intent does not show the capture (its outcome is unknown): not "already reflected".
     assert_eq!(fx.deliver(&body).await.map_err(|e| e.status()), Ok(report(0, 0, 1, 0, 0)));
