@@ -2,7 +2,9 @@
 //! gateways.
 //!
 //! Output contract (scripts and other checks depend on it):
-//! - success: exit 0, the intent as ONE JSON object on stdout (see [`intent_json`]): `intent_id`, `tenant`,
+//! - success: exit 0, the intent as ONE JSON object on stdout (see [`intent_json`]; `reconcile-unknown` prints
+//!   its pass's report instead: `examined`, `settled` (intents in this form), `retry_later` and `needs_operator`
+//!   (`{"intent_id", "error"}`), `more`, and `next` (`{"updated_at", "intent_id"}` or null)): `intent_id`, `tenant`,
 //!   `channel`, `tender`, `provider`, `status` (snake_case: `authorized`, `partially_captured`, `captured`,
 //!   `partially_refunded`, `refunded`, `voided`, `failed`, `outcome_unknown`, `requires_authorization`),
 //!   `currency`, the amounts `amount`, `authorized`, `captured`, `refunded`, `capturable`, `refundable` as
@@ -508,13 +510,14 @@ async fn execute(command: PaymentsCommand) -> Result<serde_json::Value, Failure>
 async fn sweep(args: &SweepArgs) -> Result<serde_json::Value, Failure> {
     let wired = wire_tenant(&args.tenant, None).await?;
     let integrations = &wired.integrations;
+    let warned = std::sync::atomic::AtomicBool::new(false);
     // The gateway the intent's channel binds for its tender, if it is still the adapter that authorized the
     // intent and takes its tender; otherwise the intent needs an operator (never another provider's answer).
     let gateway_for = |intent: &PaymentIntent| {
         let binding = integrations.gateway_binding(&intent.tenant, &intent.channel, &intent.tender).ok()?;
         let fits =
             binding.adapter == intent.provider && binding.gateway.capabilities().tenders.contains(&intent.tender);
-        if fits {
+        if fits && binding.adapter == "memory" && !warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
             warn_if_memory_gateway(&binding.adapter);
         }
         fits.then_some(binding.gateway)
@@ -531,6 +534,7 @@ async fn sweep(args: &SweepArgs) -> Result<serde_json::Value, Failure> {
         "settled": report.settled.iter().map(intent_json).collect::<Vec<_>>(),
         "retry_later": errors(&report.retry_later),
         "needs_operator": errors(&report.needs_operator),
+        "more": report.next.is_some(),
         "next": report.next.as_ref().map(|c| serde_json::json!({
             "updated_at": c.updated_at.format(&Rfc3339).unwrap_or_else(|_| c.updated_at.to_string()),
             "intent_id": c.id.as_str(),

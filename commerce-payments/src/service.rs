@@ -296,6 +296,75 @@ fn certainty(kind: ErrorKind) -> Certainty {
     }
 }
 
+/// Whether a provider's refusal of a call that may have reached it before (a resend: the key was taken over,
+/// or the intent records the call as unknown) settles that call. Only a refusal of the operation itself does:
+/// a decline, an invalid request or state (with the same provider key, the provider answers as it did the first
+/// time), and a "never saw it" from a gateway that looks payments up instead of replaying keys (a terminal).
+/// An error about our side (credentials, configuration, an unsupported request, a resource the provider does
+/// not know: perhaps another account bound since) says nothing about the earlier attempt.
+fn settles_resend(kind: ErrorKind, caps: &GatewayCapabilities) -> bool {
+    matches!(kind, ErrorKind::Declined | ErrorKind::InvalidRequest | ErrorKind::InvalidState)
+        || (kind == ErrorKind::NotFound && caps.resend_unsafe)
+}
+
+/// A gateway error for a call: on a resend, a certain refusal that does not settle it ([`settles_resend`])
+/// becomes `OutcomeUnknown` (the earlier attempt may have acted), so the intent records or keeps the call as
+/// unknown instead of a refusal.
+fn resend_error(error: PaymentsError, resend: bool, caps: &GatewayCapabilities) -> PaymentsError {
+    if !resend || !matches!(certainty(error.kind()), Certainty::Certain) || settles_resend(error.kind(), caps) {
+        return error;
+    }
+    let mut unknown = PaymentsError::new(
+        ErrorKind::OutcomeUnknown,
+        error.operation(),
+        format!(
+            "the provider refused this resend ({}: {}), which says nothing about the earlier attempt: its outcome \
+             stays unknown; fix the cause and retry with the same key, or settle it (`reconcile_from`)",
+            error.kind().as_str(),
+            error.message()
+        ),
+    );
+    if let Some(intent) = error.intent() {
+        unknown = unknown.with_intent(intent.clone());
+    }
+    unknown.with_source(error)
+}
+
+/// The error for a call whose outcome has been unknown for longer than the provider replays answers by key
+/// ([`GatewayCapabilities::replay_window`]): sending it again could be processed as a new request and act
+/// twice, so it is not sent. `None` when the intent has no unknown call that old.
+fn beyond_replay(
+    caps: &GatewayCapabilities,
+    intent: &PaymentIntent,
+    history: &[IntentEvent],
+    now: OffsetDateTime,
+    kind: ErrorKind,
+    op: Operation,
+) -> Option<PaymentsError> {
+    let window = caps.replay_window?;
+    if intent.status != IntentStatus::OutcomeUnknown {
+        return None;
+    }
+    let since = history.iter().rev().find(|e| e.sequence == intent.version)?.at;
+    let end = time::Duration::try_from(window).ok().and_then(|w| since.checked_add(w))?;
+    (end <= now).then(|| {
+        PaymentsError::new(
+            kind,
+            op,
+            format!(
+                "the {} of intent `{}` has been unknown since {since}, longer than the provider replays answers by \
+                 key ({} h): sent again it could be processed as new and act twice, so it is not sent; settle it \
+                 from the provider's records (`reconcile` where the provider can be asked by reference, or \
+                 `reconcile_from`)",
+                state::pending_operation(intent, history).map_or(op, |p| p.call.operation),
+                intent.id,
+                window.as_secs() / 3600
+            ),
+        )
+        .with_intent(intent.id.clone())
+    })
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(bytes);
@@ -567,7 +636,15 @@ impl Payments {
                 // Refused before anything was created or sent; the refusal is the key's stored outcome.
                 return match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
                     Claim::Replay(result) => result,
-                    Claim::Proceed { .. } => self.finish(&tenant, key, Outcome::Done(Err(invalid))).await,
+                    // An intent under this key (an earlier attempt, perhaps unknown): this refusal is about the
+                    // request as sent now (a gateway that cannot take it), not the payment; the key stays free
+                    // for a retry through the right gateway.
+                    Claim::Proceed { snapshot: Some(_), .. } => {
+                        self.finish(&tenant, key, Outcome::Release(invalid)).await
+                    }
+                    Claim::Proceed { snapshot: None, .. } => {
+                        self.finish(&tenant, key, Outcome::Done(Err(invalid))).await
+                    }
                 };
             }
         };
@@ -734,6 +811,12 @@ impl Payments {
             let (Some(pending), Some(params)) = (pending, state::authorize_params(&history)) else {
                 return Ok(current);
             };
+            let now = self.inner.clock.now();
+            if let Some(e) =
+                beyond_replay(&gateway.capabilities(), &current, &history, now, ErrorKind::InvalidState, OP)
+            {
+                return Err(e);
+            }
             let request = AuthorizeRequest::new(
                 current.amount,
                 current.tender,
@@ -749,12 +832,13 @@ impl Payments {
                 // may have been charged, so it is reported and nothing is written.
                 Err(e)
                     if matches!(certainty(e.kind()), Certainty::Certain)
-                        && !matches!(e.kind(), ErrorKind::Declined | ErrorKind::NotFound) =>
+                        && !settles_resend(e.kind(), &gateway.capabilities()) =>
                 {
                     return Err(PaymentsError::from_gateway(OP, Some(intent), e));
                 }
                 answer => answer,
             };
+            let answer = answer.map_err(|e| (e, None));
             return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
                 Settlement::Unsettled(error) => Err(error),
@@ -809,6 +893,11 @@ impl Payments {
             Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
             Err(e) => return Outcome::rejected(e),
         };
+        let caps = gateway.capabilities();
+        let now = self.inner.clock.now();
+        if let Some(e) = beyond_replay(&caps, &intent, &history, now, ErrorKind::OutcomeUnknown, Operation::Authorize) {
+            return Outcome::Release(e);
+        }
         let provider_key = match key_of(&call, &id) {
             Ok(k) => k,
             Err(e) => return Outcome::Done(Err(e)),
@@ -822,7 +911,8 @@ impl Payments {
         )
         .with_capture_method(payment.capture_method)
         .with_attempt(if resend { Attempt::Resend } else { Attempt::First });
-        let answer = gateway.authorize(request).await;
+        // A refusal of a resend that says nothing about the earlier attempt leaves the outcome unknown.
+        let answer = gateway.authorize(request).await.map_err(|e| (e, resend.then_some(&caps)));
         let tenant = payment.tenant.clone();
         let (settlement, resolved) =
             self.settle_authorization(intent, history, created.as_ref(), &call, answer, Some((&tenant, key))).await;
@@ -838,7 +928,7 @@ impl Payments {
         history: Vec<IntentEvent>,
         created: Option<&IntentEvent>,
         call: &ProviderCall,
-        answer: Result<PaymentSnapshot, PaymentError>,
+        answer: Result<PaymentSnapshot, (PaymentError, Option<&GatewayCapabilities>)>,
         key: Option<(&TenantId, &IdempotencyKey)>,
     ) -> (Settlement, bool) {
         const OP: Operation = Operation::Authorize;
@@ -857,8 +947,12 @@ impl Payments {
                     Err(e) => (Settlement::Unsettled(recording_failed(OP, &id, e)), false),
                 }
             }
-            Err(answer) => {
+            Err((answer, resend)) => {
                 let error = PaymentsError::from_gateway(OP, Some(&id), answer);
+                let error = match resend {
+                    Some(caps) => resend_error(error, true, caps),
+                    None => error,
+                };
                 match certainty(error.kind()) {
                     Certainty::Unknown => {
                         let message = error.message().to_owned();
@@ -941,8 +1035,14 @@ impl Payments {
             Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
             Err(e) => return Outcome::rejected(e),
         };
+        if let Some(e) = beyond_replay(&caps, &intent, &history, self.inner.clock.now(), ErrorKind::OutcomeUnknown, op)
+        {
+            return Outcome::Release(e);
+        }
         if let Err(e) = state::check_supported(&intent, &modification, &caps) {
-            return Outcome::Done(Err(e));
+            // A resend refused before sending (a gateway that cannot take it) leaves the key free for a retry
+            // through the right one; the call stays unknown.
+            return if resend { Outcome::Release(e) } else { Outcome::Done(Err(e)) };
         }
         let prepared = key_of(&call, id).and_then(|k| match &intent.provider_reference {
             Some(reference) => Ok((k, reference.clone())),
@@ -976,7 +1076,7 @@ impl Payments {
         let result = match answer {
             Ok(result) => result,
             Err(answer) => {
-                let error = PaymentsError::from_gateway(op, Some(id), answer);
+                let error = resend_error(PaymentsError::from_gateway(op, Some(id), answer), resend, &caps);
                 return match certainty(error.kind()) {
                     Certainty::Unknown => {
                         let message = error.message().to_owned();

@@ -109,6 +109,13 @@ pub struct GatewayCapabilities {
     /// as a resend ([`RefundRequest::resend`]). Absent in serialized capabilities of earlier releases: false.
     #[serde(default)]
     pub resend_unsafe: bool,
+    /// How long the provider replays a key's first answer (Stripe: at least 24 h; Adyen: at least 7 days);
+    /// `None` when it does not expire or the gateway does not rely on it (a terminal looks sales up). After
+    /// it, a request sent again under the same key may be processed as new, so the domain does not resend a
+    /// call whose outcome has been unknown for longer: it stays unknown, for `retrieve` or an operator.
+    /// Absent in serialized capabilities of earlier releases: `None`.
+    #[serde(default)]
+    pub replay_window: Option<std::time::Duration>,
     /// The longest idempotency key the provider accepts; the adapter derives a stable shorter one if needed.
     pub max_idempotency_key_len: usize,
     /// Tender kinds this gateway can process.
@@ -130,6 +137,7 @@ impl GatewayCapabilities {
             asynchronous_modifications: false,
             retrieve: false,
             resend_unsafe: false,
+            replay_window: None,
             max_idempotency_key_len: IdempotencyKey::MAX_LEN,
             tenders: Vec::new(),
         }
@@ -149,6 +157,7 @@ impl GatewayCapabilities {
             asynchronous_modifications: false,
             retrieve: true,
             resend_unsafe: false,
+            replay_window: None,
             max_idempotency_key_len: IdempotencyKey::MAX_LEN,
             tenders,
         }

@@ -144,6 +144,8 @@ impl PaymentGateway for AdyenGateway {
         caps.asynchronous_modifications = true;
         caps.retrieve = false;
         caps.max_idempotency_key_len = MAX_IDEMPOTENCY_KEY_LEN;
+        // The provider replays a key's first answer for at least this long (PROVIDERS.md).
+        caps.replay_window = Some(std::time::Duration::from_secs(7 * 24 * 60 * 60));
         caps.tenders = vec![TenderKind::Card, TenderKind::Wallet];
         caps
     }

@@ -1,0 +1,208 @@
+//! A resend (a call that may have reached the provider before) is settled only by the provider's refusal of
+//! the operation itself; an error about our side (credentials, configuration, a resource another account does
+//! not know) leaves its outcome unknown.
+
+mod common;
+
+use common::{eur, key, tenant};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use commerce_payments::{NewPayment, Payments, intent_id_for};
+use commerce_ports::payment::{
+    AuthorizeRequest, CaptureRequest, GatewayCapabilities, IncrementRequest, ModificationResult, PaymentGateway,
+    PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, TokenizeRequest, VoidRequest,
+};
+use commerce_ports::stores::IntentStatus;
+use commerce_ports::{ChannelId, ErrorKind, IntentId, ManualClock, PaymentError};
+use commerce_testkit::memory::{GatewayFault, MemoryGateway, memory_store_set};
+use time::macros::datetime;
+
+/// The memory gateway, or, while `refuse` is set, a provider that refuses every call with that kind (rotated
+/// credentials, another account bound, a misconfiguration).
+#[derive(Debug, Default)]
+struct Refusing {
+    inner: MemoryGateway,
+    refuse: Mutex<Option<ErrorKind>>,
+}
+
+impl Refusing {
+    fn check(&self, operation: &'static str) -> Result<(), PaymentError> {
+        match *self.refuse.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Some(kind) => Err(PaymentError::new(kind, operation, "refused by the provider")),
+            None => Ok(()),
+        }
+    }
+    fn set(&self, kind: Option<ErrorKind>) {
+        *self.refuse.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = kind;
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for Refusing {
+    fn capabilities(&self) -> GatewayCapabilities {
+        self.inner.capabilities()
+    }
+    async fn authorize(&self, request: AuthorizeRequest) -> Result<PaymentSnapshot, PaymentError> {
+        self.check("authorize")?;
+        self.inner.authorize(request).await
+    }
+    async fn capture(&self, request: CaptureRequest) -> Result<ModificationResult, PaymentError> {
+        self.check("capture")?;
+        self.inner.capture(request).await
+    }
+    async fn refund(&self, request: RefundRequest) -> Result<ModificationResult, PaymentError> {
+        self.check("refund")?;
+        self.inner.refund(request).await
+    }
+    async fn void(&self, request: VoidRequest) -> Result<ModificationResult, PaymentError> {
+        self.check("void")?;
+        self.inner.void(request).await
+    }
+    async fn increment_authorization(&self, request: IncrementRequest) -> Result<PaymentSnapshot, PaymentError> {
+        self.check("increment_authorization")?;
+        self.inner.increment_authorization(request).await
+    }
+    async fn retrieve(&self, provider_reference: &str) -> Result<PaymentSnapshot, PaymentError> {
+        self.check("retrieve")?;
+        self.inner.retrieve(provider_reference).await
+    }
+    async fn tokenize(&self, request: TokenizeRequest) -> Result<PaymentMethodRef, PaymentError> {
+        self.check("tokenize")?;
+        self.inner.tokenize(request).await
+    }
+}
+
+fn fx() -> (Payments, Refusing) {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+    (Payments::from_stores(&memory_store_set(), clock), Refusing::default())
+}
+
+fn payment() -> NewPayment {
+    NewPayment::new(
+        tenant(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(5_000),
+        "pm_card_visa",
+        "order-1",
+    )
+}
+
+async fn status(payments: &Payments, id: &IntentId) -> (IntentStatus, commerce_ports::Money) {
+    let intent = payments.get(&tenant(), id).await.expect("intent");
+    (intent.status, intent.refunded)
+}
+
+#[tokio::test]
+async fn a_resent_authorization_refused_for_our_side_stays_unknown_never_failed() {
+    for kind in [ErrorKind::Authentication, ErrorKind::Configuration, ErrorKind::NotFound, ErrorKind::Unsupported] {
+        let (payments, gateway) = fx();
+        gateway.inner.inject(GatewayFault::TimeoutAfterProcessing);
+        let first = payments.authorize(&gateway, "memory", payment(), &key("a")).await.expect_err("unknown");
+        assert_eq!(first.kind(), ErrorKind::OutcomeUnknown);
+        let id = intent_id_for(&tenant(), &key("a")).expect("id");
+        // The credentials were rotated (or another account bound) before the retry: the provider refuses it, which
+        // says nothing about the first attempt, which charged the card.
+        gateway.set(Some(kind));
+        let retry = payments.authorize(&gateway, "memory", payment(), &key("a")).await.expect_err("still unknown");
+        assert_eq!(retry.kind(), ErrorKind::OutcomeUnknown, "{kind:?}: {retry}");
+        assert!(retry.message().contains(kind.as_str()), "{retry}");
+        assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown, "{kind:?}: not failed");
+        // Fixed: the retry with the same key gets the provider's replay; one charge.
+        gateway.set(None);
+        let settled = payments.authorize(&gateway, "memory", payment(), &key("a")).await.expect("authorized");
+        assert_eq!((settled.status, gateway.inner.provider_calls()), (IntentStatus::Authorized, 1), "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_decline_of_a_resent_authorization_still_fails_it() {
+    let (payments, gateway) = fx();
+    gateway.inner.inject(GatewayFault::TimeoutAfterProcessing);
+    let _ = payments.authorize(&gateway, "memory", payment(), &key("d")).await.expect_err("unknown");
+    let id = intent_id_for(&tenant(), &key("d")).expect("id");
+    // The provider's verdict on the payment itself (with the same provider key it answers as the first time).
+    gateway.set(Some(ErrorKind::Declined));
+    let declined = payments.authorize(&gateway, "memory", payment(), &key("d")).await.expect_err("declined");
+    assert_eq!(declined.kind(), ErrorKind::Declined);
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::Failed);
+}
+
+#[tokio::test]
+async fn a_resent_refund_refused_for_our_side_keeps_the_refund_pending() {
+    let (payments, gateway) = fx();
+    let id = payments.authorize(&gateway, "memory", payment(), &key("r")).await.expect("authorized").id;
+    payments.capture(&gateway, &tenant(), &id, None, true, &key("r-cap")).await.expect("captured");
+    gateway.inner.inject(GatewayFault::TimeoutAfterProcessing);
+    let lost = payments.refund(&gateway, &tenant(), &id, eur(2_000), &key("r-ref")).await.expect_err("unknown");
+    assert_eq!(lost.kind(), ErrorKind::OutcomeUnknown);
+    gateway.set(Some(ErrorKind::Authentication));
+    let retry = payments.refund(&gateway, &tenant(), &id, eur(2_000), &key("r-ref")).await.expect_err("unknown");
+    assert_eq!(retry.kind(), ErrorKind::OutcomeUnknown, "{retry}");
+    // Still pending, so the reconciler sees it and a fresh refund key is refused while it is.
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
+    let other = payments.refund(&gateway, &tenant(), &id, eur(2_000), &key("r-ref-2")).await.expect_err("pending");
+    assert_eq!(other.kind(), ErrorKind::InvalidState, "{other}");
+    gateway.set(None);
+    let refunded = payments.refund(&gateway, &tenant(), &id, eur(2_000), &key("r-ref")).await.expect("refunded");
+    assert_eq!((refunded.status, refunded.refunded), (IntentStatus::PartiallyRefunded, eur(2_000)));
+    let view = gateway.inner.retrieve(refunded.provider_reference.as_deref().expect("reference")).await;
+    assert_eq!(view.expect("view").refunded, eur(2_000), "refunded once");
+}
+
+#[tokio::test]
+async fn reconcile_takes_a_not_found_only_from_a_gateway_that_looks_payments_up() {
+    let (payments, gateway) = fx();
+    gateway.inner.inject(GatewayFault::TimeoutAfterProcessing);
+    let _ = payments.authorize(&gateway, "memory", payment(), &key("n")).await.expect_err("unknown");
+    let id = intent_id_for(&tenant(), &key("n")).expect("id");
+    // Another account bound since answers "no such payment method": not a verdict on the first attempt.
+    gateway.set(Some(ErrorKind::NotFound));
+    let error = payments.reconcile(&gateway, &tenant(), &id).await.expect_err("not concluded");
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
+}
+
+/// A memory gateway that declares Stripe's replay window (24 h), with its clock.
+fn with_replay_window() -> (Payments, Arc<ManualClock>, MemoryGateway) {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+    let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
+    caps.replay_window = Some(std::time::Duration::from_secs(24 * 3600));
+    (Payments::from_stores(&memory_store_set(), clock.clone()), clock, MemoryGateway::with_capabilities(caps))
+}
+
+#[tokio::test]
+async fn an_authorization_unknown_for_longer_than_the_replay_window_is_never_sent_again() {
+    let (payments, clock, gateway) = with_replay_window();
+    gateway.inject(GatewayFault::TimeoutAfterProcessing);
+    let _ = payments.authorize(&gateway, "memory", payment(), &key("w")).await.expect_err("unknown");
+    let id = intent_id_for(&tenant(), &key("w")).expect("id");
+    let calls = gateway.provider_calls();
+    // Within the window a retry is answered by the provider's replay; after it, the provider may have forgotten
+    // the key and would charge again: nothing is sent, by a retry or by a reconciliation.
+    clock.advance(time::Duration::hours(25));
+    let retry = payments.authorize(&gateway, "memory", payment(), &key("w")).await.expect_err("not sent");
+    assert_eq!(retry.kind(), ErrorKind::OutcomeUnknown, "{retry}");
+    assert!(retry.message().contains("replays answers by key"), "{retry}");
+    let reconciled = payments.reconcile(&gateway, &tenant(), &id).await.expect_err("not sent");
+    assert_eq!(reconciled.kind(), ErrorKind::InvalidState, "{reconciled}");
+    assert_eq!(gateway.provider_calls(), calls, "nothing was sent again");
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
+}
+
+#[tokio::test]
+async fn a_capture_unknown_for_longer_than_the_replay_window_is_settled_by_retrieve_not_resent() {
+    let (payments, clock, gateway) = with_replay_window();
+    let id = payments.authorize(&gateway, "memory", payment(), &key("c")).await.expect("authorized").id;
+    gateway.inject(GatewayFault::TimeoutAfterProcessing);
+    let _ = payments.capture(&gateway, &tenant(), &id, None, true, &key("c-cap")).await.expect_err("unknown");
+    let calls = gateway.provider_calls();
+    clock.advance(time::Duration::hours(25));
+    let retry = payments.capture(&gateway, &tenant(), &id, None, true, &key("c-cap")).await.expect_err("not sent");
+    assert_eq!(retry.kind(), ErrorKind::OutcomeUnknown, "{retry}");
+    assert_eq!(gateway.provider_calls(), calls, "not sent again");
+    // Reading the provider's view is safe at any age.
+    let settled = payments.reconcile(&gateway, &tenant(), &id).await.expect("settled");
+    assert_eq!((settled.status, settled.captured), (IntentStatus::Captured, eur(5_000)));
+}
