@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{eur, key, tenant};
+use common::{card, key};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -11,10 +11,10 @@ use async_trait::async_trait;
 use commerce_payments::{NewPayment, Payments};
 use commerce_ports::payment::{
     AuthorizeRequest, CaptureRequest, GatewayCapabilities, IncrementRequest, ModificationResult, PaymentGateway,
-    PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, TokenizeRequest, VoidRequest,
+    PaymentMethodRef, PaymentSnapshot, RefundRequest, TokenizeRequest, VoidRequest,
 };
 use commerce_ports::stores::{IntentStatus, StoreSet};
-use commerce_ports::{ChannelId, ErrorKind, ManualClock, PaymentError};
+use commerce_ports::{ErrorKind, ManualClock, PaymentError};
 use commerce_testkit::memory::{MemoryGateway, memory_store_set};
 use time::macros::datetime;
 use tokio::sync::Notify;
@@ -60,14 +60,7 @@ impl PaymentGateway for Slow {
 }
 
 fn payment() -> NewPayment {
-    NewPayment::new(
-        tenant(),
-        ChannelId::new("web").expect("channel"),
-        TenderKind::Card,
-        eur(2_500),
-        "pm_card_visa",
-        "order-7",
-    )
+    card(2_500, "order-7")
 }
 
 const LEASE: Duration = Duration::from_secs(30);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{eur, key, tenant};
+use common::{card, eur, key, tenant};
 use std::sync::Arc;
 
 use commerce_payments::{NewPayment, Payments, ReconcileReport, TerminalGateway, intent_id_for};
@@ -45,22 +45,11 @@ impl Fx {
         }
     }
 
-    fn card(minor: i64, reference: &str) -> NewPayment {
-        NewPayment::new(
-            tenant(),
-            ChannelId::new("web").expect("channel"),
-            TenderKind::Card,
-            eur(minor),
-            "pm_card_visa",
-            reference,
-        )
-    }
-
     /// An authorization whose outcome is unknown (the provider processed it), a minute after the previous.
     async fn unknown_authorization(&self, k: &str, minor: i64) -> IntentId {
         self.clock.advance(time::Duration::minutes(1));
         self.gateway.inject(GatewayFault::TimeoutAfterProcessing);
-        let error = self.payments.authorize(&*self.gateway, "memory", Fx::card(minor, k), &key(k)).await;
+        let error = self.payments.authorize(&*self.gateway, "memory", card(minor, k), &key(k)).await;
         assert_eq!(error.expect_err("unknown").kind(), ErrorKind::OutcomeUnknown);
         intent_id_for(&tenant(), &key(k)).expect("id")
     }
@@ -89,12 +78,12 @@ async fn a_pass_settles_every_unknown_outcome_from_the_provider_once() {
     let b = fx.unknown_authorization("b", 2_000).await;
     // A capture whose outcome is unknown, on an authorized intent.
     fx.clock.advance(time::Duration::minutes(1));
-    let c = fx.payments.authorize(&*fx.gateway, "memory", Fx::card(3_000, "c"), &key("c")).await.expect("c").id;
+    let c = fx.payments.authorize(&*fx.gateway, "memory", card(3_000, "c"), &key("c")).await.expect("c").id;
     fx.gateway.inject(GatewayFault::TimeoutAfterProcessing);
     let capture = fx.payments.capture(&*fx.gateway, &tenant(), &c, None, true, &key("c-cap")).await;
     assert_eq!(capture.expect_err("unknown").kind(), ErrorKind::OutcomeUnknown);
     // An intent that is not unknown is not touched.
-    let d = fx.payments.authorize(&*fx.gateway, "memory", Fx::card(4_000, "d"), &key("d")).await.expect("d").id;
+    let d = fx.payments.authorize(&*fx.gateway, "memory", card(4_000, "d"), &key("d")).await.expect("d").id;
     let calls = fx.gateway.provider_calls();
 
     let report = fx.pass(10, None).await;
@@ -119,7 +108,7 @@ async fn what_cannot_be_settled_is_reported_and_passes_still_reach_the_rest() {
     // The oldest: a provider the host binds no gateway for.
     fx.clock.advance(time::Duration::minutes(1));
     fx.gateway.inject(GatewayFault::TimeoutAfterProcessing);
-    let other = fx.payments.authorize(&*fx.gateway, "legacy-psp", Fx::card(500, "o"), &key("o")).await;
+    let other = fx.payments.authorize(&*fx.gateway, "legacy-psp", card(500, "o"), &key("o")).await;
     assert_eq!(other.expect_err("unknown").kind(), ErrorKind::OutcomeUnknown);
     let o = intent_id_for(&tenant(), &key("o")).expect("id");
     let a = fx.unknown_authorization("a", 1_000).await;

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{eur, key, tenant};
+use common::{card, eur, key, tenant};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -14,7 +14,7 @@ use commerce_ports::payment::{
     PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, TokenizeRequest, VoidRequest,
 };
 use commerce_ports::stores::IntentStatus;
-use commerce_ports::{ChannelId, ErrorKind, IntentId, ManualClock, PaymentError};
+use commerce_ports::{ErrorKind, IntentId, ManualClock, PaymentError};
 use commerce_testkit::memory::{GatewayFault, MemoryGateway, memory_store_set};
 use time::macros::datetime;
 
@@ -79,14 +79,7 @@ fn fx() -> (Payments, Refusing) {
 }
 
 fn payment() -> NewPayment {
-    NewPayment::new(
-        tenant(),
-        ChannelId::new("web").expect("channel"),
-        TenderKind::Card,
-        eur(5_000),
-        "pm_card_visa",
-        "order-1",
-    )
+    card(5_000, "order-1")
 }
 
 async fn status(payments: &Payments, id: &IntentId) -> (IntentStatus, commerce_ports::Money) {

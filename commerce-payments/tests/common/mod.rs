@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests (each test file includes this module).
 
-use commerce_ports::{Currency, IdempotencyKey, Money, TenantId};
+use commerce_ports::{ChannelId, Currency, IdempotencyKey, Money, TenantId, TenderKind};
 
 /// `minor` euro cents.
 pub(crate) fn eur(minor: i64) -> Money {
@@ -15,4 +15,17 @@ pub(crate) fn tenant() -> TenantId {
 /// An idempotency key.
 pub(crate) fn key(s: &str) -> IdempotencyKey {
     IdempotencyKey::new(s).expect("key")
+}
+
+/// A card payment of `minor` euro cents in channel `web` with `pm_card_visa`, for order `reference`.
+#[allow(dead_code, reason = "not every test file takes card payments")]
+pub(crate) fn card(minor: i64, reference: &str) -> commerce_payments::NewPayment {
+    commerce_payments::NewPayment::new(
+        tenant(),
+        ChannelId::new("web").expect("channel"),
+        TenderKind::Card,
+        eur(minor),
+        "pm_card_visa",
+        reference,
+    )
 }
