@@ -297,14 +297,14 @@ fn certainty(kind: ErrorKind) -> Certainty {
 }
 
 /// Whether a provider's refusal of a call that may have reached it before (a resend: the key was taken over,
-/// or the intent records the call as unknown) settles that call. Only a refusal of the operation itself does:
-/// a decline, an invalid request or state (with the same provider key, the provider answers as it did the first
-/// time), and a "never saw it" from a gateway that looks payments up instead of replaying keys (a terminal).
-/// An error about our side (credentials, configuration, an unsupported request, a resource the provider does
-/// not know: perhaps another account bound since) says nothing about the earlier attempt.
+/// or the intent records the call as unknown) settles that call. Only the provider's verdict on the payment
+/// does: a decline, and a "never saw it" from a gateway that looks payments up instead of replaying keys (a
+/// terminal). Anything else describes the request as sent now, not the earlier attempt: credentials,
+/// configuration, an unsupported or invalid request (a provider keeps no answer for a request that failed its
+/// validation, and a gateway bound since may refuse what the first one took), a state the payment reached
+/// meanwhile, a resource another account does not know.
 fn settles_resend(kind: ErrorKind, caps: &GatewayCapabilities) -> bool {
-    matches!(kind, ErrorKind::Declined | ErrorKind::InvalidRequest | ErrorKind::InvalidState)
-        || (kind == ErrorKind::NotFound && caps.resend_unsafe)
+    kind == ErrorKind::Declined || (kind == ErrorKind::NotFound && caps.resend_unsafe)
 }
 
 /// A gateway error for a call: on a resend, a certain refusal that does not settle it ([`settles_resend`])
@@ -353,12 +353,12 @@ fn beyond_replay(
             op,
             format!(
                 "the {} of intent `{}` has been unknown since {since}, longer than the provider replays answers by \
-                 key ({} h): sent again it could be processed as new and act twice, so it is not sent; settle it \
+                 key ({} s): sent again it could be processed as new and act twice, so it is not sent; settle it \
                  from the provider's records (`reconcile` where the provider can be asked by reference, or \
                  `reconcile_from`)",
                 state::pending_operation(intent, history).map_or(op, |p| p.call.operation),
                 intent.id,
-                window.as_secs() / 3600
+                window.as_secs()
             ),
         )
         .with_intent(intent.id.clone())
@@ -641,6 +641,12 @@ impl Payments {
                     // for a retry through the right gateway.
                     Claim::Proceed { snapshot: Some(_), .. } => {
                         self.finish(&tenant, key, Outcome::Release(invalid)).await
+                    }
+                    // Taken over from a caller whose attempt left no intent: it may have reached the provider, so
+                    // the key is kept until its lease runs out (the next caller is told it may be a resend)
+                    // instead of storing this refusal as the payment's outcome.
+                    Claim::Proceed { snapshot: None, recovered: true, .. } => {
+                        self.finish(&tenant, key, Outcome::Hold(invalid)).await
                     }
                     Claim::Proceed { snapshot: None, .. } => {
                         self.finish(&tenant, key, Outcome::Done(Err(invalid))).await
@@ -1040,9 +1046,15 @@ impl Payments {
             return Outcome::Release(e);
         }
         if let Err(e) = state::check_supported(&intent, &modification, &caps) {
-            // A resend refused before sending (a gateway that cannot take it) leaves the key free for a retry
-            // through the right one; the call stays unknown.
-            return if resend { Outcome::Release(e) } else { Outcome::Done(Err(e)) };
+            // A pending call refused before sending (a gateway that cannot take it) leaves the key free for a
+            // retry through the right one: the intent records the call as unknown. A key taken over from a caller
+            // whose call left no record keeps this refusal, and with it the knowledge that the call may have
+            // been sent (a later request under the key is then a replay, never sent again).
+            return if intent.status == IntentStatus::OutcomeUnknown {
+                Outcome::Release(e)
+            } else {
+                Outcome::Done(Err(e))
+            };
         }
         let prepared = key_of(&call, id).and_then(|k| match &intent.provider_reference {
             Some(reference) => Ok((k, reference.clone())),

@@ -24,6 +24,8 @@ use time::macros::datetime;
 struct Refusing {
     inner: MemoryGateway,
     refuse: Mutex<Option<ErrorKind>>,
+    /// Authorizations reach the provider and are processed, and their answer never comes back.
+    hang: std::sync::atomic::AtomicBool,
 }
 
 impl Refusing {
@@ -45,7 +47,11 @@ impl PaymentGateway for Refusing {
     }
     async fn authorize(&self, request: AuthorizeRequest) -> Result<PaymentSnapshot, PaymentError> {
         self.check("authorize")?;
-        self.inner.authorize(request).await
+        let answer = self.inner.authorize(request).await;
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        answer
     }
     async fn capture(&self, request: CaptureRequest) -> Result<ModificationResult, PaymentError> {
         self.check("capture")?;
@@ -89,7 +95,14 @@ async fn status(payments: &Payments, id: &IntentId) -> (IntentStatus, commerce_p
 
 #[tokio::test]
 async fn a_resent_authorization_refused_for_our_side_stays_unknown_never_failed() {
-    for kind in [ErrorKind::Authentication, ErrorKind::Configuration, ErrorKind::NotFound, ErrorKind::Unsupported] {
+    for kind in [
+        ErrorKind::Authentication,
+        ErrorKind::Configuration,
+        ErrorKind::NotFound,
+        ErrorKind::Unsupported,
+        ErrorKind::InvalidRequest,
+        ErrorKind::InvalidState,
+    ] {
         let (payments, gateway) = fx();
         gateway.inner.inject(GatewayFault::TimeoutAfterProcessing);
         let first = payments.authorize(&gateway, "memory", payment(), &key("a")).await.expect_err("unknown");
@@ -198,4 +211,43 @@ async fn a_capture_unknown_for_longer_than_the_replay_window_is_settled_by_retri
     // Reading the provider's view is safe at any age.
     let settled = payments.reconcile(&gateway, &tenant(), &id).await.expect("settled");
     assert_eq!((settled.status, settled.captured), (IntentStatus::Captured, eur(5_000)));
+}
+
+#[tokio::test]
+async fn reconcile_through_a_gateway_refusing_the_request_as_invalid_fails_nothing() {
+    let (payments, gateway) = fx();
+    gateway.inner.inject(GatewayFault::TimeoutAfterProcessing);
+    let _ = payments.authorize(&gateway, "memory", payment(), &key("i")).await.expect_err("unknown");
+    let id = intent_id_for(&tenant(), &key("i")).expect("id");
+    // A gateway bound since refuses the request as sent now (say, a payment method of another terminal).
+    gateway.set(Some(ErrorKind::InvalidRequest));
+    let error = payments.reconcile(&gateway, &tenant(), &id).await.expect_err("not concluded");
+    assert_eq!(error.kind(), ErrorKind::InvalidRequest);
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown, "not failed: the card may be charged");
+}
+
+#[tokio::test]
+async fn a_taken_over_authorization_refused_before_sending_keeps_its_key_as_a_possible_resend() {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+    let payments = Payments::from_stores(&memory_store_set(), clock.clone());
+    let gateway = Refusing::default();
+    // The first caller's authorization is processed by the provider, and the caller goes away before the
+    // answer: no intent, the key claimed until its lease ends.
+    gateway.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let k = key("t");
+    let first = payments.authorize(&gateway, "memory", payment(), &k);
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), first).await.is_err());
+    gateway.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
+    // The next caller takes the key over through a gateway that cannot take the request: refused before
+    // sending, but not stored as the payment's outcome (the first attempt may have charged the card).
+    let wrong = MemoryGateway::with_capabilities(GatewayCapabilities::full(vec![TenderKind::Wallet]));
+    let refused = payments.authorize(&wrong, "memory", payment(), &key("t")).await.expect_err("refused");
+    assert_eq!(refused.kind(), ErrorKind::Unsupported, "{refused}");
+    let held = payments.authorize(&gateway, "memory", payment(), &key("t")).await.expect_err("held");
+    assert_eq!(held.kind(), ErrorKind::InProgress, "the key is kept until its lease ends: {held}");
+    // After it, the right gateway's resend is answered by the provider's replay: one charge, authorized.
+    clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
+    let intent = payments.authorize(&gateway, "memory", payment(), &key("t")).await.expect("authorized");
+    assert_eq!((intent.status, gateway.inner.provider_calls()), (IntentStatus::Authorized, 1));
 }
