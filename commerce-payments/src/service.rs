@@ -671,7 +671,7 @@ impl Payments {
         // happened, or this call is cancelled), the registration lingers, so the provider's notifications wait
         // for a retry with the key to store it (see `in_flight`).
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
-        let claimed = self.authorize_claimed(gateway, &payment, key, snapshot, created, call, resend);
+        let claimed = self.authorize_claimed(gateway, &caps, &payment, key, snapshot, created, call, resend);
         let outcome = self.renewing(&tenant, key, held_until, claimed).await;
         let stored = !matches!(outcome, Outcome::Release(_));
         let result = self.finish(&tenant, key, outcome).await;
@@ -817,10 +817,8 @@ impl Payments {
             let (Some(pending), Some(params)) = (pending, state::authorize_params(&history)) else {
                 return Ok(current);
             };
-            let now = self.inner.clock.now();
-            if let Some(e) =
-                beyond_replay(&gateway.capabilities(), &current, &history, now, ErrorKind::InvalidState, OP)
-            {
+            let (caps, now) = (gateway.capabilities(), self.inner.clock.now());
+            if let Some(e) = beyond_replay(&caps, &current, &history, now, ErrorKind::InvalidState, OP) {
                 return Err(e);
             }
             let request = AuthorizeRequest::new(
@@ -836,10 +834,7 @@ impl Payments {
                 // Only the provider's refusal of the payment itself settles it as failed: a request the gateway
                 // cannot take (another provider bound since, a misconfiguration) says nothing about a card that
                 // may have been charged, so it is reported and nothing is written.
-                Err(e)
-                    if matches!(certainty(e.kind()), Certainty::Certain)
-                        && !settles_resend(e.kind(), &gateway.capabilities()) =>
-                {
+                Err(e) if matches!(certainty(e.kind()), Certainty::Certain) && !settles_resend(e.kind(), &caps) => {
                     return Err(PaymentsError::from_gateway(OP, Some(intent), e));
                 }
                 answer => answer,
@@ -885,6 +880,7 @@ impl Payments {
     async fn authorize_claimed(
         &self,
         gateway: &dyn PaymentGateway,
+        caps: &GatewayCapabilities,
         payment: &NewPayment,
         key: &IdempotencyKey,
         snapshot: IntentSnapshot,
@@ -899,9 +895,8 @@ impl Payments {
             Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
             Err(e) => return Outcome::rejected(e),
         };
-        let caps = gateway.capabilities();
         let now = self.inner.clock.now();
-        if let Some(e) = beyond_replay(&caps, &intent, &history, now, ErrorKind::OutcomeUnknown, Operation::Authorize) {
+        if let Some(e) = beyond_replay(caps, &intent, &history, now, ErrorKind::OutcomeUnknown, Operation::Authorize) {
             return Outcome::Release(e);
         }
         let provider_key = match key_of(&call, &id) {
@@ -918,7 +913,7 @@ impl Payments {
         .with_capture_method(payment.capture_method)
         .with_attempt(if resend { Attempt::Resend } else { Attempt::First });
         // A refusal of a resend that says nothing about the earlier attempt leaves the outcome unknown.
-        let answer = gateway.authorize(request).await.map_err(|e| (e, resend.then_some(&caps)));
+        let answer = gateway.authorize(request).await.map_err(|e| (e, resend.then_some(caps)));
         let tenant = payment.tenant.clone();
         let (settlement, resolved) =
             self.settle_authorization(intent, history, created.as_ref(), &call, answer, Some((&tenant, key))).await;

@@ -5,10 +5,10 @@ mod common;
 use common::{card, eur, key, tenant};
 use std::sync::Arc;
 
-use commerce_payments::{NewPayment, Payments, ReconcileReport, TerminalGateway, intent_id_for};
-use commerce_ports::payment::{CaptureMethod, PaymentGateway, TenderKind};
+use commerce_payments::{Payments, ReconcileReport, TerminalGateway, intent_id_for};
+use commerce_ports::payment::{PaymentGateway, TenderKind};
 use commerce_ports::stores::{IntentStatus, PaymentIntent};
-use commerce_ports::{ChannelId, ErrorKind, IntentId, ManualClock, RegisterId};
+use commerce_ports::{ErrorKind, IntentId, ManualClock, RegisterId};
 use commerce_testkit::memory::{GatewayFault, MemoryGateway, MemoryTerminal, memory_store_set};
 use time::macros::datetime;
 
@@ -145,17 +145,7 @@ async fn what_cannot_be_settled_is_reported_and_passes_still_reach_the_rest() {
 #[tokio::test]
 async fn card_present_sales_are_looked_up_at_the_terminal_and_their_refunds_need_an_operator() {
     let fx = Fx::new();
-    let sale = |minor: i64, reference: &str| {
-        NewPayment::new(
-            tenant(),
-            ChannelId::new("berlin").expect("channel"),
-            TenderKind::CardPresent,
-            eur(minor),
-            TERMINAL,
-            reference,
-        )
-        .with_capture_method(CaptureMethod::Automatic)
-    };
+    let sale = |minor: i64, reference: &str| common::card_present(minor, TERMINAL, reference);
     // A sale whose answer was lost after the card was charged.
     fx.terminal.lose_pay_answers(1);
     let lost = fx.payments.authorize(&*fx.till, "memory", sale(4_890, "S-1"), &key("S-1:pay")).await;

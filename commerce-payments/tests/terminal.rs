@@ -14,9 +14,7 @@ use commerce_ports::terminal::{
     OfflineCardRead, OfflineForwardRequest, PaymentTerminal, TerminalCapabilities, TerminalPaymentRequest,
     TerminalPaymentResult, TerminalRefundRequest,
 };
-use commerce_ports::{
-    ChannelId, Currency, ErrorKind, ManualClock, Money, PaymentError, RegisterId, RetryClass, TerminalError,
-};
+use commerce_ports::{Currency, ErrorKind, ManualClock, Money, PaymentError, RegisterId, RetryClass, TerminalError};
 use commerce_testkit::memory::{FailingLedger, MemoryTerminal, memory_store_set};
 use time::macros::datetime;
 
@@ -24,15 +22,7 @@ const TERMINAL: &str = "V400m-324688179";
 
 /// A card-present sale of `minor` cents at [`TERMINAL`], captured with its authorization.
 fn sale(minor: i64, reference: &str) -> NewPayment {
-    NewPayment::new(
-        tenant(),
-        ChannelId::new("berlin").expect("channel"),
-        TenderKind::CardPresent,
-        eur(minor),
-        TERMINAL,
-        reference,
-    )
-    .with_capture_method(CaptureMethod::Automatic)
+    common::card_present(minor, TERMINAL, reference)
 }
 
 struct Fx {

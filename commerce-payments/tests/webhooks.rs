@@ -888,20 +888,11 @@ async fn card_present_sale(
 ) -> (Result<PaymentIntent, commerce_payments::PaymentsError>, serde_json::Value) {
     use commerce_payments::TerminalGateway;
     use commerce_ports::RegisterId;
-    use commerce_ports::payment::CaptureMethod;
     use commerce_testkit::memory::MemoryTerminal;
     let terminal = Arc::new(MemoryTerminal::new());
     terminal.lose_pay_answers(lost);
     let gateway = TerminalGateway::new(terminal, "V400m-1", RegisterId::new("till-1").expect("register"));
-    let sale = NewPayment::new(
-        tenant(),
-        ChannelId::new("berlin").expect("channel"),
-        TenderKind::CardPresent,
-        eur(4_890),
-        "V400m-1",
-        order,
-    )
-    .with_capture_method(CaptureMethod::Automatic);
+    let sale = common::card_present(4_890, "V400m-1", order);
     let sold = fx.payments.authorize(&gateway, "stripe", sale, &key(&format!("{order}:pay"))).await;
     let mut news: serde_json::Value =
         serde_json::from_slice(&event(&format!("evt_{order}"), "captured", "psp_4711", 4_890)).expect("json");

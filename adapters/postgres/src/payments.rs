@@ -631,14 +631,10 @@ impl PaymentIntentStore for PgPaymentIntentStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (tenant_s, status_s, limit) = (tenant.as_str(), name_of(ctx.op, &status)?, i64::from(limit));
         let Some(after) = after else {
-            let sql = self.db.sql(&format!(
-                "SELECT {INTENT_COLUMNS} FROM {{s}}.payment_intents
-                 WHERE tenant = $1 AND status = $2 ORDER BY updated_at, id LIMIT $3"
-            ));
-            return self.list(&ctx, "reading payment_intents", &sql, &[&tenant_s, &status_s, &limit]).await;
+            return self.list_by_status(tenant, status, limit).await;
         };
+        let (tenant_s, status_s, limit) = (tenant.as_str(), name_of(ctx.op, &status)?, i64::from(limit));
         // A range of `payment_intents_by_status` (tenant, status, updated_at, id). The cursor's time is bound
         // as `updated_at` is written (the same `TIMESTAMPTZ` conversion, to microseconds), so a cursor made from
         // a listed intent compares equal to its row.

@@ -29,3 +29,18 @@ pub(crate) fn card(minor: i64, reference: &str) -> commerce_payments::NewPayment
         reference,
     )
 }
+
+/// A card-present sale of `minor` euro cents in channel `berlin` at `terminal` (captured at once), for order
+/// `reference`.
+#[allow(dead_code, reason = "not every test file sells at a terminal")]
+pub(crate) fn card_present(minor: i64, terminal: &str, reference: &str) -> commerce_payments::NewPayment {
+    commerce_payments::NewPayment::new(
+        tenant(),
+        ChannelId::new("berlin").expect("channel"),
+        TenderKind::CardPresent,
+        eur(minor),
+        terminal,
+        reference,
+    )
+    .with_capture_method(commerce_ports::payment::CaptureMethod::Automatic)
+}
