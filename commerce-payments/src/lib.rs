@@ -19,4 +19,4 @@ pub use reconciler::ReconcileReport;
 pub use service::{MIN_DERIVED_KEY_LEN, NewPayment, Payments, decode_outcome, intent_id_for, provider_key};
 pub use state::Operation;
 pub use tenders::{TenderBinding, TenderRouting};
-pub use terminal::{DEFAULT_CANCELLED_HOLD, TERMINAL_MAX_KEY_LEN, TerminalGateway};
+pub use terminal::{DEFAULT_CANCELLED_HOLD, DEFAULT_RECORD_WINDOW, TERMINAL_MAX_KEY_LEN, TerminalGateway};

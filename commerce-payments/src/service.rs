@@ -146,6 +146,9 @@ enum Claim {
         recovered: bool,
         /// The end of the lease the key was claimed with (what a renewal must find).
         held_until: OffsetDateTime,
+        /// When the key was first claimed, for a key taken over (`recovered`), when the store says: the
+        /// earliest time the earlier holder's call may have reached the provider.
+        first_claimed: Option<OffsetDateTime>,
     },
     Replay(Result<PaymentIntent, PaymentsError>),
 }
@@ -158,10 +161,19 @@ enum Outcome {
     Release(PaymentsError),
     /// The key was resolved (completed or released) together with the intent's update.
     Resolved(Result<PaymentIntent, PaymentsError>),
-    /// The provider may have acted and its answer was not recorded, and sending again may act twice
-    /// ([`GatewayCapabilities::resend_unsafe`]): keep the key until its lease runs out, so the next caller's
-    /// request is marked as a resend.
+    /// The provider may have acted and its answer was not recorded: keep the key's record and end its lease
+    /// now, so the next caller takes it over as a resend ([`Attempt::Resend`]) dated from the key's first claim
+    /// for the provider's replay window; a released key would make it a first attempt.
     Hold(PaymentsError),
+}
+
+/// What a caller holding a key knows of earlier attempts under it.
+#[derive(Clone, Copy)]
+struct Earlier {
+    /// An earlier attempt may have reached the provider (a stored intent, or a key taken over).
+    maybe_sent: bool,
+    /// When the key was first claimed, for a key taken over ([`Claim::Proceed`]).
+    first_claimed: Option<OffsetDateTime>,
 }
 
 /// How [`Payments::persist`] resolves the idempotency key together with the intent's update.
@@ -206,8 +218,11 @@ enum Settlement {
     Applied(PaymentIntent),
     /// A certain refusal, recorded.
     Refused { intent: PaymentIntent, error: PaymentsError },
-    /// Unknown, transient, or not recorded: a retry with the same key must run again.
+    /// Unknown (recorded as such) or nothing happened: a retry with the same key must run again.
     Unsettled(PaymentsError),
+    /// The provider may have acted and its answer is not recorded: the key is kept ([`Outcome::Hold`]), so the
+    /// next caller's request is a resend, dated from the key's first claim.
+    Unrecorded(PaymentsError),
 }
 
 impl Settlement {
@@ -219,6 +234,7 @@ impl Settlement {
             (Settlement::Applied(intent), false) => Outcome::Done(Ok(intent)),
             (Settlement::Refused { error, .. }, false) => Outcome::Done(Err(error)),
             (Settlement::Unsettled(error), false) => Outcome::Release(error),
+            (Settlement::Unrecorded(error), _) => Outcome::Hold(error),
         }
     }
 }
@@ -330,32 +346,35 @@ fn resend_error(error: PaymentsError, resend: bool, caps: &GatewayCapabilities) 
     unknown.with_source(error)
 }
 
-/// The error for a call whose outcome has been unknown for longer than the provider replays answers by key
-/// ([`GatewayCapabilities::replay_window`]): sending it again could be processed as a new request and act
-/// twice, so it is not sent. `None` when the intent has no unknown call that old.
+/// The error for a call that may have reached the provider longer ago than the provider replays answers by
+/// key ([`GatewayCapabilities::replay_window`]): sending it again could be processed as a new request and act
+/// twice, so it is not sent. The call is the intent's unknown one ([`state::unknown_since`]), or one under a
+/// key taken over from a holder whose call left no record (`first_claimed`, the key's first claim). `None`
+/// when neither is that old.
 fn beyond_replay(
     caps: &GatewayCapabilities,
     intent: &PaymentIntent,
     history: &[IntentEvent],
+    first_claimed: Option<OffsetDateTime>,
     now: OffsetDateTime,
     kind: ErrorKind,
     op: Operation,
 ) -> Option<PaymentsError> {
     let window = caps.replay_window?;
-    if intent.status != IntentStatus::OutcomeUnknown {
-        return None;
-    }
-    let since = history.iter().rev().find(|e| e.sequence == intent.version)?.at;
+    let since = match (state::unknown_since(intent, history), first_claimed) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
     let end = time::Duration::try_from(window).ok().and_then(|w| since.checked_add(w))?;
     (end <= now).then(|| {
         PaymentsError::new(
             kind,
             op,
             format!(
-                "the {} of intent `{}` has been unknown since {since}, longer than the provider replays answers by \
-                 key ({} s): sent again it could be processed as new and act twice, so it is not sent; settle it \
-                 from the provider's records (`reconcile` where the provider can be asked by reference, or \
-                 `reconcile_from`)",
+                "the {} of intent `{}` may have reached the provider at {since} and its outcome is unknown, longer \
+                 ago than the provider replays answers by key ({} s): sent again it could be processed as new and \
+                 act twice, so it is not sent; settle it from the provider's records (`reconcile` where the \
+                 provider can be asked by reference, or `reconcile_from`)",
                 state::pending_operation(intent, history).map_or(op, |p| p.call.operation),
                 intent.id,
                 window.as_secs()
@@ -437,9 +456,10 @@ fn key_of(call: &ProviderCall, intent: &IntentId) -> Result<IdempotencyKey, Paym
     })
 }
 
-/// The outcome of a modification the provider may have acted on but whose answer was not recorded: the key is
-/// given back for a retry, unless sending again may act twice ([`Outcome::Hold`]).
-fn unrecorded(caps: &GatewayCapabilities, error: PaymentsError) -> Outcome {
+/// The outcome of a modification the provider refused whose refusal was not recorded: the key is given back
+/// for a retry, unless sending again may act twice ([`Outcome::Hold`]; a terminal may not have refused the
+/// call it is asked about).
+fn unrecorded_refusal(caps: &GatewayCapabilities, error: PaymentsError) -> Outcome {
     if caps.resend_unsafe { Outcome::Hold(error) } else { Outcome::Release(error) }
 }
 
@@ -639,17 +659,17 @@ impl Payments {
                     // An intent under this key (an earlier attempt, perhaps unknown): this refusal is about the
                     // request as sent now (a gateway that cannot take it), not the payment; the key stays free
                     // for a retry through the right gateway.
-                    Claim::Proceed { snapshot: Some(_), .. } => {
-                        self.finish(&tenant, key, Outcome::Release(invalid)).await
+                    Claim::Proceed { snapshot: Some(_), held_until, .. } => {
+                        self.finish(&tenant, key, Outcome::Release(invalid), held_until).await
                     }
                     // Taken over from a caller whose attempt left no intent: it may have reached the provider, so
-                    // the key is kept until its lease runs out (the next caller is told it may be a resend)
-                    // instead of storing this refusal as the payment's outcome.
-                    Claim::Proceed { snapshot: None, recovered: true, .. } => {
-                        self.finish(&tenant, key, Outcome::Hold(invalid)).await
+                    // the key is kept (the next caller is told it may be a resend) instead of storing this
+                    // refusal as the payment's outcome.
+                    Claim::Proceed { snapshot: None, recovered: true, held_until, .. } => {
+                        self.finish(&tenant, key, Outcome::Hold(invalid), held_until).await
                     }
-                    Claim::Proceed { snapshot: None, .. } => {
-                        self.finish(&tenant, key, Outcome::Done(Err(invalid))).await
+                    Claim::Proceed { snapshot: None, held_until, .. } => {
+                        self.finish(&tenant, key, Outcome::Done(Err(invalid)), held_until).await
                     }
                 };
             }
@@ -658,12 +678,17 @@ impl Payments {
         // (an earlier use of the key whose record is gone) is worked on as stored.
         // A stored intent (an earlier attempt whose outcome is unknown) or an expired lease means the request
         // may have reached the provider already: the gateway is told so (`Attempt::Resend`).
-        let (snapshot, created, resend, held_until) = match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
+        let (snapshot, created, resend, held_until, first_claimed) = match self
+            .claim(&tenant, key, OP, &fingerprint, &id)
+            .await?
+        {
             Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot: Some(snapshot), held_until, .. } => (snapshot, None, true, held_until),
-            Claim::Proceed { snapshot: None, recovered, held_until } => {
+            Claim::Proceed { snapshot: Some(snapshot), held_until, first_claimed, .. } => {
+                (snapshot, None, true, held_until, first_claimed)
+            }
+            Claim::Proceed { snapshot: None, recovered, held_until, first_claimed } => {
                 let (intent, event) = create;
-                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered, held_until)
+                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered, held_until, first_claimed)
             }
         };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
@@ -671,10 +696,11 @@ impl Payments {
         // happened, or this call is cancelled), the registration lingers, so the provider's notifications wait
         // for a retry with the key to store it (see `in_flight`).
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
-        let claimed = self.authorize_claimed(gateway, &caps, &payment, key, snapshot, created, call, resend);
-        let outcome = self.renewing(&tenant, key, held_until, claimed).await;
-        let stored = !matches!(outcome, Outcome::Release(_));
-        let result = self.finish(&tenant, key, outcome).await;
+        let earlier = Earlier { maybe_sent: resend, first_claimed };
+        let claimed = self.authorize_claimed(gateway, &caps, &payment, key, snapshot, created, call, earlier);
+        let (outcome, held_until) = self.renewing(&tenant, key, held_until, claimed).await;
+        let stored = !matches!(outcome, Outcome::Release(_) | Outcome::Hold(_));
+        let result = self.finish(&tenant, key, outcome, held_until).await;
         if stored {
             running.disarm();
         }
@@ -818,7 +844,7 @@ impl Payments {
                 return Ok(current);
             };
             let (caps, now) = (gateway.capabilities(), self.inner.clock.now());
-            if let Some(e) = beyond_replay(&caps, &current, &history, now, ErrorKind::InvalidState, OP) {
+            if let Some(e) = beyond_replay(&caps, &current, &history, None, now, ErrorKind::InvalidState, OP) {
                 return Err(e);
             }
             let request = AuthorizeRequest::new(
@@ -840,9 +866,9 @@ impl Payments {
                 answer => answer,
             };
             let answer = answer.map_err(|e| (e, None));
-            return match self.settle_authorization(current, history, None, &pending.call, answer, None).await.0 {
+            return match self.settle_authorization(current, history, None, &pending.call, answer, None, None).await.0 {
                 Settlement::Applied(intent) | Settlement::Refused { intent, .. } => Ok(intent),
-                Settlement::Unsettled(error) => Err(error),
+                Settlement::Unsettled(error) | Settlement::Unrecorded(error) => Err(error),
             };
         };
         let snapshot =
@@ -886,8 +912,9 @@ impl Payments {
         snapshot: IntentSnapshot,
         created: Option<IntentEvent>,
         call: ProviderCall,
-        resend: bool,
+        earlier: Earlier,
     ) -> Outcome {
+        const OP: Operation = Operation::Authorize;
         let IntentSnapshot { intent, history, .. } = snapshot;
         let id = intent.id.clone();
         let call = match state::admit_authorize(&intent, &history, &call) {
@@ -896,8 +923,24 @@ impl Payments {
             Err(e) => return Outcome::rejected(e),
         };
         let now = self.inner.clock.now();
-        if let Some(e) = beyond_replay(caps, &intent, &history, now, ErrorKind::OutcomeUnknown, Operation::Authorize) {
-            return Outcome::Release(e);
+        let Earlier { maybe_sent: resend, first_claimed } = earlier;
+        if let Some(e) = beyond_replay(caps, &intent, &history, first_claimed, now, ErrorKind::OutcomeUnknown, OP) {
+            if created.is_none() {
+                return Outcome::Release(e); // Stored as unknown already.
+            }
+            // Taken over from a holder whose call left no record, too long ago to send again: the intent is
+            // stored as unknown since the first claim, for a reconciliation or an operator to settle.
+            let (message, amount) = (e.message().to_owned(), intent.amount);
+            let held = HeldKey { tenant: &payment.tenant, key, resolve: Resolve::Release, created: created.as_ref() };
+            let recorded = self
+                .persist(OP, intent, history, Some(held), |i, h, now| {
+                    state::apply_unknown(i, h, &call, Some(amount), false, &message, first_claimed, now)
+                })
+                .await;
+            return match recorded {
+                Ok(_) => Outcome::Resolved(Err(e)),
+                Err(_) => Outcome::Hold(e),
+            };
         }
         let provider_key = match key_of(&call, &id) {
             Ok(k) => k,
@@ -915,14 +958,16 @@ impl Payments {
         // A refusal of a resend that says nothing about the earlier attempt leaves the outcome unknown.
         let answer = gateway.authorize(request).await.map_err(|e| (e, resend.then_some(caps)));
         let tenant = payment.tenant.clone();
+        let key = Some((&tenant, key));
         let (settlement, resolved) =
-            self.settle_authorization(intent, history, created.as_ref(), &call, answer, Some((&tenant, key))).await;
+            self.settle_authorization(intent, history, created.as_ref(), &call, answer, key, first_claimed).await;
         settlement.into_outcome(resolved)
     }
 
     /// Records an authorization's answer; with `key`, resolves the key in the same store call and says so.
     /// `created` is the first event of an intent not stored yet (with `key` only): the intent is then created
-    /// with the answer.
+    /// with the answer. `since`: when the call may first have reached the provider, if before this attempt.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one authorization's answer")]
     async fn settle_authorization(
         &self,
         intent: PaymentIntent,
@@ -931,6 +976,7 @@ impl Payments {
         call: &ProviderCall,
         answer: Result<PaymentSnapshot, (PaymentError, Option<&GatewayCapabilities>)>,
         key: Option<(&TenantId, &IdempotencyKey)>,
+        since: Option<OffsetDateTime>,
     ) -> (Settlement, bool) {
         const OP: Operation = Operation::Authorize;
         let id = intent.id.clone();
@@ -945,7 +991,7 @@ impl Payments {
                     .await
                 {
                     Ok(intent) => (Settlement::Applied(intent), key.is_some()),
-                    Err(e) => (Settlement::Unsettled(recording_failed(OP, &id, e)), false),
+                    Err(e) => (Settlement::Unrecorded(recording_failed(OP, &id, e)), false),
                 }
             }
             Err((answer, resend)) => {
@@ -960,11 +1006,15 @@ impl Payments {
                         // Whether or not this is recorded, the outcome is unknown to the caller.
                         let recorded = self
                             .persist(OP, intent, history, held(Resolve::Release), |i, h, now| {
-                                state::apply_unknown(i, h, call, Some(amount), false, &message, now)
+                                state::apply_unknown(i, h, call, Some(amount), false, &message, since, now)
                             })
                             .await
                             .is_ok();
-                        (Settlement::Unsettled(error.with_retry(RetryClass::SameKeyOnly)), recorded && key.is_some())
+                        let error = error.with_retry(RetryClass::SameKeyOnly);
+                        match (recorded, key.is_some()) {
+                            (true, resolved) => (Settlement::Unsettled(error), resolved),
+                            (false, _) => (Settlement::Unrecorded(error), false),
+                        }
                     }
                     Certainty::NothingHappened => (Settlement::Unsettled(error), false),
                     Certainty::Certain => {
@@ -993,13 +1043,15 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         let op = command.operation();
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
-        let (snapshot, recovered, held_until) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
+        let (snapshot, earlier, held_until) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot, recovered, held_until } => (snapshot, recovered, held_until),
+            Claim::Proceed { snapshot, recovered, held_until, first_claimed } => {
+                (snapshot, Earlier { maybe_sent: recovered, first_claimed }, held_until)
+            }
         };
-        let claimed = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, recovered);
-        let outcome = self.renewing(tenant, key, held_until, claimed).await;
-        self.finish(tenant, key, outcome).await
+        let claimed = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, earlier);
+        let (outcome, held_until) = self.renewing(tenant, key, held_until, claimed).await;
+        self.finish(tenant, key, outcome, held_until).await
     }
 
     #[expect(clippy::too_many_arguments, reason = "the parts of one claimed operation")]
@@ -1012,7 +1064,7 @@ impl Payments {
         command: Command,
         key: &IdempotencyKey,
         fingerprint: String,
-        recovered: bool,
+        earlier: Earlier,
     ) -> Outcome {
         let op = command.operation();
         let caps = gateway.capabilities();
@@ -1030,15 +1082,31 @@ impl Payments {
             .with_intent(id.clone())));
         };
         // Admitted while the intent's outcome is unknown means this call is that pending one, sent again.
-        let resend = recovered || intent.status == IntentStatus::OutcomeUnknown;
+        let resend = earlier.maybe_sent || intent.status == IntentStatus::OutcomeUnknown;
         let modification = match state::admit_modification(&intent, &history, &call, command) {
             Ok(Admission::Send(m)) => m,
             Ok(Admission::AlreadyApplied) => return Outcome::Done(Ok(intent)),
             Err(e) => return Outcome::rejected(e),
         };
-        if let Some(e) = beyond_replay(&caps, &intent, &history, self.inner.clock.now(), ErrorKind::OutcomeUnknown, op)
-        {
-            return Outcome::Release(e);
+        let (amount, final_capture) = (modification.amount(), modification.final_capture());
+        let first_claimed = earlier.first_claimed;
+        let now = self.inner.clock.now();
+        if let Some(e) = beyond_replay(&caps, &intent, &history, first_claimed, now, ErrorKind::OutcomeUnknown, op) {
+            if intent.status == IntentStatus::OutcomeUnknown {
+                return Outcome::Release(e); // Stored as unknown already.
+            }
+            // Taken over from a holder whose call left no record, too long ago to send again: the intent
+            // records the call as unknown since the key's first claim, for a reconciliation to settle.
+            let message = e.message().to_owned();
+            let recorded = self
+                .persist(op, intent, history, held(Resolve::Release), |i, h, now| {
+                    state::apply_unknown(i, h, &call, amount, final_capture, &message, first_claimed, now)
+                })
+                .await;
+            return match recorded {
+                Ok(_) => Outcome::Resolved(Err(e)),
+                Err(_) => Outcome::Hold(e),
+            };
         }
         if let Err(e) = state::check_supported(&intent, &modification, &caps) {
             // A pending call refused before sending (a gateway that cannot take it) leaves the key free for a
@@ -1087,17 +1155,16 @@ impl Payments {
                 return match certainty(error.kind()) {
                     Certainty::Unknown => {
                         let message = error.message().to_owned();
-                        let (amount, final_capture) = (modification.amount(), modification.final_capture());
                         let error = error.with_retry(RetryClass::SameKeyOnly);
                         // Whether or not this is recorded, the outcome is unknown to the caller.
                         match self
                             .persist(op, intent, history, held(Resolve::Release), |i, h, now| {
-                                state::apply_unknown(i, h, &call, amount, final_capture, &message, now)
+                                state::apply_unknown(i, h, &call, amount, final_capture, &message, first_claimed, now)
                             })
                             .await
                         {
                             Ok(_) => Outcome::Resolved(Err(error)),
-                            Err(_) => unrecorded(&caps, error),
+                            Err(_) => Outcome::Hold(error),
                         }
                     }
                     Certainty::NothingHappened => Outcome::Release(error),
@@ -1112,7 +1179,7 @@ impl Payments {
                             .await
                         {
                             Ok(_) => Outcome::Resolved(Err(error)),
-                            Err(e) => unrecorded(&caps, recording_failed(op, id, e)),
+                            Err(e) => unrecorded_refusal(&caps, recording_failed(op, id, e)),
                         }
                     }
                 };
@@ -1134,7 +1201,7 @@ impl Payments {
             .await
         {
             Ok(intent) => Outcome::Resolved(Ok(intent)),
-            Err(e) => unrecorded(&caps, recording_failed(op, id, e)),
+            Err(e) => Outcome::Hold(recording_failed(op, id, e)),
         }
     }
 
@@ -1160,7 +1227,20 @@ impl Payments {
             .map_err(|e| PaymentsError::from_store(op, None, e))?;
         match claimed.begin {
             IdempotencyBegin::Started { recovered } => {
-                Ok(Claim::Proceed { snapshot: claimed.intent, recovered, held_until: lease_until })
+                let first_claimed = if recovered {
+                    // Rare (a holder died mid-call): one read for the replay window. Unreadable, the call is not
+                    // sent; the lease runs out and the next caller takes the key over again.
+                    let record = self
+                        .inner
+                        .idempotency
+                        .get(tenant, key)
+                        .await
+                        .map_err(|e| PaymentsError::from_store(op, Some(intent), e))?;
+                    record.and_then(|r| r.claimed_at)
+                } else {
+                    None
+                };
+                Ok(Claim::Proceed { snapshot: claimed.intent, recovered, held_until: lease_until, first_claimed })
             }
             IdempotencyBegin::Completed(bytes) => Ok(Claim::Replay(decode_outcome(op, &bytes))),
             IdempotencyBegin::InProgress => Err(PaymentsError::new(
@@ -1181,18 +1261,20 @@ impl Payments {
 
     /// Runs `work` (an operation holding `key`, claimed with a lease ending at `held_until`) while renewing the
     /// lease every [`with_lease_renewal`](Payments::with_lease_renewal) interval, until the work ends or a
-    /// renewal finds the key no longer this caller's.
+    /// renewal finds the key no longer this caller's. Returns the work's output and the lease's end as last
+    /// claimed or renewed.
     async fn renewing<T>(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
         held_until: OffsetDateTime,
         work: impl Future<Output = T>,
-    ) -> T {
+    ) -> (T, OffsetDateTime) {
         let every = self.inner.renew_every;
         if every.is_zero() || tokio::runtime::Handle::try_current().is_err() {
-            return work.await;
+            return (work.await, held_until);
         }
+        let latest = std::sync::Mutex::new(held_until);
         let renewals = async {
             let mut held = held_until;
             loop {
@@ -1202,7 +1284,10 @@ impl Payments {
                     continue; // Nothing to extend (a clock that has not moved).
                 }
                 match self.inner.idempotency.renew(tenant, key, held, until).await {
-                    Ok(true) => held = until,
+                    Ok(true) => {
+                        held = until;
+                        *latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
+                    }
                     // Taken over or resolved, or a store that cannot renew: the lease runs its course.
                     Ok(false) => break,
                     Err(e) if e.kind() == ErrorKind::Unsupported => break,
@@ -1213,18 +1298,21 @@ impl Payments {
             std::future::pending::<T>().await
         };
         tokio::pin!(work);
-        tokio::select! {
+        let out = tokio::select! {
             biased;
             out = &mut work => out,
             out = renewals => out,
-        }
+        };
+        (out, *latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
+    /// Resolves the key as `outcome` says; `held_until` is the end of the caller's lease.
     async fn finish(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
         outcome: Outcome,
+        held_until: OffsetDateTime,
     ) -> Result<PaymentIntent, PaymentsError> {
         match outcome {
             Outcome::Done(result) => {
@@ -1244,8 +1332,15 @@ impl Payments {
                 Err(error)
             }
             Outcome::Resolved(result) => result,
-            // The lease runs out; the next caller takes the key over as a resend.
-            Outcome::Hold(error) => Err(error),
+            Outcome::Hold(error) => {
+                // The record stays, with its first claim; its lease ends now, so the next caller takes the key
+                // over at once, as a resend. If that fails (a store that cannot renew), the lease runs out.
+                let now = self.inner.clock.now();
+                if now < held_until {
+                    let _ = self.inner.idempotency.renew(tenant, key, held_until, now).await;
+                }
+                Err(error)
+            }
         }
     }
 

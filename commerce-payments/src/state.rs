@@ -157,6 +157,10 @@ pub struct PendingOperation {
     pub final_capture: bool,
     /// The intent's status before the call; a refusal returns the intent to it.
     pub prior_status: IntentStatus,
+    /// When the call may first have reached the provider, if earlier than the event that records it: the first
+    /// claim of a key taken over from a holder whose call left no record.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
 }
 
 /// The authorization request's parameters that the intent does not hold, recorded in the `create` event so a
@@ -336,6 +340,18 @@ pub fn pending_operation(intent: &PaymentIntent, history: &[IntentEvent]) -> Opt
         return None;
     }
     history.iter().rev().find(|e| e.sequence == intent.version).and_then(tag_of).and_then(|t| t.pending)
+}
+
+/// Since when the pending call of an `OutcomeUnknown` intent may have been at the provider: the earlier of
+/// the event that recorded it and the time the record gives ([`PendingOperation::since`]). `None` when the
+/// intent's outcome is known.
+pub fn unknown_since(intent: &PaymentIntent, history: &[IntentEvent]) -> Option<OffsetDateTime> {
+    if intent.status != IntentStatus::OutcomeUnknown {
+        return None;
+    }
+    let event = history.iter().rev().find(|e| e.sequence == intent.version)?;
+    let since = tag_of(event).and_then(|t| t.pending).and_then(|p| p.since);
+    Some(since.map_or(event.at, |since| since.min(event.at)))
 }
 
 /// The authorization parameters recorded by the intent's `create` event.
@@ -960,6 +976,7 @@ pub fn apply_authorization(
                 amount: Some(intent.amount),
                 final_capture: false,
                 prior_status: IntentStatus::RequiresAuthorization,
+                since: None,
             };
             (
                 format!("authorization pending at the provider ({:?}); awaiting its outcome", snapshot.status),
@@ -1130,6 +1147,7 @@ fn modification_transition(
                 amount,
                 final_capture: modification.final_capture(),
                 prior_status: intent.status,
+                since: None,
             };
             let parts = EventParts {
                 operation: op,
@@ -1261,11 +1279,13 @@ pub fn apply_increment_refusal(
 }
 
 /// Records that the outcome of `call` is unknown: the intent becomes `OutcomeUnknown` with its amounts as they
-/// were, and the event records the pending call (operation, `amount`, detail "outcome unknown: ...").
+/// were, and the event records the pending call (operation, `amount`, detail "outcome unknown: ...", and
+/// `since`, when the call may have reached the provider before now: see [`PendingOperation::since`]).
 /// `Ok(None)` when that call is already pending or already applied.
 ///
 /// # Errors
 /// `InvalidState` (retryable) when another call is pending; `Unexpected` on a terminal intent.
+#[expect(clippy::too_many_arguments, reason = "the parts of one pending call")]
 pub fn apply_unknown(
     intent: &PaymentIntent,
     history: &[IntentEvent],
@@ -1273,6 +1293,7 @@ pub fn apply_unknown(
     amount: Option<Money>,
     final_capture: bool,
     message: &str,
+    since: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Result<Option<Transition>, PaymentsError> {
     let op = call.operation;
@@ -1288,7 +1309,8 @@ pub fn apply_unknown(
     }
     let mut next = intent.clone();
     next.status = IntentStatus::OutcomeUnknown;
-    let record = PendingOperation { call: call.clone(), amount, final_capture, prior_status: intent.status };
+    let since = since.filter(|since| *since < now);
+    let record = PendingOperation { call: call.clone(), amount, final_capture, prior_status: intent.status, since };
     let parts = EventParts {
         operation: op,
         amount,

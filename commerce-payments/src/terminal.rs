@@ -38,6 +38,12 @@
 //! the same sale), never as a refusal. A reconciliation ([`Attempt::Reconcile`]) never asks the
 //! terminal to pay: a sale it never saw charged nothing and is `NotFound`, which fails the intent.
 //!
+//! A terminal keeps its records for a limited time ([`TerminalGateway::record_window`], [`DEFAULT_RECORD_WINDOW`]
+//! unless set): a lookup after that could find nothing for a sale that was paid, and paying would charge the
+//! card twice. The gateway declares the window as its [`GatewayCapabilities::replay_window`], so a sale whose
+//! outcome has been unknown for longer is not looked up or paid again by a retry or a reconciliation; it is
+//! left to an operator ([`Payments::reconcile_from`](crate::Payments::reconcile_from)).
+//!
 //! Keep the sale's key held while the customer is at the terminal: set the [`Payments`](crate::Payments) lease
 //! above the terminal's timeout, or renew a shorter one while the call runs
 //! ([`Payments::with_lease_renewal`](crate::Payments::with_lease_renewal)). A caller taking over a sale's key
@@ -67,6 +73,11 @@ pub const TERMINAL_MAX_KEY_LEN: usize = 64;
 /// two minutes for a card and the customer's PIN, and then for its host, before it gives up.
 pub const DEFAULT_CANCELLED_HOLD: Duration = Duration::from_secs(150);
 
+/// How long a terminal's record of a sale is trusted by default (module docs): a day. Terminals and their
+/// providers keep sale records for a limited time that not every provider states; set
+/// [`TerminalGateway::with_record_window`] to what yours guarantees.
+pub const DEFAULT_RECORD_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// One card terminal, at one register, as a [`PaymentGateway`] for card-present sales (module docs).
 ///
 /// # Contract
@@ -82,12 +93,15 @@ pub const DEFAULT_CANCELLED_HOLD: Duration = Duration::from_secs(150);
 /// - `refund` goes through the terminal when it supports refunds; one marked as a resend is not sent again
 ///   (`OutcomeUnknown`). `capture`, `void`, `increment_authorization`, `retrieve` and `tokenize` are
 ///   `Unsupported` (a sale is captured at once; reversing it is a refund).
+/// - Its capabilities declare [`record_window`](TerminalGateway::record_window) as the replay window: a sale
+///   unknown for longer is not looked up or paid again by the domain.
 /// - Terminal errors keep their kind, retry class, decline details and provider code, except as above.
 pub struct TerminalGateway {
     terminal: Arc<dyn PaymentTerminal>,
     terminal_id: String,
     register: RegisterId,
     cancelled_hold: Duration,
+    record_window: Duration,
 }
 
 /// Where a sale in [`running`] stands.
@@ -148,6 +162,7 @@ impl fmt::Debug for TerminalGateway {
             .field("terminal_id", &self.terminal_id)
             .field("register", &self.register)
             .field("cancelled_hold", &self.cancelled_hold)
+            .field("record_window", &self.record_window)
             .finish()
     }
 }
@@ -155,7 +170,26 @@ impl fmt::Debug for TerminalGateway {
 impl TerminalGateway {
     /// The terminal `terminal_id` (Adyen POIID, Stripe reader id) behind `terminal`, at `register`.
     pub fn new(terminal: Arc<dyn PaymentTerminal>, terminal_id: impl Into<String>, register: RegisterId) -> Self {
-        TerminalGateway { terminal, terminal_id: terminal_id.into(), register, cancelled_hold: DEFAULT_CANCELLED_HOLD }
+        TerminalGateway {
+            terminal,
+            terminal_id: terminal_id.into(),
+            register,
+            cancelled_hold: DEFAULT_CANCELLED_HOLD,
+            record_window: DEFAULT_RECORD_WINDOW,
+        }
+    }
+
+    /// Trusts the terminal's record of a sale for `window` instead of [`DEFAULT_RECORD_WINDOW`] (module docs):
+    /// set it to how long the terminal's provider answers status requests, never longer.
+    #[must_use]
+    pub fn with_record_window(mut self, window: Duration) -> Self {
+        self.record_window = window;
+        self
+    }
+
+    /// How long the terminal's record of a sale is trusted.
+    pub fn record_window(&self) -> Duration {
+        self.record_window
     }
 
     /// Holds a sale whose call was cancelled for `hold` instead of [`DEFAULT_CANCELLED_HOLD`] (module docs):
@@ -372,6 +406,7 @@ impl PaymentGateway for TerminalGateway {
         caps.partial_refund = refunds;
         caps.multiple_refunds = refunds;
         caps.resend_unsafe = true;
+        caps.replay_window = Some(self.record_window);
         caps.max_idempotency_key_len = TERMINAL_MAX_KEY_LEN;
         caps.tenders = vec![TenderKind::CardPresent];
         caps

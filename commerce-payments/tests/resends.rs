@@ -15,7 +15,7 @@ use commerce_ports::payment::{
 };
 use commerce_ports::stores::IntentStatus;
 use commerce_ports::{ErrorKind, IntentId, ManualClock, PaymentError};
-use commerce_testkit::memory::{GatewayFault, MemoryGateway, memory_store_set};
+use commerce_testkit::memory::{FailingLedger, GatewayFault, MemoryGateway, memory_store_set};
 use time::macros::datetime;
 
 /// The memory gateway, or, while `refuse` is set, a provider that refuses every call with that kind (rotated
@@ -24,7 +24,7 @@ use time::macros::datetime;
 struct Refusing {
     inner: MemoryGateway,
     refuse: Mutex<Option<ErrorKind>>,
-    /// Authorizations reach the provider and are processed, and their answer never comes back.
+    /// Authorizations and captures reach the provider and are processed, and their answer never comes back.
     hang: std::sync::atomic::AtomicBool,
 }
 
@@ -38,6 +38,11 @@ impl Refusing {
     fn set(&self, kind: Option<ErrorKind>) {
         *self.refuse.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = kind;
     }
+    async fn hang_if_set(&self) {
+        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 #[async_trait]
@@ -48,14 +53,14 @@ impl PaymentGateway for Refusing {
     async fn authorize(&self, request: AuthorizeRequest) -> Result<PaymentSnapshot, PaymentError> {
         self.check("authorize")?;
         let answer = self.inner.authorize(request).await;
-        if self.hang.load(std::sync::atomic::Ordering::SeqCst) {
-            std::future::pending::<()>().await;
-        }
+        self.hang_if_set().await;
         answer
     }
     async fn capture(&self, request: CaptureRequest) -> Result<ModificationResult, PaymentError> {
         self.check("capture")?;
-        self.inner.capture(request).await
+        let answer = self.inner.capture(request).await;
+        self.hang_if_set().await;
+        answer
     }
     async fn refund(&self, request: RefundRequest) -> Result<ModificationResult, PaymentError> {
         self.check("refund")?;
@@ -244,10 +249,109 @@ async fn a_taken_over_authorization_refused_before_sending_keeps_its_key_as_a_po
     let wrong = MemoryGateway::with_capabilities(GatewayCapabilities::full(vec![TenderKind::Wallet]));
     let refused = payments.authorize(&wrong, "memory", payment(), &key("t")).await.expect_err("refused");
     assert_eq!(refused.kind(), ErrorKind::Unsupported, "{refused}");
-    let held = payments.authorize(&gateway, "memory", payment(), &key("t")).await.expect_err("held");
-    assert_eq!(held.kind(), ErrorKind::InProgress, "the key is kept until its lease ends: {held}");
-    // After it, the right gateway's resend is answered by the provider's replay: one charge, authorized.
-    clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
+    // The key is kept and handed over at once: the right gateway's request is a resend (the provider replays
+    // its first answer), one charge, authorized.
     let intent = payments.authorize(&gateway, "memory", payment(), &key("t")).await.expect("authorized");
     assert_eq!((intent.status, gateway.inner.provider_calls()), (IntentStatus::Authorized, 1));
+}
+
+/// A gateway declaring Stripe's replay window (24 h) whose answers can be lost (`hang`), with its clock.
+fn hanging_with_replay_window() -> (Payments, Arc<ManualClock>, Arc<Refusing>) {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+    let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
+    caps.replay_window = Some(std::time::Duration::from_secs(24 * 3600));
+    let gateway = Arc::new(Refusing { inner: MemoryGateway::with_capabilities(caps), ..Refusing::default() });
+    (Payments::from_stores(&memory_store_set(), clock.clone()), clock, gateway)
+}
+
+/// Runs `call` until it is at the provider, then drops it: the caller went away (or died) mid-call.
+async fn abandon<T>(gateway: &Refusing, call: impl std::future::Future<Output = T>) {
+    gateway.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), call).await.is_err(), "answered");
+    gateway.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn a_key_taken_over_after_the_replay_window_is_not_sent_again_and_is_recorded_unknown() {
+    let (payments, clock, gateway) = hanging_with_replay_window();
+    abandon(&gateway, payments.authorize(&*gateway, "memory", payment(), &key("late"))).await;
+    let calls = gateway.inner.provider_calls();
+    // Nobody retried for a day: the provider may have forgotten the key and would charge the card again.
+    clock.advance(time::Duration::hours(25));
+    let late = payments.authorize(&*gateway, "memory", payment(), &key("late")).await.expect_err("not sent");
+    assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
+    assert!(late.message().contains("replays answers by key"), "{late}");
+    assert_eq!(gateway.inner.provider_calls(), calls, "nothing was sent again");
+    // The intent is stored as unknown, so a retry knows it at once and the reconciler's pass finds it for an
+    // operator.
+    let id = intent_id_for(&tenant(), &key("late")).expect("id");
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
+    let again = payments.authorize(&*gateway, "memory", payment(), &key("late")).await.expect_err("not sent");
+    assert_eq!(again.kind(), ErrorKind::OutcomeUnknown, "{again}");
+    let bound: Arc<dyn PaymentGateway> = gateway.clone();
+    let report = payments.reconcile_unknown(&tenant(), |_| Some(bound.clone()), 10, None).await.expect("pass");
+    let counts = (report.examined, report.needs_operator.len(), report.settled.len());
+    assert_eq!(counts, (1, 1, 0), "{report:?}");
+    assert_eq!(gateway.inner.provider_calls(), calls, "nothing was sent again");
+}
+
+#[tokio::test]
+async fn a_resend_under_a_key_taken_over_is_dated_from_the_first_claim() {
+    let (payments, clock, gateway) = hanging_with_replay_window();
+    abandon(&gateway, payments.authorize(&*gateway, "memory", payment(), &key("dated"))).await;
+    // Two hours later the key is taken over and sent again; that answer is lost too.
+    clock.advance(time::Duration::hours(2));
+    gateway.set(Some(ErrorKind::OutcomeUnknown));
+    let unknown = payments.authorize(&*gateway, "memory", payment(), &key("dated")).await.expect_err("unknown");
+    assert_eq!(unknown.kind(), ErrorKind::OutcomeUnknown, "{unknown}");
+    gateway.set(None);
+    let id = intent_id_for(&tenant(), &key("dated")).expect("id");
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown, "recorded at the resend");
+    let calls = gateway.inner.provider_calls();
+    // A day after the first claim (22 h after the resend) the provider may have forgotten the key: not sent.
+    clock.advance(time::Duration::hours(22) + time::Duration::seconds(1));
+    let late = payments.authorize(&*gateway, "memory", payment(), &key("dated")).await.expect_err("not sent");
+    assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
+    assert_eq!(gateway.inner.provider_calls(), calls, "nothing was sent a day after the first claim");
+}
+
+#[tokio::test]
+async fn a_capture_taken_over_after_the_replay_window_is_recorded_unknown_and_settled_by_retrieve() {
+    let (payments, clock, gateway) = hanging_with_replay_window();
+    let id = payments.authorize(&*gateway, "memory", payment(), &key("a")).await.expect("authorized").id;
+    abandon(&gateway, payments.capture(&*gateway, &tenant(), &id, None, true, &key("a-cap"))).await;
+    let calls = gateway.inner.provider_calls();
+    clock.advance(time::Duration::hours(25));
+    let late = payments.capture(&*gateway, &tenant(), &id, None, true, &key("a-cap")).await.expect_err("not sent");
+    assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
+    assert_eq!(gateway.inner.provider_calls(), calls, "not sent again");
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown, "the capture is recorded pending");
+    // The provider's view, read by reference, settles it: the abandoned capture took effect, once.
+    let settled = payments.reconcile(&*gateway, &tenant(), &id).await.expect("settled");
+    assert_eq!((settled.status, settled.captured), (IntentStatus::Captured, eur(5_000)));
+}
+
+#[tokio::test]
+async fn an_unknown_outcome_that_could_not_be_recorded_keeps_its_key_and_its_first_claim() {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+    let stores = memory_store_set();
+    let ledger = Arc::new(FailingLedger::new(stores.ledger.clone()));
+    let payments = Payments::from_stores(&stores, clock.clone()).with_ledger(ledger.clone());
+    let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
+    caps.replay_window = Some(std::time::Duration::from_secs(24 * 3600));
+    let gateway = MemoryGateway::with_capabilities(caps);
+    // The answer is lost and the unknown outcome cannot be stored: no intent.
+    gateway.inject(GatewayFault::TimeoutAfterProcessing);
+    ledger.fail_next_commits(1);
+    let lost = payments.authorize(&gateway, "memory", payment(), &key("u")).await.expect_err("unknown");
+    assert_eq!(lost.kind(), ErrorKind::OutcomeUnknown, "{lost}");
+    let id = intent_id_for(&tenant(), &key("u")).expect("id");
+    assert_eq!(payments.get(&tenant(), &id).await.map(|_| ()).expect_err("no intent").kind(), ErrorKind::NotFound);
+    let calls = gateway.provider_calls();
+    // The key was kept, with its first claim: a retry a day later is known to be a late resend and not sent.
+    clock.advance(time::Duration::hours(25));
+    let late = payments.authorize(&gateway, "memory", payment(), &key("u")).await.expect_err("not sent");
+    assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
+    assert_eq!(gateway.provider_calls(), calls, "nothing was sent again");
+    assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
 }

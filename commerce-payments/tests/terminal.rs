@@ -5,7 +5,7 @@ mod common;
 use common::{eur, key, tenant};
 use std::sync::Arc;
 
-use commerce_payments::{NewPayment, Payments, TerminalGateway};
+use commerce_payments::{DEFAULT_RECORD_WINDOW, NewPayment, Payments, TerminalGateway};
 use commerce_ports::payment::{
     Attempt, AuthorizeRequest, CaptureMethod, PaymentGateway, ProviderPaymentStatus, RefundRequest, TenderKind,
 };
@@ -114,6 +114,33 @@ async fn reconcile_settles_an_unknown_sale_from_the_terminal() {
     let settled = fx.payments.reconcile(&fx.gateway, &tenant(), &id).await.expect("reconciled");
     assert_eq!((settled.status, settled.captured), (IntentStatus::Captured, eur(1_200)));
     assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 2));
+}
+
+#[tokio::test]
+async fn a_sale_unknown_for_longer_than_the_terminal_keeps_its_records_is_left_to_an_operator() {
+    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 13:10 UTC)));
+    let payments = Payments::from_stores(&memory_store_set(), clock.clone());
+    let terminal = Arc::new(MemoryTerminal::new());
+    let register = RegisterId::new("till-1").expect("register");
+    let window = std::time::Duration::from_secs(3600);
+    let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, register).with_record_window(window);
+    assert_eq!(
+        TerminalGateway::new(terminal.clone(), TERMINAL, RegisterId::new("t").expect("register")).record_window(),
+        DEFAULT_RECORD_WINDOW
+    );
+    terminal.lose_pay_answers(1);
+    let lost = payments.authorize(&gateway, "adyen", sale(2_500, "S-0070"), &key("S-0070:pay")).await;
+    let id = lost.expect_err("unknown").intent().cloned().expect("intent");
+    let calls = (terminal.pay_calls(), terminal.status_calls());
+    // Past the window the terminal may have dropped its record: "never saw it" could be a paid sale. Neither
+    // a retry nor a reconciliation asks the terminal; an operator settles it.
+    clock.advance(time::Duration::hours(2));
+    let retry = payments.authorize(&gateway, "adyen", sale(2_500, "S-0070"), &key("S-0070:pay")).await;
+    assert_eq!(retry.expect_err("not asked").kind(), ErrorKind::OutcomeUnknown);
+    let reconciled = payments.reconcile(&gateway, &tenant(), &id).await.expect_err("not asked");
+    assert_eq!(reconciled.kind(), ErrorKind::InvalidState, "{reconciled}");
+    assert_eq!((terminal.pay_calls(), terminal.status_calls()), calls, "the terminal was not asked again");
+    assert_eq!(payments.get(&tenant(), &id).await.expect("intent").status, IntentStatus::OutcomeUnknown);
 }
 
 #[tokio::test]
@@ -510,11 +537,8 @@ async fn a_terminal_refund_whose_answer_was_not_recorded_keeps_its_key_and_is_no
     let failed = payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("not recorded");
     assert_eq!(failed.retry(), RetryClass::SameKeyOnly, "{failed}");
     assert_eq!(fx.terminal.refund_calls(), 1);
-    // The key is kept: a retry within the lease is told to wait instead of refunding again.
-    let busy = payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("held");
-    assert_eq!(busy.kind(), ErrorKind::InProgress, "{busy}");
-    // After the lease, the retry takes the key over as a resend: not sent again, the outcome is unknown.
-    clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
+    // The key is kept and handed over: the retry takes it over at once as a resend, which is not sent again;
+    // the outcome is unknown.
     let unknown = payments.refund(&fx.gateway, &t, &intent.id, eur(1_000), &k).await.expect_err("unknown");
     assert_eq!(unknown.kind(), ErrorKind::OutcomeUnknown, "{unknown}");
     assert_eq!(fx.terminal.refund_calls(), 1, "refunded once");

@@ -104,15 +104,17 @@ pub struct GatewayCapabilities {
     /// lookup API (Adyen Checkout) settle by webhook only; their `retrieve` is `Unsupported`.
     pub retrieve: bool,
     /// Sending a modification again under its idempotency key may act twice: the provider does not replay by
-    /// key (a card terminal). The domain then never gives a key back after the provider may have acted and the
-    /// answer could not be recorded; the key's lease runs out instead, and the next caller's request is marked
-    /// as a resend ([`RefundRequest::resend`]). Absent in serialized capabilities of earlier releases: false.
+    /// key (a card terminal). The domain then keeps a key whose refusal could not be recorded, as it keeps
+    /// every key after the provider may have acted and the answer could not be recorded: the next caller's
+    /// request is marked as a resend ([`RefundRequest::resend`]). Absent in serialized capabilities of earlier
+    /// releases: false.
     #[serde(default)]
     pub resend_unsafe: bool,
     /// How long the provider replays a key's first answer (Stripe: at least 24 h; Adyen: at least 7 days);
-    /// `None` when it does not expire or the gateway does not rely on it (a terminal looks sales up). After
-    /// it, a request sent again under the same key may be processed as new, so the domain does not resend a
-    /// call whose outcome has been unknown for longer: it stays unknown, for `retrieve` or an operator.
+    /// for a terminal, how long it keeps its records of sales; `None` when it does not expire. After it, a
+    /// request sent again under the same key may be processed as new, so the domain does not resend a call
+    /// that may have reached the provider longer ago (counted from the key's first claim): it stays unknown,
+    /// for `retrieve` or an operator.
     /// Absent in serialized capabilities of earlier releases: `None`.
     #[serde(default)]
     pub replay_window: Option<std::time::Duration>,

@@ -87,16 +87,22 @@ pub struct IdempotencyRecord {
     /// Until when the current holder owns the key (meaningful while `response` is `None`).
     #[serde(with = "time::serde::rfc3339")]
     pub lease_until: OffsetDateTime,
+    /// When the key was first claimed (the `now` of the claim that created the record), kept when an expired
+    /// lease is taken over or renewed: the earliest time a call under the key may have reached the provider.
+    /// `None` for a record a store wrote before it kept this.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<OffsetDateTime>,
 }
 
 impl IdempotencyRecord {
-    /// A record, uncompleted, for a claim.
+    /// A record, uncompleted, for a claim (claimed at the claim's `now`).
     pub fn started(claim: IdempotencyClaim) -> IdempotencyRecord {
         IdempotencyRecord {
             operation: claim.operation,
             fingerprint: claim.fingerprint,
             response: None,
             lease_until: claim.lease_until,
+            claimed_at: Some(claim.now),
         }
     }
 }
@@ -110,6 +116,8 @@ impl IdempotencyRecord {
 ///   Different operation or fingerprint: `Conflict`, whatever the state.
 /// - A lease that ended at or before the claim's `now` without completion is taken over
 ///   (`Started { recovered: true }`) and gets the new caller's `lease_until`.
+/// - The record keeps the `now` of the claim that created it ([`IdempotencyRecord::claimed_at`]) through
+///   takeovers and renewals; `get` shows it. A released key's next claim creates a new record.
 /// - `complete` stores the response durably before returning; completing a completed key is `InvalidState`
 ///   and the first response stands.
 /// - `release` deletes an uncompleted record. Callers release only when the operation certainly did not
@@ -147,10 +155,12 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
     /// `Unavailable`.
     async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError>;
 
-    /// Extends the lease of an uncompleted record its holder still holds, for an operation that lasts longer
-    /// than its lease (a customer at a card terminal, a slow provider): only if the record's lease ends at
-    /// `held_until` (the `lease_until` the holder claimed it with or last renewed it to, compared at the
-    /// store's precision, as stored), sets it to `until` and answers `true`. Answers `false` and changes
+    /// Moves the lease end of an uncompleted record its holder still holds: later, for an operation that lasts
+    /// longer than its lease (a customer at a card terminal, a slow provider); or to now, to hand the key over
+    /// at once while keeping the record (a holder whose call may have reached the provider and whose answer
+    /// could not be stored: the next caller takes it over as `recovered`, with the first claim's time). Only if
+    /// the record's lease ends at `held_until` (the `lease_until` the holder claimed it with or last renewed it
+    /// to, compared at the store's precision, as stored), sets it to `until` and answers `true`. Answers `false` and changes
     /// nothing when there is no record, it is completed, or its lease ends at another time (another caller
     /// took it over after it expired). Atomic with `begin`: a claim sees the lease before or after, never
     /// half-renewed.

@@ -56,8 +56,8 @@ impl IdempotencyStore for PgIdempotencyStore {
         let ctx = Ctx::new("begin", key_subject(tenant, key));
         let client = self.db.client(&ctx).await?;
         let claim_sql = self.db.sql(
-            "INSERT INTO {s}.idempotency_records AS r (tenant, key, operation, fingerprint, lease_until)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO {s}.idempotency_records AS r (tenant, key, operation, fingerprint, lease_until, claimed_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (tenant, key) DO UPDATE
                  SET lease_until = EXCLUDED.lease_until, takeovers = r.takeovers + 1
                  WHERE r.response IS NULL AND r.lease_until <= $6
@@ -118,7 +118,7 @@ impl IdempotencyStore for PgIdempotencyStore {
     async fn get(&self, tenant: &TenantId, key: &IdempotencyKey) -> Result<Option<IdempotencyRecord>, StoreError> {
         let ctx = Ctx::new("get", key_subject(tenant, key));
         let sql = self.db.sql(
-            "SELECT tenant, key, operation, fingerprint, response, lease_until
+            "SELECT tenant, key, operation, fingerprint, response, lease_until, claimed_at
              FROM {s}.idempotency_records WHERE tenant = $1 AND key = $2",
         );
         let (tenant_s, key_s) = (tenant.as_str(), key.as_str());
@@ -133,6 +133,7 @@ impl IdempotencyStore for PgIdempotencyStore {
             lease_until,
         ));
         record.response = r.get("response")?;
+        record.claimed_at = r.get("claimed_at")?;
         Ok(Some(record))
     }
 
@@ -704,8 +705,8 @@ pub(crate) struct PgPaymentLedger {
 /// The key claim shared by both claim statements ($1 tenant, $2 key, $3 operation, $4 fingerprint,
 /// $5 lease_until, $6 now; $7 is the intent id).
 const CLAIM_CTE: &str = "claim AS (
-    INSERT INTO {s}.idempotency_records AS r (tenant, key, operation, fingerprint, lease_until)
-    VALUES ($1, $2, $3, $4, $5)
+    INSERT INTO {s}.idempotency_records AS r (tenant, key, operation, fingerprint, lease_until, claimed_at)
+    VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (tenant, key) DO UPDATE
         SET lease_until = EXCLUDED.lease_until, takeovers = r.takeovers + 1
         WHERE r.response IS NULL AND r.lease_until <= $6

@@ -22,7 +22,8 @@
 //! | `offline_payments`       | tenant, terminal_id, key              | offline store-and-forward queue (v2)  |
 //!
 //! A stream is (channel, store, dataset, direction). Version 3 changes no table: it erases the card data of
-//! offline entries settled by a release before decision 014.
+//! offline entries settled by a release before decision 014. Version 4 adds `idempotency_records.claimed_at`,
+//! the first claim's time, which a takeover keeps (null for keys claimed before it).
 
 use commerce_ports::{ErrorKind, StoreError};
 use deadpool_postgres::Object;
@@ -42,10 +43,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "store ports", sql: V1_STORES },
     Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
     Migration { version: 3, name: "erase settled offline card data", sql: V3_ERASE_SETTLED_CARD_DATA },
+    Migration { version: 4, name: "first claim time of idempotency keys", sql: V4_KEY_CLAIMED_AT },
 ];
 
 /// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The first key of the advisory lock that serializes migrations (ASCII `cpgm`); the second is a hash of the
 /// schema name, so instances on different schemas do not wait for each other.
@@ -235,6 +237,13 @@ CREATE INDEX offline_payments_pending
 /// erased.
 const V3_ERASE_SETTLED_CARD_DATA: &str = r#"
 UPDATE {s}.offline_payments SET card_data = '' WHERE status <> 'pending' AND card_data <> '';
+"#;
+
+/// Version 4: the time a key was first claimed, which takeovers keep, so a call under a key taken over long
+/// after its holder died is not sent again past the provider's replay window (decision 007). Keys claimed
+/// before it have none; they are handled as before.
+const V4_KEY_CLAIMED_AT: &str = r#"
+ALTER TABLE {s}.idempotency_records ADD COLUMN IF NOT EXISTS claimed_at TIMESTAMPTZ;
 "#;
 
 /// A schema name as a quoted SQL identifier (the name is already checked to be `[a-z_][a-z0-9_]*`).

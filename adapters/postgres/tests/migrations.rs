@@ -54,3 +54,36 @@ async fn a_schema_newer_than_this_build_is_refused() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_claimed_before_version_4_has_no_first_claim_time_and_is_taken_over_as_before() {
+    let test = "a_key_claimed_before_version_4_has_no_first_claim_time_and_is_taken_over_as_before";
+    common::on_fresh_schema(test, |url, schema| async move {
+        use commerce_ports::stores::{IdempotencyBegin, IdempotencyClaim};
+        use commerce_ports::{IdempotencyKey, TenantId};
+        use time::macros::datetime;
+        let stores = common::instance(&url, &schema).await;
+        // A key a build before version 4 claimed (its lease ended long ago): no `claimed_at`.
+        let raw = common::raw(&url).await;
+        raw.execute(
+            &format!(
+                "INSERT INTO \"{schema}\".idempotency_records (tenant, key, operation, fingerprint, lease_until)
+                 VALUES ('acme', 'old', 'capture', 'f', '2026-11-01T00:00:00Z')"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+        let (tenant, key) = (TenantId::new("acme").unwrap(), IdempotencyKey::new("old").unwrap());
+        let idempotency = stores.store_set().idempotency;
+        let record = idempotency.get(&tenant, &key).await.expect("get").expect("record");
+        assert_eq!(record.claimed_at, None, "{record:?}");
+        let now = datetime!(2026-11-24 10:00 UTC);
+        let claim = IdempotencyClaim::new("capture", "f", now, now + time::Duration::minutes(1));
+        let taken = idempotency.begin(&tenant, &key, claim).await.expect("begin");
+        assert_eq!(taken, IdempotencyBegin::Started { recovered: true });
+        let record = idempotency.get(&tenant, &key).await.expect("get").expect("record");
+        assert_eq!(record.claimed_at, None, "a takeover does not invent a first claim");
+    })
+    .await;
+}

@@ -89,10 +89,25 @@ impl IdempotencyStore for SqliteIdempotencyStore {
         self.db
             .run(OP, move |conn| {
                 let row_key = idempotency_row_key(&tenant, &key);
-                let row = select_record(conn, &tenant, &key)
+                let row = conn
+                    .prepare_cached(
+                        "SELECT operation, fingerprint, response, lease_until, claimed_at FROM idempotency_records
+                         WHERE tenant = ?1 AND key = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant, key], |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, String>(1)?,
+                                r.get::<_, Option<Vec<u8>>>(2)?,
+                                r.get::<_, i64>(3)?,
+                                r.get::<_, Option<i64>>(4)?,
+                            ))
+                        })
+                    })
                     .optional()
                     .context(OP, || format!("reading idempotency record {row_key}"))?;
-                let Some((operation, fingerprint, response, lease_until)) = row else {
+                let Some((operation, fingerprint, response, lease_until, claimed_at)) = row else {
                     return Ok(None);
                 };
                 let source = RowSource { operation: OP, table: "idempotency_records", key: &row_key };
@@ -100,6 +115,7 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 let mut record =
                     IdempotencyRecord::started(IdempotencyClaim::new(operation, fingerprint, lease_until, lease_until));
                 record.response = response;
+                record.claimed_at = claimed_at.map(|at| source.time("claimed_at", at)).transpose()?;
                 Ok(Some(record))
             })
             .await
@@ -149,10 +165,10 @@ fn begin_in(
     let row_key = idempotency_row_key(tenant, key);
     let inserted = tx
         .prepare_cached(
-            "INSERT INTO idempotency_records (tenant, key, operation, fingerprint, response, lease_until)
-             VALUES (?1, ?2, ?3, ?4, NULL, ?5) ON CONFLICT (tenant, key) DO NOTHING",
+            "INSERT INTO idempotency_records (tenant, key, operation, fingerprint, response, lease_until, claimed_at)
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5, ?6) ON CONFLICT (tenant, key) DO NOTHING",
         )
-        .and_then(|mut s| s.execute(params![tenant, key, claim.operation, claim.fingerprint, lease_until]))
+        .and_then(|mut s| s.execute(params![tenant, key, claim.operation, claim.fingerprint, lease_until, now]))
         .context(op, || format!("inserting idempotency record {row_key}"))?;
     if inserted == 1 {
         return Ok(IdempotencyBegin::Started { recovered: false });

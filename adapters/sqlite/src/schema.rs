@@ -16,7 +16,7 @@ use crate::error::SqlContext;
 use crate::mapping::time_to_sql;
 
 /// The newest schema version this build of the crate knows (and creates).
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// One embedded migration.
 #[derive(Debug)]
@@ -31,6 +31,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 2, name: "offline payment queue", sql: V2_OFFLINE_QUEUE },
     Migration { version: 3, name: "append-friendly payment tables", sql: V3_APPEND_FRIENDLY },
     Migration { version: 4, name: "erase settled offline card data", sql: V4_ERASE_SETTLED_CARD_DATA },
+    Migration { version: 5, name: "first claim time of idempotency keys", sql: V5_KEY_CLAIMED_AT },
 ];
 
 const TRACKING: &str = "
@@ -297,6 +298,13 @@ const V4_ERASE_SETTLED_CARD_DATA: &str = "
 UPDATE offline_payments SET card_data = '' WHERE status <> 'pending' AND card_data <> '';
 ";
 
+/// Version 5: the time a key was first claimed (nanoseconds since the epoch), which takeovers keep, so a call
+/// under a key taken over long after its holder died is not sent again past the provider's replay window
+/// (decision 007). Keys claimed before it have none; they are handled as before.
+const V5_KEY_CLAIMED_AT: &str = "
+ALTER TABLE idempotency_records ADD COLUMN claimed_at INTEGER;
+";
+
 /// Brings the database up to [`SCHEMA_VERSION`]; returns the versions it applied (none when the file was
 /// up to date). `label` names the database in messages.
 ///
@@ -373,7 +381,7 @@ mod tests {
              INSERT INTO idempotency_records VALUES ('acme', 'k', 'authorize', 'f', NULL, 9);",
         )
         .context("test", || "version 2 rows")?;
-        assert_eq!(migrate(&mut conn, "test database")?, vec![3, 4]);
+        assert_eq!(migrate(&mut conn, "test database")?, vec![3, 4, 5]);
 
         let events: Vec<(i64, String)> = conn
             .prepare("SELECT sequence, operation FROM intent_events WHERE tenant = 'acme' AND intent_id = 'pi_1' ORDER BY sequence")
@@ -420,7 +428,7 @@ mod tests {
     #[test]
     fn migrating_twice_applies_once() -> Result<(), StoreError> {
         let mut conn = Connection::open_in_memory().context("test", || "opening")?;
-        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2, 3, 4]);
+        assert_eq!(migrate(&mut conn, "test database")?, vec![1, 2, 3, 4, 5]);
         assert_eq!(migrate(&mut conn, "test database")?, Vec::<u32>::new());
         Ok(())
     }

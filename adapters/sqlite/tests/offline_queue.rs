@@ -44,13 +44,16 @@ async fn a_version_1_file_is_upgraded_and_keeps_its_data() {
     drop(stores);
     // Take the file back to version 1, as an earlier release left it.
     let conn = Connection::open(db.path()).expect("inspect");
-    conn.execute_batch("DROP TABLE offline_payments; DELETE FROM schema_migrations WHERE version >= 2")
-        .expect("downgrade");
+    conn.execute_batch(
+        "DROP TABLE offline_payments; ALTER TABLE idempotency_records DROP COLUMN claimed_at;
+         DELETE FROM schema_migrations WHERE version >= 2",
+    )
+    .expect("downgrade");
     drop(conn);
 
     let upgraded = SqliteStores::open(db.path()).await.expect("reopen");
-    assert_eq!(upgraded.applied_migrations(), &[2, 3, 4]);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(upgraded.applied_migrations(), &[2, 3, 4, 5]);
+    assert_eq!(SCHEMA_VERSION, 5);
     let set = upgraded.store_set();
     assert!(!set.webhooks.record(&tenant, "stripe", "evt_1", now).await.expect("record again"), "v1 data was lost");
     run_all(set.offline_queue.as_ref(), &StoreFixture::new()).await.assert_passed();
@@ -122,6 +125,7 @@ async fn migration_4_erases_the_card_data_an_earlier_release_left_on_settled_ent
     let conn = Connection::open(db.path()).expect("inspect");
     conn.execute_batch(
         "UPDATE offline_payments SET card_data = 'old-' || key WHERE status <> 'pending';
+         ALTER TABLE idempotency_records DROP COLUMN claimed_at;
          DELETE FROM schema_migrations WHERE version >= 4",
     )
     .expect("downgrade");
@@ -132,7 +136,7 @@ async fn migration_4_erases_the_card_data_an_earlier_release_left_on_settled_ent
     assert_eq!(raw_card_data(), ["old-offline-1", "old-offline-2", "blob-3"]);
 
     let upgraded = SqliteStores::open(db.path()).await.expect("reopen");
-    assert_eq!(upgraded.applied_migrations(), &[4]);
+    assert_eq!(upgraded.applied_migrations(), &[4, 5]);
     let queue = upgraded.store_set().offline_queue;
     // Settled entries erased, through the port and on disk; the pending one keeps its card data.
     assert_eq!(

@@ -104,7 +104,7 @@ async fn data_survives_closing_and_reopening() {
 async fn migrations_run_once_and_are_recorded() {
     let db = TempDb::new("migrations");
     let first = SqliteStores::open(db.path()).await.expect("open");
-    assert_eq!(first.applied_migrations(), &[1, 2, 3, 4]);
+    assert_eq!(first.applied_migrations(), &[1, 2, 3, 4, 5]);
     let second = SqliteStores::open(db.path()).await.expect("open again while the first is open");
     assert_eq!(second.applied_migrations(), &[] as &[u32]);
     drop((first, second));
@@ -125,10 +125,11 @@ async fn migrations_run_once_and_are_recorded() {
             (1, "initial schema".to_owned()),
             (2, "offline payment queue".to_owned()),
             (3, "append-friendly payment tables".to_owned()),
-            (4, "erase settled offline card data".to_owned())
+            (4, "erase settled offline card data".to_owned()),
+            (5, "first claim time of idempotency keys".to_owned())
         ]
     );
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("journal mode");
     assert_eq!(mode, "wal");
 }

@@ -98,6 +98,7 @@ impl Rec {
             m.amount(),
             m.final_capture(),
             "timed out after sending",
+            None,
             T0,
         );
         self.push(t);
@@ -565,7 +566,7 @@ fn reconcile_refuses_another_payments_snapshot() {
 fn an_unknown_authorization_is_settled_by_its_own_answer_only() {
     let mut rec = Rec::new(eur(500));
     let auth = call(Operation::Authorize, "auth");
-    let t = apply_unknown(&rec.intent, &rec.history, &auth, Some(eur(500)), false, "reset", T0);
+    let t = apply_unknown(&rec.intent, &rec.history, &auth, Some(eur(500)), false, "reset", None, T0);
     rec.push(t);
     assert_eq!(admit_authorize(&rec.intent, &rec.history, &auth).expect("retry"), Admission::Send(auth.clone()));
     let e = admit_authorize(&rec.intent, &rec.history, &ProviderCall::new(Operation::Authorize, "auth", "other"))
@@ -654,7 +655,7 @@ fn an_increment_raises_authorized_and_amount_and_is_admitted_only_before_a_captu
 fn an_unknown_increment_the_provider_does_not_show_returns_to_the_old_authorization() {
     let mut rec = Rec::authorized();
     let inc = call(Operation::Increment, "inc-1");
-    rec.push(apply_unknown(&rec.intent, &rec.history, &inc, Some(eur(12_000)), false, "timeout", T0));
+    rec.push(apply_unknown(&rec.intent, &rec.history, &inc, Some(eur(12_000)), false, "timeout", None, T0));
     assert_eq!(rec.intent.status, IntentStatus::OutcomeUnknown);
     let old = PaymentSnapshot::authorized("mem_pay_1", ProviderPaymentStatus::Authorized, eur(10_000));
     rec.push(apply_snapshot(&rec.intent, &rec.history, &old, T0));

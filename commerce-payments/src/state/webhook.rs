@@ -511,7 +511,7 @@ mod tests {
     fn a_failed_capture_returns_a_pending_capture_to_its_prior_status() {
         let mut rec = Rec::authorized();
         let capture = call(Operation::Capture, "cap");
-        let t = apply_unknown(&rec.intent, &rec.history, &capture, Some(eur(10_000)), true, "timeout", T0);
+        let t = apply_unknown(&rec.intent, &rec.history, &capture, Some(eur(10_000)), true, "timeout", None, T0);
         rec.push(t.expect("ok").expect("change"));
         assert_eq!(rec.intent.status, IntentStatus::OutcomeUnknown);
         let mut failed = event("evt_cf", PaymentEventKind::Captured, Some(10_000));

@@ -286,6 +286,21 @@ pub async fn idempotency_renew(store: &dyn IdempotencyStore, fx: &StoreFixture) 
         "renew brought a released record back"
     );
 
+    // Handed over: a holder ends its lease now; the next caller takes the key over at once, as a recovery, and
+    // the record keeps its first claim.
+    let handed = fx.key(B, "renew-handed")?;
+    step(B, "begin (handed-over key)", store.begin(&tenant, &handed, claim_at(0, 30)).await)?;
+    let ended = step(B, "renew to now", store.renew(&tenant, &handed, at(30), at(5)).await)?;
+    ensure!(B, ended, "ending the holder's lease at +5 s (before its end at +30 s) answered false");
+    let taken = step(B, "begin after the hand-over", store.begin(&tenant, &handed, claim_at(5, 35)).await)?;
+    ensure!(
+        B,
+        taken == IdempotencyBegin::Started { recovered: true },
+        "begin at +5 s after a hand-over gave {taken:?}"
+    );
+    let first = step(B, "get (handed-over key)", store.get(&tenant, &handed).await)?.and_then(|r| r.claimed_at);
+    ensure!(B, first == Some(at(0)), "a hand-over and takeover changed claimed_at to {first:?}, not +0 s");
+
     // The very lease the holder claimed with, at whatever precision the store keeps.
     let precise = fx.key(B, "renew-nanos")?;
     let lease_until = at(30) + Duration::nanoseconds(123_456_789);
@@ -343,6 +358,64 @@ pub async fn idempotency_renew_after_ledger_claim(
     Ok(())
 }
 
+/// The first claim's time `get` shows for a key (`None` when there is no record or the store does not say).
+async fn first_claim(
+    store: &dyn IdempotencyStore,
+    b: &'static str,
+    tenant: &TenantId,
+    key: &IdempotencyKey,
+) -> Result<Option<OffsetDateTime>, Failure> {
+    Ok(step(b, "get", store.get(tenant, key).await)?.and_then(|r| r.claimed_at))
+}
+
+/// `get` shows when a key was first claimed (`claimed_at`, the claim's `now`) and keeps it when an expired
+/// lease is taken over, however often; a released key's next claim is a new first claim.
+pub async fn idempotency_first_claim_is_kept(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Outcome {
+    const B: &str = "idempotency_first_claim_is_kept";
+    let tenant = fx.tenant(B)?;
+    let at = |seconds: i64| fx.now + Duration::seconds(seconds);
+    let claim_at = |now: i64, until: i64| IdempotencyClaim::new("refund", "f", at(now), at(until));
+    let key = fx.key(B, "k")?;
+    step(B, "begin", store.begin(&tenant, &key, claim_at(0, 30)).await)?;
+    let first = first_claim(store, B, &tenant, &key).await?;
+    ensure!(B, first == Some(at(0)), "after a claim at +0 s `get` shows claimed_at {first:?}");
+    for (now, until) in [(31, 61), (100, 130)] {
+        let taken = step(B, "begin after expiry", store.begin(&tenant, &key, claim_at(now, until)).await)?;
+        ensure!(B, taken == IdempotencyBegin::Started { recovered: true }, "begin at +{now} s gave {taken:?}");
+        let kept = first_claim(store, B, &tenant, &key).await?;
+        ensure!(B, kept == Some(at(0)), "a takeover at +{now} s changed claimed_at to {kept:?}, not +0 s");
+    }
+    step(B, "release", store.release(&tenant, &key).await)?;
+    step(B, "begin after release", store.begin(&tenant, &key, claim_at(200, 230)).await)?;
+    let fresh = first_claim(store, B, &tenant, &key).await?;
+    ensure!(B, fresh == Some(at(200)), "the claim at +200 s after a release shows claimed_at {fresh:?}");
+    Ok(())
+}
+
+/// A key claimed through the [`PaymentLedger`] shows its first claim's time in [`IdempotencyStore::get`], kept
+/// when the ledger gives the expired lease to another caller.
+pub async fn idempotency_first_claim_after_ledger_claim(
+    ledger: &dyn PaymentLedger,
+    store: &dyn IdempotencyStore,
+    fx: &StoreFixture,
+) -> Outcome {
+    const B: &str = "idempotency_first_claim_after_ledger_claim";
+    let created = intent(fx, B, "i1")?;
+    let (tenant, id) = (created.tenant.clone(), created.id.clone());
+    let key = fx.key(B, "k")?;
+    let at = |seconds: i64| fx.now + Duration::seconds(seconds);
+    let claim = IdempotencyClaim::new("authorize", "fp-1", at(0), at(30));
+    step(B, "claim", ledger.claim(&tenant, &key, claim, &id, Some((created, first_event(fx)))).await)?;
+    let first = first_claim(store, B, &tenant, &key).await?;
+    ensure!(B, first == Some(at(0)), "after a ledger claim at +0 s `get` shows claimed_at {first:?}");
+    let later = IdempotencyClaim::new("authorize", "fp-1", at(31), at(61));
+    let taken = step(B, "claim after expiry", ledger.claim(&tenant, &key, later, &id, None).await)?;
+    ensure!(B, taken.begin == IdempotencyBegin::Started { recovered: true }, "claim at +31 s gave {:?}", taken.begin);
+    let kept = first_claim(store, B, &tenant, &key).await?;
+    ensure!(B, kept == Some(at(0)), "the ledger's takeover at +31 s changed claimed_at to {kept:?}, not +0 s");
+    Ok(())
+}
+
 /// Runs the idempotency store behaviours.
 pub async fn run_idempotency(store: &dyn IdempotencyStore, fx: &StoreFixture) -> Report {
     let mut r = Report::default();
@@ -352,6 +425,7 @@ pub async fn run_idempotency(store: &dyn IdempotencyStore, fx: &StoreFixture) ->
     r.record("idempotency_expired_lease_is_recovered", idempotency_expired_lease_is_recovered(store, fx).await);
     r.record("idempotency_release", idempotency_release(store, fx).await);
     r.record("idempotency_concurrent_begin_starts_once", idempotency_concurrent_begin_starts_once(store, fx).await);
+    r.record("idempotency_first_claim_is_kept", idempotency_first_claim_is_kept(store, fx).await);
     if renews(store, fx).await {
         r.record("idempotency_renew", idempotency_renew(store, fx).await);
     } else {
@@ -1397,7 +1471,11 @@ pub async fn run_all(stores: &StoreSet, fx: &StoreFixture) -> Report {
     r.record("pairings_lifecycle", pairings_lifecycle(stores.pairings.as_ref(), fx).await);
     r.merge(super::offline_queue::run_all(stores.offline_queue.as_ref(), fx).await);
     r.merge(run_ledger(stores, fx).await);
-    // Here rather than in `run_ledger`: it needs the idempotency store next to the ledger.
+    // Here rather than in `run_ledger`: they need the idempotency store next to the ledger.
+    r.record(
+        "idempotency_first_claim_after_ledger_claim",
+        idempotency_first_claim_after_ledger_claim(stores.ledger.as_ref(), stores.idempotency.as_ref(), fx).await,
+    );
     if renews(stores.idempotency.as_ref(), fx).await {
         r.record(
             "idempotency_renew_after_ledger_claim",
