@@ -2,7 +2,7 @@
 //! calls the gateway it is given, and records the answer through the [state machine](crate::state).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use commerce_ports::payment::{
@@ -144,8 +144,8 @@ enum Claim {
     Proceed {
         snapshot: Option<IntentSnapshot>,
         recovered: bool,
-        /// The end of the lease the key was claimed with (what a renewal must find).
-        held_until: OffsetDateTime,
+        /// The lease the key was claimed with.
+        lease: Lease,
         /// When the key was first claimed, for a key taken over (`recovered`), when the store says: the
         /// earliest time the earlier holder's call may have reached the provider.
         first_claimed: Option<OffsetDateTime>,
@@ -165,6 +165,19 @@ enum Outcome {
     /// now, so the next caller takes it over as a resend ([`Attempt::Resend`]) dated from the key's first claim
     /// for the provider's replay window; a released key would make it a first attempt.
     Hold(PaymentsError),
+}
+
+/// The lease a caller holds on its key.
+#[derive(Clone, Copy)]
+struct Lease {
+    /// Its end, as claimed or last renewed (what a renewal or a hand-over must find).
+    until: OffsetDateTime,
+    /// The end a renewal still under way when the operation ended asked for (it may have been stored).
+    renewing_to: Option<OffsetDateTime>,
+    /// Taken over from a holder whose call may have reached the provider: the record is never deleted (that
+    /// would lose its first claim, and make the next caller's request a first attempt); where the key would
+    /// be given back, it is handed over instead.
+    recovered: bool,
 }
 
 /// What a caller holding a key knows of earlier attempts under it.
@@ -659,17 +672,17 @@ impl Payments {
                     // An intent under this key (an earlier attempt, perhaps unknown): this refusal is about the
                     // request as sent now (a gateway that cannot take it), not the payment; the key stays free
                     // for a retry through the right gateway.
-                    Claim::Proceed { snapshot: Some(_), held_until, .. } => {
-                        self.finish(&tenant, key, Outcome::Release(invalid), held_until).await
+                    Claim::Proceed { snapshot: Some(_), lease, .. } => {
+                        self.finish(&tenant, key, Outcome::Release(invalid), lease).await
                     }
                     // Taken over from a caller whose attempt left no intent: it may have reached the provider, so
                     // the key is kept (the next caller is told it may be a resend) instead of storing this
                     // refusal as the payment's outcome.
-                    Claim::Proceed { snapshot: None, recovered: true, held_until, .. } => {
-                        self.finish(&tenant, key, Outcome::Hold(invalid), held_until).await
+                    Claim::Proceed { snapshot: None, recovered: true, lease, .. } => {
+                        self.finish(&tenant, key, Outcome::Hold(invalid), lease).await
                     }
-                    Claim::Proceed { snapshot: None, held_until, .. } => {
-                        self.finish(&tenant, key, Outcome::Done(Err(invalid)), held_until).await
+                    Claim::Proceed { snapshot: None, lease, .. } => {
+                        self.finish(&tenant, key, Outcome::Done(Err(invalid)), lease).await
                     }
                 };
             }
@@ -678,19 +691,17 @@ impl Payments {
         // (an earlier use of the key whose record is gone) is worked on as stored.
         // A stored intent (an earlier attempt whose outcome is unknown) or an expired lease means the request
         // may have reached the provider already: the gateway is told so (`Attempt::Resend`).
-        let (snapshot, created, resend, held_until, first_claimed) = match self
-            .claim(&tenant, key, OP, &fingerprint, &id)
-            .await?
-        {
-            Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot: Some(snapshot), held_until, first_claimed, .. } => {
-                (snapshot, None, true, held_until, first_claimed)
-            }
-            Claim::Proceed { snapshot: None, recovered, held_until, first_claimed } => {
-                let (intent, event) = create;
-                (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered, held_until, first_claimed)
-            }
-        };
+        let (snapshot, created, resend, lease, first_claimed) =
+            match self.claim(&tenant, key, OP, &fingerprint, &id).await? {
+                Claim::Replay(result) => return result,
+                Claim::Proceed { snapshot: Some(snapshot), lease, first_claimed, .. } => {
+                    (snapshot, None, true, lease, first_claimed)
+                }
+                Claim::Proceed { snapshot: None, recovered, lease, first_claimed } => {
+                    let (intent, event) = create;
+                    (IntentSnapshot::new(intent, vec![event.clone()]), Some(event), recovered, lease, first_claimed)
+                }
+            };
         // Until the outcome is stored, a webhook for this payment finds no intent: the ingestor asks for a
         // redelivery instead of dropping it. If the outcome is not stored (the store failed, nothing certain
         // happened, or this call is cancelled), the registration lingers, so the provider's notifications wait
@@ -698,9 +709,9 @@ impl Payments {
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
         let earlier = Earlier { maybe_sent: resend, first_claimed };
         let claimed = self.authorize_claimed(gateway, &caps, &payment, key, snapshot, created, call, earlier);
-        let (outcome, held_until) = self.renewing(&tenant, key, held_until, claimed).await;
+        let (outcome, lease) = self.renewing(&tenant, key, lease, claimed).await;
         let stored = !matches!(outcome, Outcome::Release(_) | Outcome::Hold(_));
-        let result = self.finish(&tenant, key, outcome, held_until).await;
+        let result = self.finish(&tenant, key, outcome, lease).await;
         if stored {
             running.disarm();
         }
@@ -925,11 +936,12 @@ impl Payments {
         let now = self.inner.clock.now();
         let Earlier { maybe_sent: resend, first_claimed } = earlier;
         if let Some(e) = beyond_replay(caps, &intent, &history, first_claimed, now, ErrorKind::OutcomeUnknown, OP) {
-            if created.is_none() {
+            if state::unknown_since(&intent, &history).is_some() {
                 return Outcome::Release(e); // Stored as unknown already.
             }
             // Taken over from a holder whose call left no record, too long ago to send again: the intent is
-            // stored as unknown since the first claim, for a reconciliation or an operator to settle.
+            // stored (created, if it is not yet) as unknown since the first claim, for a reconciliation or an
+            // operator to settle.
             let (message, amount) = (e.message().to_owned(), intent.amount);
             let held = HeldKey { tenant: &payment.tenant, key, resolve: Resolve::Release, created: created.as_ref() };
             let recorded = self
@@ -1043,15 +1055,15 @@ impl Payments {
     ) -> Result<PaymentIntent, PaymentsError> {
         let op = command.operation();
         let fingerprint = fingerprint(op, &ModificationParamsFingerprint { intent, command })?;
-        let (snapshot, earlier, held_until) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
+        let (snapshot, earlier, lease) = match self.claim(tenant, key, op, &fingerprint, intent).await? {
             Claim::Replay(result) => return result,
-            Claim::Proceed { snapshot, recovered, held_until, first_claimed } => {
-                (snapshot, Earlier { maybe_sent: recovered, first_claimed }, held_until)
+            Claim::Proceed { snapshot, recovered, lease, first_claimed } => {
+                (snapshot, Earlier { maybe_sent: recovered, first_claimed }, lease)
             }
         };
         let claimed = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, earlier);
-        let (outcome, held_until) = self.renewing(tenant, key, held_until, claimed).await;
-        self.finish(tenant, key, outcome, held_until).await
+        let (outcome, lease) = self.renewing(tenant, key, lease, claimed).await;
+        self.finish(tenant, key, outcome, lease).await
     }
 
     #[expect(clippy::too_many_arguments, reason = "the parts of one claimed operation")]
@@ -1227,20 +1239,22 @@ impl Payments {
             .map_err(|e| PaymentsError::from_store(op, None, e))?;
         match claimed.begin {
             IdempotencyBegin::Started { recovered } => {
+                let lease = Lease { until: lease_until, renewing_to: None, recovered };
                 let first_claimed = if recovered {
                     // Rare (a holder died mid-call): one read for the replay window. Unreadable, the call is not
-                    // sent; the lease runs out and the next caller takes the key over again.
-                    let record = self
-                        .inner
-                        .idempotency
-                        .get(tenant, key)
-                        .await
-                        .map_err(|e| PaymentsError::from_store(op, Some(intent), e))?;
-                    record.and_then(|r| r.claimed_at)
+                    // sent, and the key is handed over for the next caller to take over again.
+                    match self.inner.idempotency.get(tenant, key).await {
+                        Ok(record) => record.and_then(|r| r.claimed_at),
+                        Err(e) => {
+                            self.hand_over(tenant, key, lease).await;
+                            let error = PaymentsError::from_store(op, Some(intent), e);
+                            return Err(error.with_retry(RetryClass::SameKeyOnly));
+                        }
+                    }
                 } else {
                     None
                 };
-                Ok(Claim::Proceed { snapshot: claimed.intent, recovered, held_until: lease_until, first_claimed })
+                Ok(Claim::Proceed { snapshot: claimed.intent, recovered, lease, first_claimed })
             }
             IdempotencyBegin::Completed(bytes) => Ok(Claim::Replay(decode_outcome(op, &bytes))),
             IdempotencyBegin::InProgress => Err(PaymentsError::new(
@@ -1259,34 +1273,37 @@ impl Payments {
         }
     }
 
-    /// Runs `work` (an operation holding `key`, claimed with a lease ending at `held_until`) while renewing the
-    /// lease every [`with_lease_renewal`](Payments::with_lease_renewal) interval, until the work ends or a
-    /// renewal finds the key no longer this caller's. Returns the work's output and the lease's end as last
-    /// claimed or renewed.
+    /// Runs `work` (an operation holding `key` under `lease`) while renewing the lease every
+    /// [`with_lease_renewal`](Payments::with_lease_renewal) interval, until the work ends or a renewal finds
+    /// the key no longer this caller's. Returns the work's output and the lease as last claimed or renewed.
     async fn renewing<T>(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
-        held_until: OffsetDateTime,
+        lease: Lease,
         work: impl Future<Output = T>,
-    ) -> (T, OffsetDateTime) {
+    ) -> (T, Lease) {
         let every = self.inner.renew_every;
         if every.is_zero() || tokio::runtime::Handle::try_current().is_err() {
-            return (work.await, held_until);
+            return (work.await, lease);
         }
-        let latest = std::sync::Mutex::new(held_until);
+        let latest = std::sync::Mutex::new(lease);
+        let set = |update: &dyn Fn(&mut Lease)| update(&mut latest.lock().unwrap_or_else(PoisonError::into_inner));
         let renewals = async {
-            let mut held = held_until;
+            let mut held = lease.until;
             loop {
                 tokio::time::sleep(every).await;
                 let until = lease_end(self.inner.clock.now(), self.inner.lease);
                 if until <= held {
                     continue; // Nothing to extend (a clock that has not moved).
                 }
-                match self.inner.idempotency.renew(tenant, key, held, until).await {
+                set(&|l| l.renewing_to = Some(until));
+                let renewed = self.inner.idempotency.renew(tenant, key, held, until).await;
+                set(&|l| l.renewing_to = None);
+                match renewed {
                     Ok(true) => {
                         held = until;
-                        *latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
+                        set(&|l| l.until = until);
                     }
                     // Taken over or resolved, or a store that cannot renew: the lease runs its course.
                     Ok(false) => break,
@@ -1303,16 +1320,17 @@ impl Payments {
             out = &mut work => out,
             out = renewals => out,
         };
-        (out, *latest.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+        let lease = *latest.lock().unwrap_or_else(PoisonError::into_inner);
+        (out, lease)
     }
 
-    /// Resolves the key as `outcome` says; `held_until` is the end of the caller's lease.
+    /// Resolves the key as `outcome` says, under the caller's `lease`.
     async fn finish(
         &self,
         tenant: &TenantId,
         key: &IdempotencyKey,
         outcome: Outcome,
-        held_until: OffsetDateTime,
+        lease: Lease,
     ) -> Result<PaymentIntent, PaymentsError> {
         match outcome {
             Outcome::Done(result) => {
@@ -1321,25 +1339,50 @@ impl Payments {
                     Err(_) => false,
                 };
                 if !completed {
-                    // The intent is durable; a retry after the lease recovers the outcome from its history.
-                    let _ = self.inner.idempotency.release(tenant, key).await;
+                    // The intent is durable; a retry recovers the outcome from its history.
+                    self.give_back(tenant, key, lease).await;
                 }
                 result
             }
+            Outcome::Release(error) if lease.recovered => {
+                self.hand_over(tenant, key, lease).await;
+                // Nothing happened this time; the earlier holder's call may have: retry with this key only.
+                Err(match error.retry() {
+                    RetryClass::Retryable => error.with_retry(RetryClass::SameKeyOnly),
+                    _ => error,
+                })
+            }
             Outcome::Release(error) => {
-                // If the release fails, the lease expires and a retry takes the key over.
-                let _ = self.inner.idempotency.release(tenant, key).await;
+                self.give_back(tenant, key, lease).await;
                 Err(error)
             }
             Outcome::Resolved(result) => result,
             Outcome::Hold(error) => {
-                // The record stays, with its first claim; its lease ends now, so the next caller takes the key
-                // over at once, as a resend. If that fails (a store that cannot renew), the lease runs out.
-                let now = self.inner.clock.now();
-                if now < held_until {
-                    let _ = self.inner.idempotency.renew(tenant, key, held_until, now).await;
-                }
+                self.hand_over(tenant, key, lease).await;
                 Err(error)
+            }
+        }
+    }
+
+    /// Gives the key back for a retry: released, or handed over when it was taken over ([`Lease::recovered`]).
+    /// If that fails, the lease expires and a retry takes the key over.
+    async fn give_back(&self, tenant: &TenantId, key: &IdempotencyKey, lease: Lease) {
+        if lease.recovered {
+            self.hand_over(tenant, key, lease).await;
+        } else {
+            let _ = self.inner.idempotency.release(tenant, key).await;
+        }
+    }
+
+    /// Keeps the key's record, with its first claim, and ends its lease now, so the next caller takes the key
+    /// over at once, as a resend ([`Outcome::Hold`]). If that fails (a store that cannot renew), the lease runs
+    /// out instead. A renewal that was under way when the operation ended may have been stored: its end is
+    /// tried too.
+    async fn hand_over(&self, tenant: &TenantId, key: &IdempotencyKey, lease: Lease) {
+        let now = self.inner.clock.now();
+        for held in std::iter::once(lease.until).chain(lease.renewing_to) {
+            if now < held && matches!(self.inner.idempotency.renew(tenant, key, held, now).await, Ok(true)) {
+                return;
             }
         }
     }

@@ -12,7 +12,8 @@
 //! by charging again. So this gateway asks the terminal for its record of the sale before every payment, and
 //! asks it to pay only when the terminal says it never saw the sale (`NotFound`). Checking every time, not only
 //! when the domain says the request may have been sent before ([`Attempt::Resend`]), also covers an
-//! earlier attempt whose answer could not be stored (its key was given back without an intent). When the
+//! earlier attempt the domain could not know of (a key claimed before a store kept its first claim, a record
+//! lost with a store). When the
 //! lookup fails, nothing is paid: the answer is `OutcomeUnknown` if the request may have been sent before,
 //! otherwise `Unavailable` (nothing happened; retry).
 //!

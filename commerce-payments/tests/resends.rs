@@ -14,7 +14,7 @@ use commerce_ports::payment::{
     PaymentMethodRef, PaymentSnapshot, RefundRequest, TenderKind, TokenizeRequest, VoidRequest,
 };
 use commerce_ports::stores::IntentStatus;
-use commerce_ports::{ErrorKind, IntentId, ManualClock, PaymentError};
+use commerce_ports::{ErrorKind, IntentId, ManualClock, PaymentError, RetryClass};
 use commerce_testkit::memory::{FailingLedger, GatewayFault, MemoryGateway, memory_store_set};
 use time::macros::datetime;
 
@@ -354,4 +354,29 @@ async fn an_unknown_outcome_that_could_not_be_recorded_keeps_its_key_and_its_fir
     assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
     assert_eq!(gateway.provider_calls(), calls, "nothing was sent again");
     assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
+}
+
+#[tokio::test]
+async fn a_resend_that_did_nothing_keeps_the_first_claim_of_a_key_taken_over() {
+    let (payments, clock, gateway) = hanging_with_replay_window();
+    let id = payments.authorize(&*gateway, "memory", payment(), &key("n")).await.expect("authorized").id;
+    abandon(&gateway, payments.authorize(&*gateway, "memory", card(700, "order-2"), &key("n2"))).await;
+    abandon(&gateway, payments.capture(&*gateway, &tenant(), &id, None, true, &key("n-cap"))).await;
+    let calls = gateway.inner.provider_calls();
+    // Two hours later the keys are taken over; the provider is down, so the resends do nothing this time,
+    // while the first calls may have charged and captured.
+    clock.advance(time::Duration::hours(2));
+    gateway.set(Some(ErrorKind::Unavailable));
+    let busy = payments.authorize(&*gateway, "memory", card(700, "order-2"), &key("n2")).await.expect_err("down");
+    assert_eq!((busy.kind(), busy.retry()), (ErrorKind::Unavailable, RetryClass::SameKeyOnly), "{busy}");
+    let busy = payments.capture(&*gateway, &tenant(), &id, None, true, &key("n-cap")).await.expect_err("down");
+    assert_eq!((busy.kind(), busy.retry()), (ErrorKind::Unavailable, RetryClass::SameKeyOnly), "{busy}");
+    gateway.set(None);
+    // A day after the first claims the provider may have forgotten the keys: the retries are not sent.
+    clock.advance(time::Duration::hours(22) + time::Duration::seconds(1));
+    let late = payments.authorize(&*gateway, "memory", card(700, "order-2"), &key("n2")).await.expect_err("late");
+    assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
+    let late = payments.capture(&*gateway, &tenant(), &id, None, true, &key("n-cap")).await.expect_err("late");
+    assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
+    assert_eq!(gateway.inner.provider_calls(), calls, "nothing was sent after the window");
 }

@@ -266,12 +266,12 @@ async fn an_approval_whose_recording_failed_is_found_by_the_retry() {
     let payments = Payments::from_stores(&stores, clock).with_ledger(ledger.clone());
     let fx = Fx::new();
     let sale = || fx.sale(1_500, "S-0030");
-    // The terminal approves, but the intent cannot be stored: the key is given back without an intent.
+    // The terminal approves, but the intent cannot be stored: no intent; the key is kept and handed over.
     ledger.fail_next_commits(1);
     let failed = payments.authorize(&fx.gateway, "adyen", sale(), &key("S-0030:pay")).await;
     assert_eq!(failed.err().map(|e| e.kind()), Some(ErrorKind::Unavailable));
     assert_eq!(fx.terminal.pay_calls(), 1);
-    // The retry is not marked as a resend (nothing was stored), yet the terminal's record answers it.
+    // The retry takes the key over as a resend and the terminal's record answers it.
     let intent = payments.authorize(&fx.gateway, "adyen", sale(), &key("S-0030:pay")).await.expect("found");
     assert_eq!((intent.status, intent.captured), (IntentStatus::Captured, eur(1_500)));
     assert_eq!((fx.terminal.pay_calls(), fx.terminal.status_calls()), (1, 2), "charged once");

@@ -95,14 +95,26 @@ pub struct IdempotencyRecord {
 }
 
 impl IdempotencyRecord {
-    /// A record, uncompleted, for a claim (claimed at the claim's `now`).
+    /// A record, uncompleted, for a claim: first claimed at the claim's `now`.
     pub fn started(claim: IdempotencyClaim) -> IdempotencyRecord {
+        let claimed_at = Some(claim.now);
+        IdempotencyRecord::stored(claim.operation, claim.fingerprint, claim.lease_until, claimed_at)
+    }
+
+    /// A record as a store read it back, uncompleted (set `response` for a completed one); `claimed_at` is
+    /// `None` when the store does not know when the key was first claimed.
+    pub fn stored(
+        operation: impl Into<String>,
+        fingerprint: impl Into<String>,
+        lease_until: OffsetDateTime,
+        claimed_at: Option<OffsetDateTime>,
+    ) -> IdempotencyRecord {
         IdempotencyRecord {
-            operation: claim.operation,
-            fingerprint: claim.fingerprint,
+            operation: operation.into(),
+            fingerprint: fingerprint.into(),
             response: None,
-            lease_until: claim.lease_until,
-            claimed_at: Some(claim.now),
+            lease_until,
+            claimed_at,
         }
     }
 }

@@ -125,15 +125,13 @@ impl IdempotencyStore for PgIdempotencyStore {
         let row = self.db.row_opt(&ctx, Phase::Read, "reading idempotency_records", &sql, &[&tenant_s, &key_s]).await?;
         let Some(row) = row else { return Ok(None) };
         let r = RowReader::new(ctx.op, &row, "idempotency_records", &["tenant", "key"]);
-        let lease_until: OffsetDateTime = r.get("lease_until")?;
-        let mut record = IdempotencyRecord::started(IdempotencyClaim::new(
+        let mut record = IdempotencyRecord::stored(
             r.get::<String>("operation")?,
             r.get::<String>("fingerprint")?,
-            lease_until,
-            lease_until,
-        ));
+            r.get("lease_until")?,
+            r.get("claimed_at")?,
+        );
         record.response = r.get("response")?;
-        record.claimed_at = r.get("claimed_at")?;
         Ok(Some(record))
     }
 

@@ -112,10 +112,9 @@ impl IdempotencyStore for SqliteIdempotencyStore {
                 };
                 let source = RowSource { operation: OP, table: "idempotency_records", key: &row_key };
                 let lease_until = source.time("lease_until", lease_until)?;
-                let mut record =
-                    IdempotencyRecord::started(IdempotencyClaim::new(operation, fingerprint, lease_until, lease_until));
+                let claimed_at = claimed_at.map(|at| source.time("claimed_at", at)).transpose()?;
+                let mut record = IdempotencyRecord::stored(operation, fingerprint, lease_until, claimed_at);
                 record.response = response;
-                record.claimed_at = claimed_at.map(|at| source.time("claimed_at", at)).transpose()?;
                 Ok(Some(record))
             })
             .await
