@@ -708,7 +708,9 @@ impl Payments {
         // for a retry with the key to store it (see `in_flight`).
         let running = self.inner.in_flight.enter(&tenant, provider, &payment.reference, LINGER);
         let earlier = Earlier { maybe_sent: resend, first_claimed };
-        let claimed = self.authorize_claimed(gateway, &caps, &payment, key, snapshot, created, call, earlier);
+        // Boxed: the operation's future is large (kilobytes), and moving it by value costs more than the box
+        // (`cargo bench --bench domain`).
+        let claimed = Box::pin(self.authorize_claimed(gateway, &caps, &payment, key, snapshot, created, call, earlier));
         let (outcome, lease) = self.renewing(&tenant, key, lease, claimed).await;
         let stored = !matches!(outcome, Outcome::Release(_) | Outcome::Hold(_));
         let result = self.finish(&tenant, key, outcome, lease).await;
@@ -1061,7 +1063,8 @@ impl Payments {
                 (snapshot, Earlier { maybe_sent: recovered, first_claimed }, lease)
             }
         };
-        let claimed = self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, earlier);
+        let claimed =
+            Box::pin(self.modify_claimed(gateway, tenant, intent, snapshot, command, key, fingerprint, earlier));
         let (outcome, lease) = self.renewing(tenant, key, lease, claimed).await;
         self.finish(tenant, key, outcome, lease).await
     }
