@@ -85,8 +85,7 @@ impl PaymentGateway for Refusing {
 }
 
 fn fx() -> (Payments, Refusing) {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
-    (Payments::from_stores(&memory_store_set(), clock), Refusing::default())
+    (Payments::from_stores(&memory_store_set(), clock()), Refusing::default())
 }
 
 fn payment() -> NewPayment {
@@ -175,12 +174,22 @@ async fn reconcile_takes_a_not_found_only_from_a_gateway_that_looks_payments_up(
     assert_eq!(status(&payments, &id).await.0, IntentStatus::OutcomeUnknown);
 }
 
-/// A memory gateway that declares Stripe's replay window (24 h), with its clock.
-fn with_replay_window() -> (Payments, Arc<ManualClock>, MemoryGateway) {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+/// The tests' clock.
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)))
+}
+
+/// A memory gateway that declares Stripe's replay window (24 h).
+fn replaying_a_day() -> MemoryGateway {
     let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
     caps.replay_window = Some(std::time::Duration::from_secs(24 * 3600));
-    (Payments::from_stores(&memory_store_set(), clock.clone()), clock, MemoryGateway::with_capabilities(caps))
+    MemoryGateway::with_capabilities(caps)
+}
+
+/// [`replaying_a_day`], with the service and its clock.
+fn with_replay_window() -> (Payments, Arc<ManualClock>, MemoryGateway) {
+    let clock = clock();
+    (Payments::from_stores(&memory_store_set(), clock.clone()), clock, replaying_a_day())
 }
 
 #[tokio::test]
@@ -233,7 +242,7 @@ async fn reconcile_through_a_gateway_refusing_the_request_as_invalid_fails_nothi
 
 #[tokio::test]
 async fn a_taken_over_authorization_refused_before_sending_keeps_its_key_as_a_possible_resend() {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
+    let clock = clock();
     let payments = Payments::from_stores(&memory_store_set(), clock.clone());
     let gateway = Refusing::default();
     // The first caller's authorization is processed by the provider, and the caller goes away before the
@@ -257,11 +266,8 @@ async fn a_taken_over_authorization_refused_before_sending_keeps_its_key_as_a_po
 
 /// A gateway declaring Stripe's replay window (24 h) whose answers can be lost (`hang`), with its clock.
 fn hanging_with_replay_window() -> (Payments, Arc<ManualClock>, Arc<Refusing>) {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
-    let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
-    caps.replay_window = Some(std::time::Duration::from_secs(24 * 3600));
-    let gateway = Arc::new(Refusing { inner: MemoryGateway::with_capabilities(caps), ..Refusing::default() });
-    (Payments::from_stores(&memory_store_set(), clock.clone()), clock, gateway)
+    let (payments, clock, inner) = with_replay_window();
+    (payments, clock, Arc::new(Refusing { inner, ..Refusing::default() }))
 }
 
 /// Runs `call` until it is at the provider, then drops it: the caller went away (or died) mid-call.
@@ -333,13 +339,10 @@ async fn a_capture_taken_over_after_the_replay_window_is_recorded_unknown_and_se
 
 #[tokio::test]
 async fn an_unknown_outcome_that_could_not_be_recorded_keeps_its_key_and_its_first_claim() {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
-    let stores = memory_store_set();
+    let (clock, stores) = (clock(), memory_store_set());
     let ledger = Arc::new(FailingLedger::new(stores.ledger.clone()));
     let payments = Payments::from_stores(&stores, clock.clone()).with_ledger(ledger.clone());
-    let mut caps = GatewayCapabilities::full(vec![TenderKind::Card]);
-    caps.replay_window = Some(std::time::Duration::from_secs(24 * 3600));
-    let gateway = MemoryGateway::with_capabilities(caps);
+    let gateway = replaying_a_day();
     // The answer is lost and the unknown outcome cannot be stored: no intent.
     gateway.inject(GatewayFault::TimeoutAfterProcessing);
     ledger.fail_next_commits(1);

@@ -27,6 +27,7 @@ fn sale(minor: i64, reference: &str) -> NewPayment {
 
 struct Fx {
     payments: Payments,
+    clock: Arc<ManualClock>,
     terminal: Arc<MemoryTerminal>,
     gateway: TerminalGateway,
 }
@@ -34,10 +35,10 @@ struct Fx {
 impl Fx {
     fn new() -> Fx {
         let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 13:10 UTC)));
-        let payments = Payments::from_stores(&memory_store_set(), clock);
+        let payments = Payments::from_stores(&memory_store_set(), clock.clone());
         let terminal = Arc::new(MemoryTerminal::new());
         let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, RegisterId::new("till-1").expect("register"));
-        Fx { payments, terminal, gateway }
+        Fx { payments, clock, terminal, gateway }
     }
 
     fn sale(&self, minor: i64, reference: &str) -> NewPayment {
@@ -118,16 +119,9 @@ async fn reconcile_settles_an_unknown_sale_from_the_terminal() {
 
 #[tokio::test]
 async fn a_sale_unknown_for_longer_than_the_terminal_keeps_its_records_is_left_to_an_operator() {
-    let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 13:10 UTC)));
-    let payments = Payments::from_stores(&memory_store_set(), clock.clone());
-    let terminal = Arc::new(MemoryTerminal::new());
-    let register = RegisterId::new("till-1").expect("register");
-    let window = std::time::Duration::from_secs(3600);
-    let gateway = TerminalGateway::new(terminal.clone(), TERMINAL, register).with_record_window(window);
-    assert_eq!(
-        TerminalGateway::new(terminal.clone(), TERMINAL, RegisterId::new("t").expect("register")).record_window(),
-        DEFAULT_RECORD_WINDOW
-    );
+    let Fx { payments, clock, terminal, gateway } = Fx::new();
+    assert_eq!(gateway.record_window(), DEFAULT_RECORD_WINDOW);
+    let gateway = gateway.with_record_window(std::time::Duration::from_secs(3600));
     terminal.lose_pay_answers(1);
     let lost = payments.authorize(&gateway, "adyen", sale(2_500, "S-0070"), &key("S-0070:pay")).await;
     let id = lost.expect_err("unknown").intent().cloned().expect("intent");
