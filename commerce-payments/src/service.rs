@@ -157,7 +157,8 @@ enum Claim {
 enum Outcome {
     /// Certain: store it as the key's outcome.
     Done(Result<PaymentIntent, PaymentsError>),
-    /// Nothing certain happened, or the answer is unknown: release the key so a retry runs again.
+    /// Nothing certain happened, or the answer is unknown (and recorded): give the key back so a retry runs
+    /// again ([`Payments::give_back`]: released, or handed over when it was taken over).
     Release(PaymentsError),
     /// The key was resolved (completed or released) together with the intent's update.
     Resolved(Result<PaymentIntent, PaymentsError>),
@@ -1368,23 +1369,29 @@ impl Payments {
     }
 
     /// Gives the key back for a retry: released, or handed over when it was taken over ([`Lease::recovered`]).
-    /// If that fails, the lease expires and a retry takes the key over.
+    /// Nothing is done once the caller's lease has run out: another caller may hold the key by then, and a
+    /// release would delete its record (the next caller takes the key over instead). If the release fails,
+    /// the lease runs out likewise.
     async fn give_back(&self, tenant: &TenantId, key: &IdempotencyKey, lease: Lease) {
         if lease.recovered {
             self.hand_over(tenant, key, lease).await;
-        } else {
+        } else if self.inner.clock.now() < lease.until {
             let _ = self.inner.idempotency.release(tenant, key).await;
         }
     }
 
     /// Keeps the key's record, with its first claim, and ends its lease now, so the next caller takes the key
-    /// over at once, as a resend ([`Outcome::Hold`]). If that fails (a store that cannot renew), the lease runs
-    /// out instead. A renewal that was under way when the operation ended may have been stored: its end is
-    /// tried too.
+    /// over at once, as a resend ([`Outcome::Hold`]). Nothing is done once the caller's lease has run out (the
+    /// key may be another caller's; the next one takes it over anyway); if the store cannot renew, or fails,
+    /// the lease runs out instead. While the lease is the caller's, a renewal that was under way when the
+    /// operation ended may have been stored: its end is tried too.
     async fn hand_over(&self, tenant: &TenantId, key: &IdempotencyKey, lease: Lease) {
         let now = self.inner.clock.now();
+        if now >= lease.until {
+            return;
+        }
         for held in std::iter::once(lease.until).chain(lease.renewing_to) {
-            if now < held && matches!(self.inner.idempotency.renew(tenant, key, held, now).await, Ok(true)) {
+            if matches!(self.inner.idempotency.renew(tenant, key, held, now).await, Ok(true)) {
                 return;
             }
         }

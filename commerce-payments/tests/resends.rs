@@ -26,6 +26,11 @@ struct Refusing {
     refuse: Mutex<Option<ErrorKind>>,
     /// Authorizations and captures reach the provider and are processed, and their answer never comes back.
     hang: std::sync::atomic::AtomicBool,
+    /// The next authorization waits for `stalled` and then answers `Unavailable` (nothing happened).
+    stall: std::sync::atomic::AtomicBool,
+    stalled: tokio::sync::Notify,
+    /// Authorizations that reached this gateway.
+    entered: std::sync::atomic::AtomicUsize,
 }
 
 impl Refusing {
@@ -51,6 +56,11 @@ impl PaymentGateway for Refusing {
         self.inner.capabilities()
     }
     async fn authorize(&self, request: AuthorizeRequest) -> Result<PaymentSnapshot, PaymentError> {
+        self.entered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.stall.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.stalled.notified().await;
+            return Err(PaymentError::new(ErrorKind::Unavailable, "authorize", "503 before processing"));
+        }
         self.check("authorize")?;
         let answer = self.inner.authorize(request).await;
         self.hang_if_set().await;
@@ -382,4 +392,40 @@ async fn a_resend_that_did_nothing_keeps_the_first_claim_of_a_key_taken_over() {
     let late = payments.capture(&*gateway, &tenant(), &id, None, true, &key("n-cap")).await.expect_err("late");
     assert_eq!(late.kind(), ErrorKind::OutcomeUnknown, "{late}");
     assert_eq!(gateway.inner.provider_calls(), calls, "nothing was sent after the window");
+}
+
+/// Waits until `n` authorizations have reached `gateway`.
+async fn entered(gateway: &Refusing, n: usize) {
+    while gateway.entered.load(std::sync::atomic::Ordering::SeqCst) < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_caller_whose_lease_ran_out_does_not_release_the_key_another_took_over() {
+    let clock = clock();
+    let payments = Payments::from_stores(&memory_store_set(), clock.clone());
+    let gateway = Arc::new(Refusing::default());
+    // A's call outlives its lease (no renewal); meanwhile B takes the key over and its call is under way.
+    gateway.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let a = tokio::spawn({
+        let (payments, gateway) = (payments.clone(), gateway.clone());
+        async move { payments.authorize(&*gateway, "memory", payment(), &key("slow")).await }
+    });
+    entered(&gateway, 1).await;
+    clock.advance(time::Duration::try_from(payments.lease()).expect("lease") + time::Duration::seconds(1));
+    gateway.hang.store(true, std::sync::atomic::Ordering::SeqCst);
+    let b = tokio::spawn({
+        let (payments, gateway) = (payments.clone(), gateway.clone());
+        async move { payments.authorize(&*gateway, "memory", payment(), &key("slow")).await }
+    });
+    entered(&gateway, 2).await;
+    gateway.hang.store(false, std::sync::atomic::Ordering::SeqCst);
+    // A's provider answers "unavailable": A gives nothing back, since the key is B's now.
+    gateway.stalled.notify_one();
+    let a = a.await.expect("task").expect_err("unavailable");
+    assert_eq!(a.kind(), ErrorKind::Unavailable, "{a}");
+    let c = payments.authorize(&*gateway, "memory", payment(), &key("slow")).await.expect_err("B holds it");
+    assert_eq!(c.kind(), ErrorKind::InProgress, "{c}");
+    b.abort();
 }
