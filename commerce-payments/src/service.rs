@@ -939,23 +939,9 @@ impl Payments {
         let now = self.inner.clock.now();
         let Earlier { maybe_sent: resend, first_claimed } = earlier;
         if let Some(e) = beyond_replay(caps, &intent, &history, first_claimed, now, ErrorKind::OutcomeUnknown, OP) {
-            if state::unknown_since(&intent, &history).is_some() {
-                return Outcome::Release(e); // Stored as unknown already.
-            }
-            // Taken over from a holder whose call left no record, too long ago to send again: the intent is
-            // stored (created, if it is not yet) as unknown since the first claim, for a reconciliation or an
-            // operator to settle.
-            let (message, amount) = (e.message().to_owned(), intent.amount);
             let held = HeldKey { tenant: &payment.tenant, key, resolve: Resolve::Release, created: created.as_ref() };
-            let recorded = self
-                .persist(OP, intent, history, Some(held), |i, h, now| {
-                    state::apply_unknown(i, h, &call, Some(amount), false, &message, first_claimed, now)
-                })
-                .await;
-            return match recorded {
-                Ok(_) => Outcome::Resolved(Err(e)),
-                Err(_) => Outcome::Hold(e),
-            };
+            let pending = (Some(intent.amount), false);
+            return self.not_resent(OP, intent, history, held, &call, pending, first_claimed, e).await;
         }
         let provider_key = match key_of(&call, &id) {
             Ok(k) => k,
@@ -977,6 +963,39 @@ impl Payments {
         let (settlement, resolved) =
             self.settle_authorization(intent, history, created.as_ref(), &call, answer, key, first_claimed).await;
         settlement.into_outcome(resolved)
+    }
+
+    /// The outcome of `call`, not sent because it may have reached the provider longer ago than the provider
+    /// replays answers by key (`error`, from [`beyond_replay`]). An intent that records the call as unknown
+    /// already gives the key back. Otherwise the call comes from a key taken over from a holder whose call left
+    /// no record: the intent (created, if it is not stored yet) records it as unknown since the key's first
+    /// claim, with `pending` (amount, final capture), in the store call that gives the key back, so retries and
+    /// the reconciler's pass find it.
+    #[expect(clippy::too_many_arguments, reason = "the parts of one call that is not sent")]
+    async fn not_resent(
+        &self,
+        op: Operation,
+        intent: PaymentIntent,
+        history: Vec<IntentEvent>,
+        held: HeldKey<'_>,
+        call: &ProviderCall,
+        pending: (Option<Money>, bool),
+        first_claimed: Option<OffsetDateTime>,
+        error: PaymentsError,
+    ) -> Outcome {
+        if state::unknown_since(&intent, &history).is_some() {
+            return Outcome::Release(error);
+        }
+        let (message, (amount, final_capture)) = (error.message().to_owned(), pending);
+        let recorded = self
+            .persist(op, intent, history, Some(held), |i, h, now| {
+                state::apply_unknown(i, h, call, amount, final_capture, &message, first_claimed, now)
+            })
+            .await;
+        match recorded {
+            Ok(_) => Outcome::Resolved(Err(error)),
+            Err(_) => Outcome::Hold(error),
+        }
     }
 
     /// Records an authorization's answer; with `key`, resolves the key in the same store call and says so.
@@ -1108,21 +1127,8 @@ impl Payments {
         let first_claimed = earlier.first_claimed;
         let now = self.inner.clock.now();
         if let Some(e) = beyond_replay(&caps, &intent, &history, first_claimed, now, ErrorKind::OutcomeUnknown, op) {
-            if intent.status == IntentStatus::OutcomeUnknown {
-                return Outcome::Release(e); // Stored as unknown already.
-            }
-            // Taken over from a holder whose call left no record, too long ago to send again: the intent
-            // records the call as unknown since the key's first claim, for a reconciliation to settle.
-            let message = e.message().to_owned();
-            let recorded = self
-                .persist(op, intent, history, held(Resolve::Release), |i, h, now| {
-                    state::apply_unknown(i, h, &call, amount, final_capture, &message, first_claimed, now)
-                })
-                .await;
-            return match recorded {
-                Ok(_) => Outcome::Resolved(Err(e)),
-                Err(_) => Outcome::Hold(e),
-            };
+            let held = HeldKey { tenant, key, resolve: Resolve::Release, created: None };
+            return self.not_resent(op, intent, history, held, &call, (amount, final_capture), first_claimed, e).await;
         }
         if let Err(e) = state::check_supported(&intent, &modification, &caps) {
             // A pending call refused before sending (a gateway that cannot take it) leaves the key free for a
